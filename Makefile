@@ -1,0 +1,66 @@
+# spark-labs — two commands on a fresh machine:  `make demo`  and  `make test`.
+# Everything installs itself into .venv; nothing needs to be installed by hand beforehand.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+# tiny: CPU box with the embedded model; spark: GPU box (the NGC container brings its own torch).
+PROFILE ?= tiny
+EXTRAS  ?= $(if $(filter spark,$(PROFILE)),spark,tiny),lab,dev
+STAMP   := $(VENV)/.installed-$(PROFILE)
+PYTEST_ARGS ?=
+
+export SPARK_LABS_PROFILE ?= $(PROFILE)
+export HF_HUB_OFFLINE ?= $(if $(filter tiny,$(PROFILE)),1,0)
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test test-unit test-integration test-notebooks lab bench labs clean help
+
+help:
+	@echo "make demo   - install, start llama.cpp + vLLM on the embedded model, compare them"
+	@echo "make test   - install and run the whole test suite (what CI runs)"
+	@echo "make lab    - open JupyterLab on labs/"
+	@echo "make bench  - the benchmark report (performance claims live here, not in tests)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@start=$$(date +%s); \
+	$(PYTHON) -m venv $(VENV) && \
+	$(PIP) install --quiet --upgrade pip wheel && \
+	{ [ "$(PROFILE)" != tiny ] || $(PIP) install --quiet torch==2.13.0; } && \
+	$(PIP) install --quiet -e ".[$(EXTRAS)]" && \
+	{ $(PIP) uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true; } && \
+	{ [ "$(PROFILE)" != tiny ] || $(PY) -m spark_labs.cli prepare-model; } && \
+	touch $@ && \
+	echo "install took $$(( $$(date +%s) - start )) s"
+
+demo: install
+	$(PY) -m spark_labs.cli demo
+
+test: install
+	@start=$$(date +%s); \
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	echo "tests took $$(( $$(date +%s) - start )) s"; exit $$rc
+
+test-unit: install
+	$(PY) -m pytest -m "not integration and not notebook" $(PYTEST_ARGS)
+
+test-integration: install
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+test-notebooks: install
+	$(PY) -m pytest -m notebook $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m spark_labs.cli bench report
+
+labs: install
+	$(PY) -m spark_labs.cli labs build
+
+lab: install
+	$(VENV)/bin/jupyter lab labs/
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -1,0 +1,31 @@
+"""spark-labs: the helper library behind the *Model Deployment & Inference Engines* course.
+
+Every notebook imports from here so that no notebook hard-codes a profile, a model path or a port.
+The top-level names are re-exported lazily so ``import spark_labs`` stays fast (no torch import).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "get_profile": "spark_labs.profiles",
+    "plan": "spark_labs.profiles",
+    "launch": "spark_labs.engines",
+    "ENGINES": "spark_labs.engines",
+    "embedded_gguf_path": "spark_labs.models",
+    "prepare_embedded_model": "spark_labs.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spark_labs' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = sorted(_LAZY) + ["__version__"]

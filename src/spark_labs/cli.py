@@ -1,0 +1,55 @@
+"""``spark-labs`` command line. Each subcommand lives in the module that owns its job; this file only
+dispatches, so ``spark-labs --help`` stays instant (nothing heavy is imported until a command runs)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name → (module, function taking argv list, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": ("spark_labs.demo", "main", "start llama.cpp and vLLM on the embedded model and compare them"),
+    "doctor": ("spark_labs.doctor", "main", "show profile, hardware, memory and which engines can run here"),
+    "prepare-model": ("spark_labs.doctor", "prepare_model_main", "export the embedded model to HF format once"),
+    "engine": ("spark_labs.engines.cli", "main", "start/stop one engine (commands, docker recipes)"),
+    "bench": ("spark_labs.bench.cli", "main", "benchmark engines and write a report"),
+    "serve": ("spark_labs.serve.cli", "main", "run the production FastAPI gateway"),
+    "labs": ("spark_labs.notebooks.cli", "main", "build labs/ from solutions/ (labs build | labs check)"),
+    "grade": ("spark_labs.grading.cli", "main", "grade submitted notebooks with nbval into a gradebook"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items())
+    return f"usage: spark-labs COMMAND [ARGS...]\n\ncommands:\n{rows}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    if args[0] == "--version":
+        from . import __version__
+
+        print(__version__)
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"spark-labs: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module, function, _ = COMMANDS[name]
+    from .errors import SparkLabsError
+
+    try:
+        return int(getattr(importlib.import_module(module), function)(rest) or 0)
+    except SparkLabsError as exc:
+        print(f"spark-labs {name}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

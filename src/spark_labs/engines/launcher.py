@@ -1,0 +1,280 @@
+"""One launcher for every engine: start, wait until ready, read logs, stop the whole process group.
+
+    with launch("llamacpp") as engine:          # model and port come from the active profile
+        print(engine.base_url)                   # http://127.0.0.1:8080/v1
+
+Every failure raises an :class:`~spark_labs.errors.EngineError` subclass whose message says what
+happened and what to do: port in use (and by whom), engine not installed (and how to install it),
+engine exited during start-up (last log lines and the likely cause), not ready in time (what we waited on).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+from ..cache import cache_dir
+from ..errors import EngineNotInstalledError, EngineStartError, EngineTimeoutError, PortInUseError
+from ..profiles import ModelRef, Profile, get_profile
+from .ports import free_port, port_holder, port_is_free
+from .reaper import kill_group
+from .spec import EngineSpec
+
+# Log patterns that explain most start-up failures, checked for every engine.
+COMMON_CAUSES: tuple[tuple[str, str], ...] = (
+    ("address already in use", "another process took the port while the engine was starting"),
+    ("outofmemoryerror", "out of GPU memory: lower --max-model-len / --gpu-memory-utilization or use a smaller model"),
+    ("cuda out of memory", "out of GPU memory: lower --max-model-len / --gpu-memory-utilization or use a smaller model"),
+    ("cannot allocate memory", "out of host memory: stop other engines (spark_labs.engines.stop_all())"),
+    ("no module named", "a Python package the engine needs is missing: reinstall with `make install`"),
+    ("repository not found", "wrong model id, or a gated model without HF_TOKEN set"),
+    ("is not a valid model identifier", "wrong model id or path: check the spelling / that the directory exists"),
+    ("401", "the model is gated: export HF_TOKEN=... after accepting its licence on huggingface.co"),
+    ("cuda graph", "CUDA-graph capture failed: add --enforce-eager (needed on DGX Spark / aarch64 builds)"),
+    ("unrecognized arguments", "a flag this engine version does not know: check `--help` of the installed version"),
+    ("killed", "the kernel's OOM killer stopped the engine: free memory or use a smaller model"),
+)
+
+_LIVE_HANDLES: "weakref.WeakSet[EngineHandle]" = weakref.WeakSet()
+
+
+class EngineHandle:
+    """A running engine. Use as a context manager, or call :meth:`stop` yourself."""
+
+    def __init__(self, spec: EngineSpec, command: list[str], host: str, port: int, log_path: Path,
+                 process: subprocess.Popen, served_name: str):
+        self.spec = spec
+        self.command = command
+        self.host = host
+        self.port = port
+        self.log_path = log_path
+        self.process = process
+        self.served_name = served_name
+        self.started_at = time.monotonic()
+        self.ready_after_s: float | None = None
+
+    # --- addresses ---------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI client wants (``.../v1``); the plain URL for Ollama's protocol."""
+        return self.url + "/v1" if self.spec.protocol == "openai" else self.url
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self.url + self.spec.metrics_path if self.spec.metrics_path else None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_ready(self, timeout: float = 240.0, progress: bool = True) -> float:
+        """Poll the ready probe until it answers 200; return seconds since start."""
+        probe = self.url + self.spec.ready_path
+        deadline = self.started_at + timeout
+        last_seen = "no answer yet"
+        bar = _progress_bar(f"starting {self.spec.display_name}", timeout) if progress else None
+        try:
+            with httpx.Client(timeout=2.0) as client:
+                while True:
+                    if not self.is_running():
+                        raise self._start_error()
+                    try:
+                        response = client.get(probe)
+                        last_seen = f"HTTP {response.status_code}"
+                        if response.status_code == 200:
+                            break
+                    except httpx.HTTPError as exc:
+                        last_seen = type(exc).__name__
+                    if time.monotonic() > deadline:
+                        self.stop()
+                        raise EngineTimeoutError(
+                            f"{self.spec.display_name} was not ready after {timeout:.0f} s: waited for "
+                            f"GET {probe} to answer 200 (last: {last_seen}). The engine was stopped.\n"
+                            f"Last log lines ({self.log_path}):\n{self.logs(15)}\n"
+                            "Large models take longer: pass a bigger timeout=, and check the log above."
+                        )
+                    if bar is not None:
+                        bar.n = round(time.monotonic() - self.started_at, 1)
+                        bar.refresh()
+                    time.sleep(0.25)
+            if self.spec.after_ready is not None:
+                self.spec.after_ready(self)
+        finally:
+            if bar is not None:
+                bar.close()
+        self.ready_after_s = time.monotonic() - self.started_at
+        return self.ready_after_s
+
+    def logs(self, lines: int = 40) -> str:
+        """The last ``lines`` lines the engine printed (stdout and stderr together)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, grace_s: float = 10.0) -> int | None:
+        """Stop the engine and every process it started; return its exit code."""
+        if self.process.poll() is None:
+            kill_group(self.process.pid, grace_s)  # the reaper leads the group: pgid == its pid
+        try:
+            code = self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            code = None
+        _LIVE_HANDLES.discard(self)
+        return code
+
+    def __enter__(self) -> "EngineHandle":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running() else f"exited({self.process.returncode})"
+        return f"<EngineHandle {self.spec.name} {self.url} pid={self.pid} {state}>"
+
+    # --- diagnostics -------------------------------------------------------------------------------
+    def _start_error(self) -> EngineStartError:
+        code = self.process.returncode
+        tail = self.logs(25)
+        cause = likely_cause(tail, self.spec.startup_hints)
+        return EngineStartError(
+            f"{self.spec.display_name} exited with code {code} while starting.\n"
+            f"Likely cause: {cause}\nCommand: {' '.join(self.command)}\n"
+            f"Last log lines ({self.log_path}):\n{tail}"
+        )
+
+
+def likely_cause(log_tail: str, engine_hints: Sequence[tuple[str, str]] = ()) -> str:
+    lowered = log_tail.lower()
+    for needle, cause in (*engine_hints, *COMMON_CAUSES):
+        if needle.lower() in lowered:
+            return cause
+    return "not recognised: read the log lines below"
+
+
+def _progress_bar(description: str, total: float):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=round(total), desc=description, unit="s", leave=False,
+                bar_format="{desc}: {n:.0f}/{total:.0f} s {bar}")
+
+
+def resolve_engine(engine: str | EngineSpec) -> EngineSpec:
+    from .registry import ENGINES
+
+    if isinstance(engine, EngineSpec):
+        return engine
+    key = engine.lower().replace("-", "").replace(".", "").replace("_", "")
+    aliases = {"llamacpp": "llamacpp", "llama": "llamacpp", "tensorrtllm": "trtllm", "trtllmserve": "trtllm",
+               "hf": "transformers"}
+    key = aliases.get(key, key)
+    if key not in ENGINES:
+        raise EngineNotInstalledError(
+            f"Unknown engine {engine!r}. Known engines: {', '.join(sorted(ENGINES))}."
+        )
+    return ENGINES[key]
+
+
+def launch(
+    engine: str | EngineSpec,
+    model: ModelRef | str | None = None,
+    *,
+    port: int | str | None = None,
+    host: str = "127.0.0.1",
+    profile: str | Profile | None = None,
+    lab: str | None = None,
+    extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    wait: bool = True,
+    progress: bool = True,
+    docker: bool = False,
+) -> EngineHandle:
+    """Start ``engine`` on ``model`` (default: the profile's model for ``lab``) and wait until ready.
+
+    ``port``: an int, ``"auto"`` for any free port, or ``None`` for the engine's usual port.
+    ``docker``: run the engine's container recipe (spark profile) instead of a local process.
+    """
+    spec = resolve_engine(engine)
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    if not docker:
+        available = spec.availability()
+        if not available:
+            raise EngineNotInstalledError(
+                f"{spec.display_name} is not available here: {available.reason}\n"
+                f"How to get it on the '{prof.name}' profile: {available.install_hint}"
+            )
+    model_ref = model if model is not None else prof.model_for(lab)
+
+    if port in (None, "default"):
+        port = spec.default_port
+    elif port == "auto":
+        port = free_port(host)
+    port = int(port)
+    if not port_is_free(port, host):
+        holder = port_holder(port) or "an unknown process"
+        raise PortInUseError(
+            f"Port {port} is already in use by {holder}. Stop it (if it is an engine you started: "
+            f"handle.stop() or spark_labs.engines.stop_all()), or launch with port='auto' / another port."
+        )
+
+    if docker:
+        command = spec.docker_command(model_ref, port=port, extra_args=extra_args)
+    else:
+        command = spec.local_command(model_ref, port=port, host=host, extra_args=extra_args)
+    served_name = model_ref if isinstance(model_ref, str) else model_ref.served_name
+
+    log_path = cache_dir("logs") / f"{spec.name}-{port}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log_file = open(log_path, "wb")  # noqa: SIM115 - handed to the child; closed below
+    child_env = {**os.environ, **spec.env, **(env or {})}
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    reaper = [sys.executable, "-m", "spark_labs.engines.reaper", "--parent", str(os.getpid()), "--"]
+    try:
+        process = subprocess.Popen(
+            reaper + command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=child_env, start_new_session=True,
+        )
+    finally:
+        log_file.close()
+    handle = EngineHandle(spec, command, host, port, log_path, process, served_name)
+    _LIVE_HANDLES.add(handle)
+    if wait:
+        handle.wait_ready(timeout=timeout or prof.sizes.timeout_s, progress=progress)
+    return handle
+
+
+def running_engines() -> list[EngineHandle]:
+    return [h for h in list(_LIVE_HANDLES) if h.is_running()]
+
+
+def stop_all() -> int:
+    """Stop every engine this process started; return how many were running."""
+    handles = running_engines()
+    for handle in handles:
+        handle.stop()
+    return len(handles)
+
+
+atexit.register(stop_all)

@@ -1,0 +1,88 @@
+"""Supervisor that keeps engine processes from outliving the notebook kernel that started them.
+
+The launcher starts ``python -m spark_labs.engines.reaper --parent PID -- <engine argv>`` in a new
+session, so the reaper leads a process group that also contains the engine and every worker the
+engine forks (vLLM's engine core, tokenizer pools, ...). The reaper polls its parent: when the parent
+is gone (kernel restart, ``kill -9``, interpreter exit) it terminates the whole group. A notebook
+crash therefore never leaves a server holding port 8000 and gigabytes of memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+POLL_S = 0.5
+GRACE_S = 10.0
+
+
+def kill_group(pgid: int, grace_s: float = GRACE_S) -> None:
+    """SIGTERM the group, give it ``grace_s`` to exit, then SIGKILL whatever is left."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    # Zombies of the group still "exist"; the reaper itself is one of them while it runs.
+    import psutil
+
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.pid != os.getpid() and proc.info["status"] != "zombie":
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--parent", type=int, required=True, help="pid whose death stops the engine")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no engine command given")
+
+    pgid = os.getpgid(0)
+    # A SIGTERM sent to the group reaches the engine directly; the reaper just waits for it to go.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        child = subprocess.Popen(command)
+    except FileNotFoundError as exc:
+        print(f"spark-labs reaper: cannot start engine: {exc}", file=sys.stderr, flush=True)
+        return 127
+
+    while True:
+        code = child.poll()
+        if code is not None:
+            return code
+        if os.getppid() != args.parent:  # re-parented: whoever launched us is gone
+            print("spark-labs reaper: parent process exited; stopping the engine", file=sys.stderr, flush=True)
+            kill_group(pgid)
+            return 143
+        time.sleep(POLL_S)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

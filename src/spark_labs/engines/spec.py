@@ -1,0 +1,86 @@
+"""What the launcher needs to know about one inference engine.
+
+An :class:`EngineSpec` is pure data plus command builders: it never starts anything. The launcher
+(:mod:`spark_labs.engines.launcher`) turns a spec into a running, supervised process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ..profiles import ModelRef
+    from .launcher import EngineHandle
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether an engine can run here; when not, ``install_hint`` says how to get it for this profile."""
+
+    ok: bool
+    reason: str = ""
+    install_hint: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    name: str  # key used everywhere: vllm, sglang, trtllm, llamacpp, ollama, transformers
+    display_name: str
+    protocol: str  # "openai" or "ollama"
+    default_port: int
+    ready_path: str  # GET on this path returns 200 once the engine serves requests
+    model_format: str  # "hf" (safetensors dir or HF id) or "gguf"
+    metrics_path: str | None = None  # Prometheus exposition, where the engine has one
+    docker_image: str | None = None
+    # Builders, given (model, port, host, extra_args) → argv. Kept as callables so each engine's flags
+    # live next to its definition in registry.py.
+    build_local: Callable[..., list[str]] | None = None
+    build_docker: Callable[..., list[str]] | None = None
+    check_available: Callable[[], Availability] | None = None
+    # Runs once the engine answers its ready probe (Ollama: import the GGUF with a Modelfile).
+    after_ready: Callable[["EngineHandle"], None] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    startup_hints: tuple[tuple[str, str], ...] = ()  # (log substring, likely cause) pairs
+
+    def availability(self) -> Availability:
+        if self.check_available is None:
+            return Availability(False, f"{self.display_name} has no local launcher", "")
+        return self.check_available()
+
+    def model_arg(self, model: "ModelRef | str") -> str:
+        """The model argument the engine expects: a GGUF file or an HF id / directory."""
+        if isinstance(model, str):
+            return model
+        return model.gguf_path() if self.model_format == "gguf" else model.hf_path()
+
+    def local_command(
+        self, model: "ModelRef | str", port: int, host: str = "127.0.0.1", extra_args: Sequence[str] = (),
+        served_name: str | None = None,
+    ) -> list[str]:
+        if self.build_local is None:
+            raise NotImplementedError(f"{self.display_name} cannot run as a local process")
+        return self.build_local(
+            model=self.model_arg(model), port=port, host=host, extra_args=list(extra_args),
+            served_name=served_name or _served_name(model),
+        )
+
+    def docker_command(
+        self, model: "ModelRef | str", port: int | None = None, extra_args: Sequence[str] = (),
+        served_name: str | None = None, image: str | None = None,
+    ) -> list[str]:
+        if self.build_docker is None:
+            raise NotImplementedError(f"{self.display_name} has no container recipe")
+        return self.build_docker(
+            model=model if isinstance(model, str) else model.hf_id, port=port or self.default_port,
+            extra_args=list(extra_args), served_name=served_name or _served_name(model),
+            image=image or self.docker_image,
+        )
+
+
+def _served_name(model: "ModelRef | str") -> str:
+    return model if isinstance(model, str) else model.served_name

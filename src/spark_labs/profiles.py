@@ -1,0 +1,200 @@
+"""The two course profiles and the per-lab plan a notebook asks for.
+
+``tiny``  runs anywhere on a CPU with the embedded SmolLM2-135M model and needs no network.
+``spark`` runs on an NVIDIA GPU (DGX Spark first) with real Hugging Face models in bf16.
+
+Selection: ``SPARK_LABS_PROFILE=tiny|spark|auto`` (default ``auto``: spark iff a CUDA GPU is usable).
+A notebook never hard-codes any of this: it calls :func:`plan` and uses what comes back.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+from .errors import ProfileError
+
+PROFILE_ENV = "SPARK_LABS_PROFILE"
+MODEL_ENV = "SPARK_LABS_MODEL"  # spark profile: override every lab's HF model id
+PROFILES = ("tiny", "spark")
+
+EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+EMBEDDED_SERVED_NAME = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model as engines see it.
+
+    ``hf_id`` is the Hugging Face id (spark) or the upstream id of the embedded model (tiny).
+    ``embedded`` models are resolved to local files by :mod:`spark_labs.models`; nothing is downloaded.
+    """
+
+    hf_id: str
+    served_name: str
+    dtype: str
+    embedded: bool = False
+    quantization: str | None = None  # e.g. "Q4_1" for the embedded GGUF
+
+    def gguf_path(self) -> str:
+        """Local GGUF file for GGUF engines (llama.cpp, Ollama)."""
+        if not self.embedded:
+            raise ProfileError(
+                f"{self.hf_id} has no local GGUF file; on the spark profile point llama.cpp/Ollama at a GGUF "
+                "you converted or pulled (see lab 01)."
+            )
+        from .models import embedded_gguf_path
+
+        return str(embedded_gguf_path())
+
+    def hf_path(self) -> str:
+        """What HF-format engines (vLLM, SGLang, TRT-LLM, transformers) load: a local dir or an HF id."""
+        if not self.embedded:
+            return self.hf_id
+        from .models import prepare_embedded_model
+
+        return str(prepare_embedded_model())
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Workload sizes a lab uses, scaled to what the profile's hardware finishes in minutes."""
+
+    num_requests: int
+    max_tokens: int
+    prompt_tokens: int
+    long_prompt_tokens: int
+    concurrency: tuple[int, ...]
+    max_model_len: int
+    timeout_s: float  # engine start-up budget
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    device: str  # "cpu" or "cuda"
+    dtype: str
+    engines: tuple[str, ...]  # engines this profile runs for real (others are shown but skipped)
+    default_model: ModelRef
+    sizes: Sizes
+    lab_models: dict[str, ModelRef] = field(default_factory=dict)
+
+    def model_for(self, lab: str | None = None) -> ModelRef:
+        override = os.environ.get(MODEL_ENV)
+        if self.name == "spark" and override:
+            return replace(self.default_model, hf_id=override, served_name=override)
+        return self.lab_models.get(lab or "", self.default_model)
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    """What one lab will run on this machine: shown in each notebook's first cell."""
+
+    lab: str
+    profile: Profile
+    model: ModelRef
+    engines: tuple[str, ...]
+    sizes: Sizes
+
+    def summary(self) -> str:
+        return (
+            f"Lab {self.lab} · profile '{self.profile.name}' ({self.profile.description}) · "
+            f"model {self.model.hf_id} [{self.model.quantization or self.model.dtype}] · "
+            f"engines: {', '.join(self.engines)}"
+        )
+
+    def _repr_markdown_(self) -> str:  # pretty in Jupyter
+        s = self.sizes
+        return (
+            f"**Lab {self.lab} plan** — profile `{self.profile.name}` ({self.profile.description})\n\n"
+            f"| | |\n|---|---|\n| model | `{self.model.hf_id}` ({self.model.quantization or self.model.dtype}) |\n"
+            f"| engines | {', '.join(self.engines)} |\n| requests × max tokens | {s.num_requests} × {s.max_tokens} |\n"
+            f"| concurrency levels | {', '.join(map(str, s.concurrency))} |\n"
+        )
+
+
+_TINY = Profile(
+    name="tiny",
+    description="CPU, embedded SmolLM2-135M-Instruct, no network",
+    device="cpu",
+    dtype="bfloat16",
+    engines=("llamacpp", "vllm", "transformers", "ollama"),
+    default_model=ModelRef(
+        hf_id=EMBEDDED_MODEL_ID,
+        served_name=EMBEDDED_SERVED_NAME,
+        dtype="bfloat16",
+        embedded=True,
+        quantization="Q4_1",
+    ),
+    sizes=Sizes(
+        num_requests=8,
+        max_tokens=32,
+        prompt_tokens=64,
+        long_prompt_tokens=512,
+        concurrency=(1, 2, 4),
+        max_model_len=2048,
+        timeout_s=240.0,
+    ),
+)
+
+_SPARK = Profile(
+    name="spark",
+    description="NVIDIA GPU (DGX Spark GB10 first), Hugging Face models in bf16",
+    device="cuda",
+    dtype="bfloat16",
+    engines=("vllm", "sglang", "trtllm", "llamacpp", "ollama", "transformers"),
+    default_model=ModelRef(
+        hf_id="meta-llama/Llama-3.1-8B-Instruct",
+        served_name="meta-llama/Llama-3.1-8B-Instruct",
+        dtype="bfloat16",
+    ),
+    sizes=Sizes(
+        num_requests=64,
+        max_tokens=256,
+        prompt_tokens=512,
+        long_prompt_tokens=4096,
+        concurrency=(1, 4, 16, 64),
+        max_model_len=8192,
+        timeout_s=900.0,
+    ),
+    lab_models={
+        "04": ModelRef(hf_id="Qwen/Qwen3-8B", served_name="Qwen/Qwen3-8B", dtype="bfloat16"),
+    },
+)
+
+_BY_NAME = {p.name: p for p in (_TINY, _SPARK)}
+
+
+def cuda_usable() -> bool:
+    """True when torch sees a CUDA device it can allocate on."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    try:
+        return bool(torch.cuda.is_available()) and torch.cuda.device_count() > 0
+    except Exception:  # broken driver installs raise here; treat as "no GPU"
+        return False
+
+
+def resolve_profile_name(name: str | None = None) -> str:
+    chosen = (name or os.environ.get(PROFILE_ENV) or "auto").strip().lower()
+    if chosen == "auto":
+        return "spark" if cuda_usable() else "tiny"
+    if chosen not in _BY_NAME:
+        raise ProfileError(
+            f"Unknown profile {chosen!r}. Set {PROFILE_ENV} to one of: tiny, spark, auto."
+        )
+    return chosen
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The active profile (argument > ``SPARK_LABS_PROFILE`` > auto-detection)."""
+    return _BY_NAME[resolve_profile_name(name)]
+
+
+def plan(lab: str, profile: str | Profile | None = None) -> LabPlan:
+    """The plan for one lab (``"00"``…``"06"``) on the active profile."""
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    return LabPlan(lab=lab, profile=prof, model=prof.model_for(lab), engines=prof.engines, sizes=prof.sizes)
