@@ -67,15 +67,22 @@ def _export_gguf_to_hf(gguf: Path, target: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(gguf.parent), gguf.name
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.bfloat16)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.bfloat16)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
 
     config = AutoConfig.from_pretrained(folder, gguf_file=name)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.torch_dtype = torch.bfloat16
-    clean = AutoModelForCausalLM.from_config(config, torch_dtype=torch.bfloat16)
-    clean.load_state_dict(loaded.state_dict(), strict=False)
+    clean = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    result = clean.load_state_dict(loaded.state_dict(), strict=False)
+    # The only key allowed to be absent is the output head, which SmolLM2 ties to the embeddings.
+    missing = set(result.missing_keys) - {"lm_head.weight"}
+    if missing or result.unexpected_keys:
+        raise ModelNotFoundError(
+            f"Exporting {gguf.name} lost weights (missing {sorted(missing)[:5]}, unexpected "
+            f"{sorted(result.unexpected_keys)[:5]}); the installed transformers/gguf versions may not match."
+        )
     clean.tie_weights()
 
     target.mkdir(parents=True, exist_ok=True)
