@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 	{ [ "$(PROFILE)" != tiny ] || $(PIP) install --quiet torch==2.13.0; } && \
 	$(PIP) install --quiet -e ".[$(EXTRAS)]" && \
 	{ $(PIP) uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true; } && \
-	{ [ "$(PROFILE)" != tiny ] || $(PY) -m spark_labs.cli prepare-model; } && \
+	{ [ "$(PROFILE)" != tiny ] || $(PY) -m spark_labs.models; } && \
 	touch $@ && \
 	echo "install took $$(( $$(date +%s) - start )) s"
 

@@ -91,3 +91,7 @@ def _export_gguf_to_hf(gguf: Path, target: Path) -> None:
     (target / _EXPORT_MARKER).write_text(
         json.dumps({"source": str(gguf), "dtype": "bfloat16", "format": "safetensors"}, indent=2)
     )
+
+
+if __name__ == "__main__":  # `python -m spark_labs.models`: what `make install` runs once
+    print(f"embedded model (HF safetensors): {prepare_embedded_model()}")
