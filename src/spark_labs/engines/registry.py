@@ -18,8 +18,12 @@ def _python_module_available(module: str, install_hint: str) -> Availability:
 
 
 def _llamacpp_local(model, port, host, extra_args, served_name):
+    # llama-cpp-python's server cancels the running stream whenever a new request arrives
+    # (interrupt_requests defaults to True): concurrent clients would get truncated answers and a
+    # benchmark would count too few tokens. Queue requests instead, like every other engine here.
     return [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", host, "--port", str(port),
-            "--model_alias", served_name, "--chat_format", "chatml", *extra_args]
+            "--model_alias", served_name, "--chat_format", "chatml", "--interrupt_requests", "False",
+            *extra_args]
 
 
 def _vllm_local(model, port, host, extra_args, served_name):
