@@ -50,8 +50,9 @@ class EngineHandle:
     """A running engine. Use as a context manager, or call :meth:`stop` yourself."""
 
     def __init__(self, spec: EngineSpec, command: list[str], host: str, port: int, log_path: Path,
-                 process: subprocess.Popen, served_name: str):
+                 process: subprocess.Popen, served_name: str, model_arg: str | None = None):
         self.spec = spec
+        self.model_arg = model_arg  # what the engine was given: GGUF file, HF dir or HF id
         self.command = command
         self.host = host
         self.port = port
@@ -242,8 +243,11 @@ def launch(
 
     if docker:
         command = spec.docker_command(model_ref, port=port, extra_args=extra_args)
+        model_arg = model_ref if isinstance(model_ref, str) else model_ref.hf_id
     else:
-        command = spec.local_command(model_ref, port=port, host=host, extra_args=extra_args)
+        model_arg = spec.model_arg(model_ref)
+        command = spec.local_command(model_arg, port=port, host=host, extra_args=extra_args,
+                                     served_name=getattr(model_ref, "served_name", None))
     served_name = model_ref if isinstance(model_ref, str) else model_ref.served_name
 
     log_path = cache_dir("logs") / f"{spec.name}-{port}-{time.strftime('%Y%m%d-%H%M%S')}.log"
@@ -258,7 +262,7 @@ def launch(
         )
     finally:
         log_file.close()
-    handle = EngineHandle(spec, command, host, port, log_path, process, served_name)
+    handle = EngineHandle(spec, command, host, port, log_path, process, served_name, model_arg)
     _LIVE_HANDLES.add(handle)
     if wait:
         handle.wait_ready(timeout=timeout or prof.sizes.timeout_s, progress=progress)

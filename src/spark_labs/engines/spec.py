@@ -71,14 +71,18 @@ class EngineSpec:
 
     def docker_command(
         self, model: "ModelRef | str", port: int | None = None, extra_args: Sequence[str] = (),
-        served_name: str | None = None, image: str | None = None,
+        served_name: str | None = None, image: str | None = None, **options: object,
     ) -> list[str]:
+        """``docker run …`` for the spark profile; ``options`` are engine-specific (vLLM: enforce_eager)."""
         if self.build_docker is None:
             raise NotImplementedError(f"{self.display_name} has no container recipe")
+        if isinstance(model, str):
+            model_arg = model
+        else:  # GGUF engines mount a local file; HF engines download the id inside the container
+            model_arg = self.model_arg(model) if self.model_format == "gguf" else model.hf_id
         return self.build_docker(
-            model=model if isinstance(model, str) else model.hf_id, port=port or self.default_port,
-            extra_args=list(extra_args), served_name=served_name or _served_name(model),
-            image=image or self.docker_image,
+            model=model_arg, port=port or self.default_port, extra_args=list(extra_args),
+            served_name=served_name or _served_name(model), image=image or self.docker_image, **options,
         )
 
 
