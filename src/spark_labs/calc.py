@@ -1,0 +1,132 @@
+"""Back-of-the-envelope serving math: weight bytes, KV-cache bytes, and roofline bounds.
+
+Decode is memory-bound: every step reads all weights once plus each sequence's KV cache, so
+``tokens/s ≤ batch × bandwidth / (weight_bytes + batch × context × kv_bytes_per_token)``.
+Prefill is compute-bound: ``time ≥ 2 × params × prompt_tokens / peak_flops``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .errors import ProfileError
+from .specs import HardwareSpec
+
+# Bits per weight including the scales each format stores alongside the 4/8-bit values.
+BITS_PER_WEIGHT: dict[str, float] = {
+    "float32": 32, "fp32": 32,
+    "bfloat16": 16, "bf16": 16, "float16": 16, "fp16": 16,
+    "fp8": 8, "int8": 8,
+    "nvfp4": 4.5,   # 4-bit values + one FP8 scale per 16 values
+    "mxfp4": 4.25,  # 4-bit values + one 8-bit scale per 32 values
+    "nf4": 4.5,     # bitsandbytes NF4: 4-bit + fp32 absmax per 64 values (4.127 with double quant)
+    "int4": 4.5,    # GPTQ/AWQ-style 4-bit with a 16-bit scale per group of 32-128 (≈4.1-4.5)
+    "q4_0": 4.5,    # GGUF: 32 weights share one fp16 scale
+    "q4_1": 5.0,    # GGUF: fp16 scale + fp16 minimum per 32 weights
+    "q8_0": 8.5,    # GGUF: 32 int8 weights + one fp16 scale
+    "q4_k_m": 4.85,  # GGUF k-quant mix (llama.cpp's reported average)
+}
+
+KV_BYTES = {"bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "fp8": 1, "float32": 4, "fp32": 4}
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The config fields that size a decoder-only transformer."""
+
+    name: str
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    vocab_size: int
+    tie_embeddings: bool = False
+    head_dim: int | None = None
+
+    @property
+    def kv_head_dim(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_heads
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | Any, name: str = "") -> "ModelShape":
+        """From an HF ``config.json`` dict or a ``transformers`` config object."""
+        get = config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
+        heads = get("num_attention_heads")
+        return cls(
+            name=name or get("_name_or_path", "") or get("model_type", "model"),
+            hidden_size=get("hidden_size"), num_layers=get("num_hidden_layers"), num_heads=heads,
+            num_kv_heads=get("num_key_value_heads") or heads, intermediate_size=get("intermediate_size"),
+            vocab_size=get("vocab_size"), tie_embeddings=bool(get("tie_word_embeddings", False)),
+            head_dim=get("head_dim"),
+        )
+
+
+LLAMA_3_1_8B = ModelShape("meta-llama/Llama-3.1-8B-Instruct", 4096, 32, 32, 8, 14336, 128256)
+LLAMA_3_1_70B = ModelShape("meta-llama/Llama-3.1-70B-Instruct", 8192, 80, 64, 8, 28672, 128256)
+QWEN3_8B = ModelShape("Qwen/Qwen3-8B", 4096, 36, 32, 8, 12288, 151936, head_dim=128)
+SMOLLM2_135M = ModelShape("HuggingFaceTB/SmolLM2-135M-Instruct", 576, 30, 9, 3, 1536, 49152, tie_embeddings=True)
+KNOWN_MODELS = {m.name: m for m in (LLAMA_3_1_8B, LLAMA_3_1_70B, QWEN3_8B, SMOLLM2_135M)}
+
+
+def known_model(name: str) -> ModelShape:
+    try:
+        return KNOWN_MODELS[name]
+    except KeyError:
+        raise ProfileError(f"No built-in shape for {name!r}: pass its config.json to ModelShape.from_config") from None
+
+
+def param_count(shape: ModelShape) -> int:
+    """Parameters of a Llama-style decoder (attention, gated MLP, RMSNorms, embeddings, output head)."""
+    d, kv = shape.hidden_size, shape.num_kv_heads * shape.kv_head_dim
+    q = shape.num_heads * shape.kv_head_dim
+    attention = d * q + 2 * d * kv + q * d
+    mlp = 3 * d * shape.intermediate_size
+    per_layer = attention + mlp + 2 * d
+    embeddings = shape.vocab_size * d
+    head = 0 if shape.tie_embeddings else shape.vocab_size * d
+    return shape.num_layers * per_layer + embeddings + head + d
+
+
+def bytes_per_weight(dtype: str) -> float:
+    key = dtype.lower()
+    if key not in BITS_PER_WEIGHT:
+        raise ProfileError(f"Unknown weight format {dtype!r}; known: {', '.join(sorted(BITS_PER_WEIGHT))}")
+    return BITS_PER_WEIGHT[key] / 8
+
+
+def weight_bytes(params: int | ModelShape, dtype: str = "bfloat16") -> float:
+    count = param_count(params) if isinstance(params, ModelShape) else params
+    return count * bytes_per_weight(dtype)
+
+
+def kv_bytes_per_token(shape: ModelShape, dtype: str = "bfloat16") -> int:
+    """K and V for every layer: 2 × layers × kv_heads × head_dim × bytes (128 KiB for Llama-3.1-8B bf16)."""
+    return 2 * shape.num_layers * shape.num_kv_heads * shape.kv_head_dim * KV_BYTES[dtype.lower()]
+
+
+def kv_cache_bytes(shape: ModelShape, batch: int, context: int, dtype: str = "bfloat16") -> int:
+    return batch * context * kv_bytes_per_token(shape, dtype)
+
+
+def decode_tokens_per_s_bound(hw: HardwareSpec, shape: ModelShape, batch: int = 1, context: int = 1024,
+                              weight_dtype: str = "bfloat16", kv_dtype: str = "bfloat16") -> float:
+    """Aggregate decode tok/s upper bound when each step streams weights + every sequence's KV once."""
+    step_bytes = weight_bytes(shape, weight_dtype) + kv_cache_bytes(shape, batch, context, kv_dtype)
+    return batch * hw.bandwidth_bytes_s / step_bytes
+
+
+def prefill_seconds_bound(hw: HardwareSpec, shape: ModelShape, prompt_tokens: int,
+                          compute_dtype: str = "bfloat16") -> float:
+    """TTFT lower bound from FLOPs alone (≈2 FLOPs per parameter per token)."""
+    return 2 * param_count(shape) * prompt_tokens / hw.peak_flops(compute_dtype)
+
+
+def max_concurrent_sequences(memory_bytes: float, shape: ModelShape, context: int,
+                             weight_dtype: str = "bfloat16", kv_dtype: str = "bfloat16",
+                             reserve_fraction: float = 0.1) -> int:
+    """How many full-context sequences fit beside the weights before requests must queue."""
+    free = memory_bytes * (1 - reserve_fraction) - weight_bytes(shape, weight_dtype)
+    per_sequence = context * kv_bytes_per_token(shape, kv_dtype)
+    return max(0, int(free // per_sequence))
