@@ -120,3 +120,21 @@ def test_ollama_availability_gives_install_steps_when_missing(monkeypatch):
 def test_hf_cache_mount_is_absolute():
     flag, mount = hf_cache_mount()
     assert flag == "-v" and mount.startswith("/")
+
+
+def test_engine_cli_prints_a_pasteable_command(capsys):
+    from spark_labs.engines.cli import main
+
+    assert main(["command", "trtllm", "--docker"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("docker run --rm --gpus all --ipc=host -p 8355:8355") and "trtllm-serve" in out
+    assert main(["list"]) == 0
+    assert "sglang" in capsys.readouterr().out
+
+
+def test_doctor_runs_on_this_machine(capsys):
+    from spark_labs.doctor import main
+
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "profile" in out and "available for models" in out and "llama.cpp" in out

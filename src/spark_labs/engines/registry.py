@@ -209,7 +209,8 @@ TRANSFORMERS = EngineSpec(
     name="transformers", display_name="transformers (spark-labs server)", protocol="openai",
     default_port=8001, ready_path="/ready", model_format="hf", metrics_path="/metrics",
     build_local=_transformers_local,
-    check_available=lambda: _python_module_available("transformers", "pip install transformers"),
+    check_available=lambda: (_python_module_available("transformers", "pip install transformers")
+                             and _python_module_available("spark_labs.serve", "reinstall spark-labs (make install)")),
 )
 
 ENGINES: dict[str, EngineSpec] = {

@@ -1,0 +1,61 @@
+"""``spark-labs engine list | command ENGINE [--docker] | start ENGINE [--port N]``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from ..profiles import get_profile
+from .launcher import launch, resolve_engine
+from .registry import ENGINES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spark-labs engine", description=__doc__)
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="every engine, its port, protocol and whether it can run here")
+    command = sub.add_parser("command", help="print the command that starts an engine")
+    command.add_argument("engine")
+    command.add_argument("--docker", action="store_true", help="the container recipe (spark profile)")
+    command.add_argument("--port", type=int)
+    command.add_argument("--enforce-eager", action="store_true", help="vLLM: disable CUDA graphs")
+    start = sub.add_parser("start", help="start an engine and keep it running until Ctrl-C")
+    start.add_argument("engine")
+    start.add_argument("--port", default=None, help="a port number or 'auto'")
+    start.add_argument("--timeout", type=float)
+    args, extra = parser.parse_known_args(argv)
+    console = Console()
+
+    if args.action == "list":
+        table = Table()
+        for column in ("engine", "key", "port", "protocol", "ready probe", "metrics", "here?"):
+            table.add_column(column)
+        for spec in ENGINES.values():
+            table.add_row(spec.display_name, spec.name, str(spec.default_port), spec.protocol, spec.ready_path,
+                          spec.metrics_path or "-", "yes" if spec.availability() else "no")
+        console.print(table)
+        return 0
+
+    spec = resolve_engine(args.engine)
+    model = get_profile().model_for(None)
+    if args.action == "command":
+        options = {"enforce_eager": True} if args.enforce_eager and spec.name == "vllm" else {}
+        argv_ = (spec.docker_command(model, port=args.port, extra_args=extra, **options) if args.docker
+                 else spec.local_command(model, port=args.port or spec.default_port, extra_args=extra))
+        print(shlex.join(argv_))
+        return 0
+
+    port = args.port if args.port in (None, "auto") else int(args.port)
+    with launch(spec, port=port, extra_args=extra, timeout=args.timeout) as handle:
+        console.print(f"{spec.display_name} ready in {handle.ready_after_s:.1f} s at {handle.base_url} "
+                      f"(model '{handle.served_name}', log {handle.log_path}); Ctrl-C stops it")
+        try:
+            while handle.is_running():
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    return 0
