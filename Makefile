@@ -15,13 +15,12 @@ export SPARK_LABS_PROFILE ?= $(PROFILE)
 export HF_HUB_OFFLINE ?= $(if $(filter tiny,$(PROFILE)),1,0)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-unit test-integration test-notebooks lab bench labs clean help
+.PHONY: install demo test test-unit test-integration test-notebooks lab clean help
 
 help:
 	@echo "make demo   - install, start llama.cpp + vLLM on the embedded model, compare them"
 	@echo "make test   - install and run the whole test suite (what CI runs)"
 	@echo "make lab    - open JupyterLab on labs/"
-	@echo "make bench  - the benchmark report (performance claims live here, not in tests)"
 
 install: $(STAMP)
 
@@ -52,12 +51,6 @@ test-integration: install
 
 test-notebooks: install
 	$(PY) -m pytest -m notebook $(PYTEST_ARGS)
-
-bench: install
-	$(PY) -m spark_labs.cli bench report
-
-labs: install
-	$(PY) -m spark_labs.cli labs build
 
 lab: install
 	$(VENV)/bin/jupyter lab labs/

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import yaml
 
-from spark_labs import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,10 +50,8 @@ def test_compose_services_reserve_the_gpu_and_use_real_entry_points():
         device = service["deploy"]["resources"]["reservations"]["devices"][0]
         assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
     assert "hf-cache:/root/.cache/huggingface" in services["vllm"]["volumes"]
-    # The gateway runs our console script with a subcommand the CLI really has.
-    gateway = services["gateway"]["command"]
-    assert gateway[0] == "spark-labs" and gateway[1] in cli.COMMANDS
+    # The lab image's default command and the console script it relies on exist.
+    assert services["lab"]["command"][0] == "jupyter"
     assert _pyproject()["project"]["scripts"]["spark-labs"] == "spark_labs.cli:main"
-    module, function, _ = cli.COMMANDS[gateway[1]]
-    assert callable(getattr(importlib.import_module(module), function))
+    assert callable(getattr(importlib.import_module("spark_labs.cli"), "main"))
     assert services["vllm"]["command"][:3] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]

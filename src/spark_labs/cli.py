@@ -12,10 +12,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("spark_labs.doctor", "main", "show profile, hardware, memory and which engines can run here"),
     "prepare-model": ("spark_labs.doctor", "prepare_model_main", "export the embedded model to HF format once"),
     "engine": ("spark_labs.engines.cli", "main", "start/stop one engine (commands, docker recipes)"),
-    "bench": ("spark_labs.bench.cli", "main", "benchmark engines and write a report"),
-    "serve": ("spark_labs.serve.cli", "main", "run the production FastAPI gateway"),
-    "labs": ("spark_labs.notebooks.cli", "main", "build labs/ from solutions/ (labs build | labs check)"),
-    "grade": ("spark_labs.grading.cli", "main", "grade submitted notebooks with nbval into a gradebook"),
 }
 
 
