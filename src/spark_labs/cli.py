@@ -11,6 +11,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("spark_labs.demo", "main", "start llama.cpp and vLLM on the embedded model and compare them"),
     "doctor": ("spark_labs.doctor", "main", "show profile, hardware, memory and which engines can run here"),
     "prepare-model": ("spark_labs.doctor", "prepare_model_main", "export the embedded model to HF format once"),
+    "serve": ("spark_labs.serve.cli", "main", "serve a model with spark-labs' OpenAI-compatible server"),
     "engine": ("spark_labs.engines.cli", "main", "start/stop one engine (commands, docker recipes)"),
 }
 
