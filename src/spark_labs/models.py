@@ -55,11 +55,11 @@ def prepare_embedded_model(force: bool = False) -> Path:
     with file_lock(target.parent / f"{EXPORT_DIR_NAME}.lock"):
         if _is_complete(target) and not force:
             return target
-        _export_gguf_to_hf(embedded_gguf_path(), target)
+        export_gguf_to_hf(embedded_gguf_path(), target)
     return target
 
 
-def _export_gguf_to_hf(gguf: Path, target: Path) -> None:
+def export_gguf_to_hf(gguf: Path, target: Path) -> None:
     # transformers dequantizes GGUF weights on load, but refuses to save_pretrained a model that
     # still carries the GGUF quantization_config. Rebuild a clean model from the config instead.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
