@@ -31,14 +31,57 @@ def test_shape_from_the_exported_embedded_config_matches_the_builtin():
     assert calc.kv_bytes_per_token(shape) == calc.kv_bytes_per_token(calc.SMOLLM2_135M) == 2 * 30 * 3 * 64 * 2
 
 
+@pytest.mark.parametrize("fmt, block_bytes, block_weights", [
+    ("q4_0", 2 + 16, 32),      # fp16 scale + 32 nibbles
+    ("q4_1", 2 + 2 + 16, 32),  # fp16 scale + fp16 min + 32 nibbles
+    ("q8_0", 2 + 32, 32),      # fp16 scale + 32 int8
+    ("nvfp4", 1 + 8, 16),      # FP8 (E4M3) scale + 16 FP4 values
+    ("nf4", 4 + 32, 64),       # fp32 absmax + 64 nibbles (bitsandbytes, no double quantization)
+])
+def test_quantized_formats_count_their_scales(fmt, block_bytes, block_weights):
+    assert calc.bytes_per_weight(fmt) == block_bytes / block_weights
+
+
 def test_weight_bytes_by_format():
     params = 8_000_000_000
-    assert calc.weight_bytes(params, "bf16") == 16e9
-    assert calc.weight_bytes(params, "fp8") == 8e9
+    assert calc.weight_bytes(params, "fp32") == 32e9
+    assert calc.weight_bytes(params, "bf16") == calc.weight_bytes(params, "fp16") == 16e9
+    assert calc.weight_bytes(params, "fp8") == calc.weight_bytes(params, "int8") == 8e9
     assert calc.weight_bytes(params, "nvfp4") == 4.5e9
-    assert calc.weight_bytes(params, "q4_1") == 5e9
+    assert calc.weight_bytes(params, "Q4_1") == 5e9
+    assert 4e9 < calc.weight_bytes(params, "int4") < 4.5e9
     with pytest.raises(Exception, match="Unknown weight format"):
         calc.weight_bytes(params, "int3")
+
+
+def test_embedded_gguf_is_no_smaller_than_its_q4_1_weights():
+    # The file also holds the tokenizer and keeps some tensors at higher precision, never less.
+    from spark_labs.models import embedded_gguf_path
+
+    assert embedded_gguf_path().stat().st_size > calc.weight_bytes(calc.SMOLLM2_135M, "q4_1")
+
+
+def test_embedded_configs_need_no_network_and_feed_every_calculator():
+    config = calc.embedded_config("meta-llama/Llama-3.1-8B-Instruct")
+    assert config["num_key_value_heads"] == 8 and config["head_dim"] == 128
+    assert calc.kv_bytes_per_token(config) == 128 * 1024
+    assert calc.param_count(config) == calc.param_count(calc.LLAMA_3_1_8B)
+    with pytest.raises(Exception, match="No embedded config"):
+        calc.embedded_config("meta-llama/Llama-3.1-405B")
+
+
+def test_transformers_config_objects_and_models_are_accepted():
+    from transformers import LlamaConfig
+
+    fields = {k: v for k, v in calc.embedded_config("HuggingFaceTB/SmolLM2-135M-Instruct").items()
+              if not k.startswith("_") and k != "architectures"}
+    config = LlamaConfig(**fields)
+    assert calc.param_count(config) == 134_515_008
+    assert calc.kv_bytes_per_token(type("Model", (), {"config": config})(), "fp8") == 2 * 30 * 3 * 64
+    with pytest.raises(Exception, match="lacks hidden_size"):
+        calc.param_count({"model_type": "bert"})
+    with pytest.raises(Exception, match="Unknown KV-cache dtype"):
+        calc.kv_bytes_per_token(config, "int3")
 
 
 def test_h100_decode_roofline_for_llama_8b_is_about_209_tok_s():
@@ -63,10 +106,24 @@ def test_prefill_bound_and_concurrency_capacity():
     assert fits == int((128e9 * 0.9 - calc.weight_bytes(calc.LLAMA_3_1_8B)) // (8192 * 128 * 1024))
 
 
+def test_published_peaks_are_stored_dense():
+    # Datasheets print 2:4-sparse figures; the table keeps half of them.
+    assert HARDWARE["h100-sxm"].peak_flops("bf16") == 989e12 and HARDWARE["h100-sxm"].bandwidth_gbs == 3350
+    assert HARDWARE["h200"].bandwidth_gbs == 4800 and HARDWARE["h100-pcie"].bandwidth_gbs == 2000
+    assert HARDWARE["rtx-5090"].peak_tflops["nvfp4"] == 3352 / 2 and HARDWARE["rtx-5090"].bandwidth_gbs == 1792
+    assert HARDWARE["dgx-spark"].peak_tflops["nvfp4"] == 1000 / 2
+    with pytest.raises(Exception, match="No fp8 peak"):
+        HARDWARE["a100-sxm"].peak_flops("fp8")
+
+
 def test_hardware_table_and_gpu_name_matching():
     assert HARDWARE["dgx-spark"].bandwidth_gbs == 273 and HARDWARE["dgx-spark"].unified_memory
     assert "bfloat16" in HARDWARE["dgx-spark"].derived
     assert match_gpu_name("NVIDIA H100 80GB HBM3").key == "h100-sxm"
     assert match_gpu_name("NVIDIA GB10").key == "dgx-spark"
     assert match_gpu_name("NVIDIA H100 PCIe").key == "h100-pcie"
+    assert match_gpu_name("NVIDIA RTX A6000").key == "rtx-a6000"
+    assert match_gpu_name("NVIDIA RTX 6000 Ada Generation").key == "rtx-6000-ada"
+    with pytest.raises(Exception, match="Unknown hardware"):
+        hardware_spec("tpu-v5")
     assert match_gpu_name("Tesla T4") is None

@@ -29,16 +29,17 @@ def test_metrics_endpoints_where_engines_have_them():
 
 def test_vllm_docker_command_for_spark():
     assert ENGINES["vllm"].docker_command(MODEL, served_name=MODEL) == [
-        "docker", "run", "--rm", "--gpus", "all", "--ipc=host", "-p", "8000:8000", "-v", CACHE,
-        "-e", "HF_TOKEN", "nvcr.io/nvidia/vllm:25.11-py3",
-        "python3", "-m", "vllm.entrypoints.openai.api_server", "--model", MODEL, "--host", "0.0.0.0",
-        "--port", "8000", "--served-model-name", MODEL, "--dtype", "bfloat16",
+        "docker", "run", "--rm", "--name", "spark-labs-vllm-8000", "--gpus", "all", "--ipc=host", "-p", "8000:8000",
+        "-v", CACHE, "-e", "HF_TOKEN", "nvcr.io/nvidia/vllm:26.05.post1-py3",
+        "vllm", "serve", MODEL, "--host", "0.0.0.0", "--port", "8000", "--served-model-name", MODEL,
+        "--dtype", "bfloat16", "--enforce-eager",
     ]
 
 
-def test_vllm_enforce_eager_is_an_explicit_choice():
-    command = ENGINES["vllm"].docker_command(MODEL, port=9000, enforce_eager=True)
-    assert "--enforce-eager" in command and "9000:8000" in command
+def test_vllm_cuda_graphs_are_an_explicit_choice():
+    command = ENGINES["vllm"].docker_command(MODEL, port=9000, enforce_eager=False, extra_args=["--max-model-len", "8192"])
+    assert "--enforce-eager" not in command and "9000:8000" in command and "spark-labs-vllm-9000" in command
+    assert command[-2:] == ["--max-model-len", "8192"]
 
 
 def test_vllm_local_command_uses_the_server_module():
@@ -50,20 +51,34 @@ def test_vllm_local_command_uses_the_server_module():
 
 def test_sglang_docker_command():
     assert ENGINES["sglang"].docker_command(MODEL, served_name="llama") == [
-        "docker", "run", "--rm", "--gpus", "all", "--ipc=host", "-p", "30000:30000", "-v", CACHE,
-        "-e", "HF_TOKEN", "lmsysorg/sglang:spark", "python3", "-m", "sglang.launch_server",
-        "--model-path", MODEL, "--host", "0.0.0.0", "--port", "30000", "--served-model-name", "llama",
-        "--dtype", "bfloat16", "--enable-metrics",
+        "docker", "run", "--rm", "--name", "spark-labs-sglang-30000", "--gpus", "all", "--ipc=host",
+        "-p", "30000:30000", "-v", CACHE, "-e", "HF_TOKEN", "lmsysorg/sglang:latest-cu130",
+        "python3", "-m", "sglang.launch_server", "--model-path", MODEL, "--host", "0.0.0.0", "--port", "30000",
+        "--served-model-name", "llama", "--dtype", "bfloat16", "--enable-metrics", "--mem-fraction-static", "0.75",
+    ]
+
+
+def test_sglang_local_command():
+    assert ENGINES["sglang"].local_command("/m", port=30001, served_name="s") == [
+        sys.executable, "-m", "sglang.launch_server", "--model-path", "/m", "--host", "127.0.0.1", "--port",
+        "30001", "--served-model-name", "s", "--dtype", "bfloat16", "--enable-metrics",
     ]
 
 
 def test_trtllm_docker_command_follows_the_spark_playbook():
     assert ENGINES["trtllm"].docker_command(MODEL) == [
-        "docker", "run", "--rm", "--gpus", "all", "--ipc=host", "-p", "8355:8355", "-v", CACHE,
-        "-e", "HF_TOKEN", "--ulimit", "memlock=-1", "--ulimit", "stack=67108864",
-        "nvcr.io/nvidia/tensorrt-llm/release:spark-single-gpu-dev",
+        "docker", "run", "--rm", "--name", "spark-labs-trtllm-8355", "--gpus", "all", "--ipc=host",
+        "-p", "8355:8355", "-v", CACHE, "-e", "HF_TOKEN", "--ulimit", "memlock=-1", "--ulimit", "stack=67108864",
+        "nvcr.io/nvidia/tensorrt-llm/release:1.3.0rc13",
         "trtllm-serve", MODEL, "--host", "0.0.0.0", "--port", "8355", "--backend", "pytorch",
         "--trust_remote_code",
+    ]
+
+
+def test_trtllm_local_command():
+    assert ENGINES["trtllm"].local_command(MODEL, port=8400, extra_args=["--max_batch_size", "64"]) == [
+        "trtllm-serve", MODEL, "--host", "127.0.0.1", "--port", "8400", "--backend", "pytorch",
+        "--trust_remote_code", "--max_batch_size", "64",
     ]
 
 
@@ -85,8 +100,16 @@ def test_ollama_local_and_docker_commands():
     assert ENGINES["ollama"].local_command("/m.gguf", port=11500, served_name="smol") == [
         "env", "OLLAMA_HOST=127.0.0.1:11500", "ollama", "serve"]
     assert ENGINES["ollama"].docker_command("llama3.1:8b") == [
-        "docker", "run", "--rm", "--gpus", "all", "--ipc=host", "-p", "11434:11434", "-v", "ollama:/root/.ollama",
-        "ollama/ollama:latest"]
+        "docker", "run", "--rm", "--name", "spark-labs-ollama-11434", "--gpus", "all", "--ipc=host",
+        "-p", "11434:11434", "-v", "ollama:/root/.ollama", "ollama/ollama:latest"]
+
+
+def test_transformers_docker_runs_our_server_in_the_lab_image():
+    command = ENGINES["transformers"].docker_command(MODEL, served_name="llama")
+    image = command.index("spark-labs:latest")
+    assert command[image + 1:] == ["python3", "-m", "spark_labs.serve", "--backend", "transformers", "--model",
+                                   MODEL, "--host", "0.0.0.0", "--port", "8001", "--served-model-name", "llama"]
+    assert "8001:8001" in command and "HF_TOKEN" in command
 
 
 def test_ollama_modelfile_imports_the_gguf_with_chatml():
@@ -111,6 +134,56 @@ def test_gpu_only_engines_explain_themselves_on_a_cpu_box(name):
     assert not available and "container" in available.install_hint
 
 
+@pytest.mark.parametrize("name", sorted(ENGINES))
+def test_every_install_hint_covers_both_profiles(name, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr("importlib.util.find_spec", lambda module: None)
+    available = ENGINES[name].availability()
+    assert not available and available.reason
+    assert "tiny" in available.install_hint and "spark" in available.install_hint
+
+
+def test_every_engine_has_probe_protocol_and_a_docker_recipe():
+    for spec in ENGINES.values():
+        assert spec.ready_path.startswith("/") and spec.protocol in ("openai", "ollama")
+        model = "/m/x.gguf" if spec.model_format == "gguf" else MODEL
+        command = spec.docker_command(model)
+        assert command[:3] == ["docker", "run", "--rm"] and "--gpus" in command and "--ipc=host" in command
+        assert f"{spec.default_port}:" in command[command.index("-p") + 1]
+
+
+def test_ollama_import_runs_ollama_create_against_the_started_server(monkeypatch, tmp_path):
+    from spark_labs.engines import registry
+
+    calls = []
+
+    def fake_run(argv, env, capture_output, text, timeout):
+        calls.append((argv, env["OLLAMA_HOST"], Path(argv[-1]).read_text()))
+        return type("Done", (), {"returncode": 0, "stdout": "", "stderr": ""})()
+
+    monkeypatch.setattr(registry.shutil, "which", lambda name: "/usr/bin/ollama")
+    monkeypatch.setattr(registry.subprocess, "run", fake_run)
+    handle = type("H", (), {"model_arg": "/x/smol.gguf", "host": "127.0.0.1", "port": 11500,
+                            "served_name": "smollm2-135m-instruct"})()
+    registry._ollama_import_model(handle)
+    (argv, host, modelfile), = calls
+    assert argv[:4] == ["ollama", "create", "smollm2-135m-instruct", "-f"] and host == "127.0.0.1:11500"
+    assert modelfile.startswith("FROM /x/smol.gguf\n")
+
+
+def test_ollama_import_failure_says_what_to_do(monkeypatch):
+    from spark_labs.engines import registry
+    from spark_labs.errors import EngineStartError
+
+    monkeypatch.setattr(registry.shutil, "which", lambda name: "/usr/bin/ollama")
+    monkeypatch.setattr(registry.subprocess, "run", lambda *a, **k: type(
+        "Done", (), {"returncode": 1, "stdout": "", "stderr": "Error: invalid file magic"})())
+    handle = type("H", (), {"model_arg": "/x/smol.gguf", "host": "127.0.0.1", "port": 11500, "served_name": "s"})()
+    with pytest.raises(EngineStartError, match="invalid file magic") as err:
+        registry._ollama_import_model(handle)
+    assert "ollama --version" in str(err.value)
+
+
 def test_ollama_availability_gives_install_steps_when_missing(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     available = ENGINES["ollama"].availability()
@@ -127,7 +200,10 @@ def test_engine_cli_prints_a_pasteable_command(capsys):
 
     assert main(["command", "trtllm", "--docker"]) == 0
     out = capsys.readouterr().out.strip()
-    assert out.startswith("docker run --rm --gpus all --ipc=host -p 8355:8355") and "trtllm-serve" in out
+    assert out.startswith("docker run --rm --name spark-labs-trtllm-8355 --gpus all --ipc=host -p 8355:8355")
+    assert "trtllm-serve" in out
+    assert main(["command", "vllm", "--docker", "--cuda-graphs"]) == 0
+    assert "--enforce-eager" not in capsys.readouterr().out
     assert main(["list"]) == 0
     assert "sglang" in capsys.readouterr().out
 
@@ -138,3 +214,13 @@ def test_doctor_runs_on_this_machine(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "profile" in out and "available for models" in out and "llama.cpp" in out
+
+
+def test_prepare_model_prints_the_export_path_on_stdout(capsys):
+    from spark_labs.doctor import prepare_model_main
+    from spark_labs.models import prepare_embedded_model
+
+    assert prepare_model_main([]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(prepare_embedded_model())
+    assert "embedded GGUF:" in captured.err and "HF export ready after" in captured.err

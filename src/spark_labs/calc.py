@@ -7,8 +7,10 @@ Prefill is compute-bound: ``time ≥ 2 × params × prompt_tokens / peak_flops``
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from importlib import resources
+from typing import Any, Mapping, Union
 
 from .errors import ProfileError
 from .specs import HardwareSpec
@@ -21,7 +23,7 @@ BITS_PER_WEIGHT: dict[str, float] = {
     "nvfp4": 4.5,   # 4-bit values + one FP8 scale per 16 values
     "mxfp4": 4.25,  # 4-bit values + one 8-bit scale per 32 values
     "nf4": 4.5,     # bitsandbytes NF4: 4-bit + fp32 absmax per 64 values (4.127 with double quant)
-    "int4": 4.5,    # GPTQ/AWQ-style 4-bit with a 16-bit scale per group of 32-128 (≈4.1-4.5)
+    "int4": 4.25,   # GPTQ/AWQ, group size 128: 4-bit + fp16 scale + 4-bit zero point per 128 (4.16-4.25)
     "q4_0": 4.5,    # GGUF: 32 weights share one fp16 scale
     "q4_1": 5.0,    # GGUF: fp16 scale + fp16 minimum per 32 weights
     "q8_0": 8.5,    # GGUF: 32 int8 weights + one fp16 scale
@@ -53,6 +55,11 @@ class ModelShape:
     def from_config(cls, config: Mapping[str, Any] | Any, name: str = "") -> "ModelShape":
         """From an HF ``config.json`` dict or a ``transformers`` config object."""
         get = config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
+        required = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+        missing = [key for key in required if get(key) is None]
+        if missing:
+            raise ProfileError(f"This config lacks {', '.join(missing)}: the calculators size decoder-only "
+                               "transformers (Llama-style config.json); pass such a config or a ModelShape")
         heads = get("num_attention_heads")
         return cls(
             name=name or get("_name_or_path", "") or get("model_type", "model"),
@@ -63,11 +70,26 @@ class ModelShape:
         )
 
 
-LLAMA_3_1_8B = ModelShape("meta-llama/Llama-3.1-8B-Instruct", 4096, 32, 32, 8, 14336, 128256)
+# config.json of the course's reference models ship inside the package, so sizing never needs the network.
+EMBEDDED_CONFIGS = {"meta-llama/Llama-3.1-8B-Instruct": "Llama-3.1-8B-Instruct.json",
+                    "HuggingFaceTB/SmolLM2-135M-Instruct": "SmolLM2-135M-Instruct.json"}
+
+
+def embedded_config(name: str) -> dict[str, Any]:
+    """The shipped ``config.json`` of ``name`` (one of :data:`EMBEDDED_CONFIGS`) as a dict."""
+    if name not in EMBEDDED_CONFIGS:
+        raise ProfileError(f"No embedded config for {name!r}; embedded: {', '.join(EMBEDDED_CONFIGS)}")
+    text = resources.files("spark_labs").joinpath("data", "configs", EMBEDDED_CONFIGS[name]).read_text()
+    return json.loads(text)
+
+
+LLAMA_3_1_8B = ModelShape.from_config(embedded_config("meta-llama/Llama-3.1-8B-Instruct"))
+SMOLLM2_135M = ModelShape.from_config(embedded_config("HuggingFaceTB/SmolLM2-135M-Instruct"))
 LLAMA_3_1_70B = ModelShape("meta-llama/Llama-3.1-70B-Instruct", 8192, 80, 64, 8, 28672, 128256)
 QWEN3_8B = ModelShape("Qwen/Qwen3-8B", 4096, 36, 32, 8, 12288, 151936, head_dim=128)
-SMOLLM2_135M = ModelShape("HuggingFaceTB/SmolLM2-135M-Instruct", 576, 30, 9, 3, 1536, 49152, tie_embeddings=True)
 KNOWN_MODELS = {m.name: m for m in (LLAMA_3_1_8B, LLAMA_3_1_70B, QWEN3_8B, SMOLLM2_135M)}
+
+ShapeLike = Union[ModelShape, Mapping[str, Any], Any]  # a shape, a config.json dict or a transformers config
 
 
 def known_model(name: str) -> ModelShape:
@@ -77,8 +99,16 @@ def known_model(name: str) -> ModelShape:
         raise ProfileError(f"No built-in shape for {name!r}: pass its config.json to ModelShape.from_config") from None
 
 
-def param_count(shape: ModelShape) -> int:
+def as_shape(model: ShapeLike) -> ModelShape:
+    """Accept a :class:`ModelShape`, an HF ``config.json`` dict, a transformers config or a model."""
+    if isinstance(model, ModelShape):
+        return model
+    return ModelShape.from_config(getattr(model, "config", model))
+
+
+def param_count(shape: ShapeLike) -> int:
     """Parameters of a Llama-style decoder (attention, gated MLP, RMSNorms, embeddings, output head)."""
+    shape = as_shape(shape)
     d, kv = shape.hidden_size, shape.num_kv_heads * shape.kv_head_dim
     q = shape.num_heads * shape.kv_head_dim
     attention = d * q + 2 * d * kv + q * d
@@ -96,34 +126,39 @@ def bytes_per_weight(dtype: str) -> float:
     return BITS_PER_WEIGHT[key] / 8
 
 
-def weight_bytes(params: int | ModelShape, dtype: str = "bfloat16") -> float:
-    count = param_count(params) if isinstance(params, ModelShape) else params
+def weight_bytes(params: int | ShapeLike, dtype: str = "bfloat16") -> float:
+    """Bytes of weights in ``dtype``: a parameter count, or anything :func:`as_shape` accepts."""
+    count = params if isinstance(params, int) else param_count(params)
     return count * bytes_per_weight(dtype)
 
 
-def kv_bytes_per_token(shape: ModelShape, dtype: str = "bfloat16") -> int:
+def kv_bytes_per_token(shape: ShapeLike, dtype: str = "bfloat16") -> int:
     """K and V for every layer: 2 × layers × kv_heads × head_dim × bytes (128 KiB for Llama-3.1-8B bf16)."""
+    shape = as_shape(shape)
+    if dtype.lower() not in KV_BYTES:
+        raise ProfileError(f"Unknown KV-cache dtype {dtype!r}; known: {', '.join(sorted(KV_BYTES))}")
     return 2 * shape.num_layers * shape.num_kv_heads * shape.kv_head_dim * KV_BYTES[dtype.lower()]
 
 
-def kv_cache_bytes(shape: ModelShape, batch: int, context: int, dtype: str = "bfloat16") -> int:
+def kv_cache_bytes(shape: ShapeLike, batch: int, context: int, dtype: str = "bfloat16") -> int:
     return batch * context * kv_bytes_per_token(shape, dtype)
 
 
-def decode_tokens_per_s_bound(hw: HardwareSpec, shape: ModelShape, batch: int = 1, context: int = 1024,
+def decode_tokens_per_s_bound(hw: HardwareSpec, shape: ShapeLike, batch: int = 1, context: int = 1024,
                               weight_dtype: str = "bfloat16", kv_dtype: str = "bfloat16") -> float:
-    """Aggregate decode tok/s upper bound when each step streams weights + every sequence's KV once."""
+    """Aggregate decode tok/s upper bound: each step streams the weights once plus every sequence's KV cache
+    (``context`` tokens each), so ``B × bandwidth / (weights + B × context × kv_bytes_per_token)``."""
     step_bytes = weight_bytes(shape, weight_dtype) + kv_cache_bytes(shape, batch, context, kv_dtype)
     return batch * hw.bandwidth_bytes_s / step_bytes
 
 
-def prefill_seconds_bound(hw: HardwareSpec, shape: ModelShape, prompt_tokens: int,
+def prefill_seconds_bound(hw: HardwareSpec, shape: ShapeLike, prompt_tokens: int,
                           compute_dtype: str = "bfloat16") -> float:
     """TTFT lower bound from FLOPs alone (≈2 FLOPs per parameter per token)."""
     return 2 * param_count(shape) * prompt_tokens / hw.peak_flops(compute_dtype)
 
 
-def max_concurrent_sequences(memory_bytes: float, shape: ModelShape, context: int,
+def max_concurrent_sequences(memory_bytes: float, shape: ShapeLike, context: int,
                              weight_dtype: str = "bfloat16", kv_dtype: str = "bfloat16",
                              reserve_fraction: float = 0.1) -> int:
     """How many full-context sequences fit beside the weights before requests must queue."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from rich.console import Console
 from rich.table import Table
@@ -45,8 +46,14 @@ def main(argv: list[str] | None = None) -> int:
 def prepare_model_main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(prog="spark-labs prepare-model",
                             description="Export the embedded GGUF to HF safetensors once.").parse_args(argv)
-    from .models import embedded_gguf_path, prepare_embedded_model
+    from .models import embedded_export_dir, embedded_gguf_path, prepare_embedded_model
 
-    print(f"embedded GGUF: {embedded_gguf_path()}")
-    print(f"HF export:     {prepare_embedded_model()}")
+    console = Console(stderr=True)
+    console.print(f"embedded GGUF: {embedded_gguf_path()}", soft_wrap=True)
+    start = time.monotonic()
+    with console.status(f"exporting to bf16 safetensors in {embedded_export_dir()} (first run ≈30-60 s; "
+                        "reused afterwards)"):
+        path = prepare_embedded_model()
+    console.print(f"HF export ready after {time.monotonic() - start:.1f} s", soft_wrap=True)
+    print(path)  # stdout carries only the path, so scripts can use $(spark-labs prepare-model)
     return 0

@@ -25,6 +25,16 @@ def _torch_gpu_names() -> list[str]:
         return []
 
 
+def _torch_integrated() -> bool:
+    """CUDA's ``integrated`` device attribute: the GPU shares the host's physical memory."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available() and getattr(torch.cuda.get_device_properties(0), "is_integrated", 0))
+    except Exception:
+        return False
+
+
 def _cuda_versions() -> tuple[str | None, str | None]:
     """(CUDA runtime torch was built with, driver version from NVML) where available."""
     runtime = driver = None
@@ -60,6 +70,7 @@ def _mem_total_bytes() -> int:
 class HardwareReaders:
     machine: Callable[[], str] = platform.machine
     gpu_names: Callable[[], list[str]] = _torch_gpu_names
+    integrated_gpu: Callable[[], bool] = _torch_integrated
     cuda_versions: Callable[[], tuple[str | None, str | None]] = _cuda_versions
     mem_total_bytes: Callable[[], int] = _mem_total_bytes
     cpu_count: Callable[[], int] = lambda: os.cpu_count() or 1
@@ -68,7 +79,7 @@ class HardwareReaders:
 
 @dataclass(frozen=True)
 class HardwareInfo:
-    kind: str  # "dgx-spark", "cuda", or "cpu"
+    kind: str  # "dgx-spark", "cuda" (any other CUDA GPU, discrete or integrated), or "cpu"
     arch: str  # "aarch64", "x86_64", ...
     gpu_names: tuple[str, ...]
     unified_memory: bool
@@ -96,9 +107,10 @@ def detect_hardware(readers: HardwareReaders | None = None) -> HardwareInfo:
     gpus = tuple(r.gpu_names())
     runtime, driver = r.cuda_versions() if gpus else (None, None)
     spec = match_gpu_name(gpus[0]) if gpus else None
-    # GB10 is the only part in the table whose GPU shares LPDDR5x with the CPU.
-    unified = bool(spec and spec.unified_memory)
-    kind = "dgx-spark" if unified else ("cuda" if gpus else "cpu")
+    # Unified memory: a GPU the table knows shares LPDDR5x with the CPU (GB10), or the driver calls the
+    # device "integrated" (an aarch64 SoC GPU the table does not know yet).
+    unified = bool(gpus) and bool((spec and spec.unified_memory) or r.integrated_gpu())
+    kind = "dgx-spark" if spec and spec.key == "dgx-spark" else ("cuda" if gpus else "cpu")
 
     advice: list[str] = []
     if arch == "aarch64":

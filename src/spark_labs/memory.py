@@ -153,6 +153,27 @@ def top_memory_users(limit: int = 5) -> list[str]:
     return [line for _, line in sorted(users, reverse=True)[:limit]]
 
 
+def gpu_memory_users(limit: int = 5) -> list[str]:
+    """Processes holding GPU memory according to NVML (discrete GPUs; unified memory reports none)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+    except Exception:
+        return []
+    users = []
+    for proc in procs:
+        used = getattr(proc, "usedGpuMemory", None) or 0
+        try:
+            command = " ".join(psutil.Process(proc.pid).cmdline())[:80]
+        except psutil.Error:
+            command = "?"
+        users.append((used, f"pid {proc.pid} {used / GIB:.1f} GiB GPU  {command}"))
+    return [line for _, line in sorted(users, reverse=True)[:limit]]
+
+
 def require_free_memory(gb: float, what: str = "this model", snapshot: MemorySnapshot | None = None) -> MemorySnapshot:
     """Raise :class:`InsufficientMemoryError` unless ``gb`` GB can be allocated; return the snapshot."""
     snap = snapshot or memory_snapshot()
@@ -165,14 +186,21 @@ def require_free_memory(gb: float, what: str = "this model", snapshot: MemorySna
     lines = [
         f"{what} needs {gb:.1f} GB but only {snap.available_for_models / 1e9:.1f} GB is available "
         f"({'unified memory' if snap.unified_memory else 'GPU' if snap.gpu_free is not None else 'system memory'}).",
-        "Largest processes:", *("  " + u for u in top_memory_users()),
     ]
+    discrete = snap.gpu_free is not None and not snap.unified_memory
+    gpu_users = gpu_memory_users() if discrete else []
+    if gpu_users:
+        lines += ["GPU memory held by (NVML):", *("  " + u for u in gpu_users)]
+    lines += ["Largest processes by resident memory" + (" (on unified memory this is what holds GPU memory too)"
+                                                        if snap.unified_memory else "") + ":",
+              *("  " + u for u in top_memory_users())]
     if engines:
         lines += ["Engines this notebook started (stop with spark_labs.engines.stop_all()):",
                   *("  " + e for e in engines)]
     lines += ["What to do: stop engines or kernels you no longer need, free tensors (del model; "
               "torch.cuda.empty_cache()), or pick a smaller / quantized model."]
-    if snap.page_cache > 0.1 * max(snap.system_total, 1):
-        lines.append(f"{snap.page_cache / 1e9:.0f} GB is page cache; before a 70B load on DGX Spark drop it with: "
-                     f"{DROP_CACHES}")
+    if snap.unified_memory or snap.page_cache > 0.1 * max(snap.system_total, 1):
+        # On unified memory the GPU allocator does not reclaim page cache fast enough for very large loads.
+        lines.append(f"{snap.page_cache / 1e9:.0f} GB is page cache (files read earlier, e.g. model weights); "
+                     f"before a 70B load on DGX Spark drop it with: {DROP_CACHES}")
     raise InsufficientMemoryError("\n".join(lines))

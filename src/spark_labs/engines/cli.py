@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("engine")
     command.add_argument("--docker", action="store_true", help="the container recipe (spark profile)")
     command.add_argument("--port", type=int)
-    command.add_argument("--enforce-eager", action="store_true", help="vLLM: disable CUDA graphs")
+    command.add_argument("--cuda-graphs", action="store_true",
+                         help="vLLM container: drop --enforce-eager (the Spark baseline) to use CUDA graphs")
     start = sub.add_parser("start", help="start an engine and keep it running until Ctrl-C")
     start.add_argument("engine")
     start.add_argument("--port", default=None, help="a port number or 'auto'")
@@ -32,18 +33,20 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.action == "list":
         table = Table()
-        for column in ("engine", "key", "port", "protocol", "ready probe", "metrics", "here?"):
+        for column in ("engine", "key", "port", "protocol", "ready probe", "metrics", "container image", "here?"):
             table.add_column(column)
         for spec in ENGINES.values():
+            available = spec.availability()
             table.add_row(spec.display_name, spec.name, str(spec.default_port), spec.protocol, spec.ready_path,
-                          spec.metrics_path or "-", "yes" if spec.availability() else "no")
+                          spec.metrics_path or "-", spec.docker_image or "-",
+                          "[green]yes[/]" if available else f"[red]no[/]: {available.reason}")
         console.print(table)
         return 0
 
     spec = resolve_engine(args.engine)
     model = get_profile().model_for(None)
     if args.action == "command":
-        options = {"enforce_eager": True} if args.enforce_eager and spec.name == "vllm" else {}
+        options = {"enforce_eager": False} if args.cuda_graphs and spec.name == "vllm" else {}
         argv_ = (spec.docker_command(model, port=args.port, extra_args=extra, **options) if args.docker
                  else spec.local_command(model, port=args.port or spec.default_port, extra_args=extra))
         print(shlex.join(argv_))

