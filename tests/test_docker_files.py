@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import importlib
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 from spark_labs import cli
@@ -31,14 +31,14 @@ def _after_image(command: list[str], image: str) -> list[str]:
 
 def test_dockerfile_uses_the_ngc_base_as_a_build_arg_and_installs_the_package():
     text = (ROOT / "docker" / "Dockerfile").read_text()
-    assert re.search(r"^ARG PYTORCH_TAG=25\.11-py3$", text, re.M)
+    assert re.search(r"^ARG PYTORCH_TAG=25\.11-py3$", text, re.MULTILINE)
     assert "FROM nvcr.io/nvidia/pytorch:${PYTORCH_TAG}" in text
     assert 'pip install -e ".[spark,lab]"' in text
     extras = _pyproject()["project"]["optional-dependencies"]
     assert {"spark", "lab"} <= set(extras) and any("jupyterlab" in req for req in extras["lab"])
-    for copied in re.findall(r"^COPY (\S+)", text, re.M):  # paths are relative to the repo root (context ..)
+    for copied in re.findall(r"^COPY (\S+)", text, re.MULTILINE):  # paths are relative to the repo root (context ..)
         assert (ROOT / copied).exists(), f"Dockerfile copies {copied}, which the repository lacks"
-    assert re.search(r"^ENV SPARK_LABS_PROFILE=spark", text, re.M)
+    assert re.search(r"^ENV SPARK_LABS_PROFILE=spark", text, re.MULTILINE)
 
 
 def test_compose_gpu_services_reserve_the_gpu_share_ipc_and_the_hf_cache():

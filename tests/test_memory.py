@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spark_labs.errors import InsufficientMemoryError
 from spark_labs import memory
+from spark_labs.errors import InsufficientMemoryError
 from spark_labs.memory import DROP_CACHES, MemoryReaders, memory_snapshot, require_free_memory
 
 GB = 10**9
@@ -80,7 +80,7 @@ def test_discrete_guard_lists_gpu_memory_holders_from_nvml(monkeypatch):
 
 
 def test_guard_lists_engines_this_process_started(monkeypatch):
-    import spark_labs.engines as engines
+    from spark_labs import engines
 
     class FakeHandle:
         spec = type("S", (), {"display_name": "vLLM"})()

@@ -8,9 +8,10 @@ Prefill is compute-bound: ``time ≥ 2 × params × prompt_tokens / peak_flops``
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Mapping, Union
+from typing import Any
 
 from .errors import ProfileError
 from .specs import HardwareSpec
@@ -52,7 +53,7 @@ class ModelShape:
         return self.head_dim or self.hidden_size // self.num_heads
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any] | Any, name: str = "") -> "ModelShape":
+    def from_config(cls, config: Mapping[str, Any] | Any, name: str = "") -> ModelShape:
         """From an HF ``config.json`` dict or a ``transformers`` config object."""
         get = config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
         required = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
@@ -89,7 +90,7 @@ LLAMA_3_1_70B = ModelShape("meta-llama/Llama-3.1-70B-Instruct", 8192, 80, 64, 8,
 QWEN3_8B = ModelShape("Qwen/Qwen3-8B", 4096, 36, 32, 8, 12288, 151936, head_dim=128)
 KNOWN_MODELS = {m.name: m for m in (LLAMA_3_1_8B, LLAMA_3_1_70B, QWEN3_8B, SMOLLM2_135M)}
 
-ShapeLike = Union[ModelShape, Mapping[str, Any], Any]  # a shape, a config.json dict or a transformers config
+ShapeLike = ModelShape | Mapping[str, Any] | Any  # a shape, a config.json dict or a transformers config
 
 
 def known_model(name: str) -> ModelShape:
