@@ -127,3 +127,14 @@ def test_hardware_table_and_gpu_name_matching():
     with pytest.raises(Exception, match="Unknown hardware"):
         hardware_spec("tpu-v5")
     assert match_gpu_name("Tesla T4") is None
+
+
+def test_roofline_table_grows_sublinearly_and_flags_what_does_not_fit():
+    table = calc.roofline(hardware_spec("rtx-4090"), calc.LLAMA_3_1_8B, batches=(1, 8, 64), context=4096)
+    assert list(table["batch"]) == [1, 8, 64]
+    assert table["tok_s_bound"].is_monotonic_increasing
+    assert table["tok_s_per_sequence"].is_monotonic_decreasing
+    # 16.1 GB of weights + 8 × 4096 × 128 KiB (4.3 GB) of KV fit in 24 GB; + 64 × 4096 × 128 KiB (34.4 GB) do not.
+    assert list(table["fits_in_memory"]) == [True, True, False]
+    assert table.loc[0, "tok_s_bound"] == calc.decode_tokens_per_s_bound(
+        hardware_spec("rtx-4090"), calc.LLAMA_3_1_8B, 1, 4096)

@@ -166,3 +166,20 @@ def max_concurrent_sequences(memory_bytes: float, shape: ShapeLike, context: int
     free = memory_bytes * (1 - reserve_fraction) - weight_bytes(shape, weight_dtype)
     per_sequence = context * kv_bytes_per_token(shape, kv_dtype)
     return max(0, int(free // per_sequence))
+
+
+def roofline(hw: HardwareSpec, shape: ShapeLike, batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
+             context: int = 1024, weight_dtype: str = "bfloat16", kv_dtype: str = "bfloat16"):
+    """Decode bounds per batch size as a DataFrame: what each step reads, aggregate and per-sequence tok/s,
+    and whether weights + KV cache fit in ``hw``'s memory at all."""
+    import pandas as pd
+
+    weights = weight_bytes(shape, weight_dtype)
+    rows = []
+    for batch in batches:
+        kv = kv_cache_bytes(shape, batch, context, kv_dtype)
+        bound = decode_tokens_per_s_bound(hw, shape, batch, context, weight_dtype, kv_dtype)
+        rows.append({"batch": batch, "weights_gb": weights / 1e9, "kv_cache_gb": kv / 1e9,
+                     "tok_s_bound": bound, "tok_s_per_sequence": bound / batch,
+                     "fits_in_memory": weights + kv <= hw.memory_gb * 1e9})
+    return pd.DataFrame(rows)
