@@ -1,0 +1,95 @@
+"""Build learner notebooks from reference solutions.
+
+In a solution's code cell, the exercise sits between ``# BEGIN SOLUTION`` and ``# END SOLUTION``.
+The learner's copy keeps the ``# HINT:`` lines of that block and gets a ``raise NotImplementedError``
+naming the exercise instead of the code. Outputs and execution counts are stripped, metadata is reduced
+to what Jupyter needs, and the JSON is written deterministically, so building twice gives identical
+bytes and ``labs check`` can tell a stale labs/ from a fresh one.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(?:\s+(?P<name>.+))?$")
+END = re.compile(r"^\s*# END SOLUTION\s*$")
+HINT = re.compile(r"^\s*# HINT:")
+KEEP_CELL_METADATA = ("tags",)
+
+
+class SolutionMarkerError(ValueError):
+    pass
+
+
+def strip_solution(source: str, exercise: str) -> str:
+    """Replace each marked block of ``source`` with its hints and a NotImplementedError."""
+    out: list[str] = []
+    inside = False
+    indent = ""
+    name = exercise
+    for number, line in enumerate(source.splitlines(), 1):
+        begin = BEGIN.match(line)
+        if begin:
+            if inside:
+                raise SolutionMarkerError(f"{exercise}: nested BEGIN SOLUTION at line {number}")
+            inside, indent, name = True, begin.group(1), begin.group("name") or exercise
+            continue
+        if END.match(line):
+            if not inside:
+                raise SolutionMarkerError(f"{exercise}: END SOLUTION without BEGIN at line {number}")
+            out.append(f'{indent}raise NotImplementedError("{name}: replace this line with your code")')
+            inside = False
+            continue
+        if not inside or HINT.match(line):
+            out.append(line)
+    if inside:
+        raise SolutionMarkerError(f"{exercise}: BEGIN SOLUTION is never closed")
+    return "\n".join(out)
+
+
+def build_notebook(solution: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(solution, as_version=4)
+    lab_id = solution.stem.split("_", 1)[0]
+    exercise_number = 0
+    for cell in notebook.cells:
+        cell.metadata = {k: v for k, v in cell.metadata.items() if k in KEEP_CELL_METADATA}
+        cell.pop("id", None)
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = []
+        cell.execution_count = None
+        if "# BEGIN SOLUTION" in cell.source:
+            exercise_number += 1
+            cell.source = strip_solution(cell.source, f"Exercise {lab_id}.{exercise_number}")
+    notebook.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                         "language_info": {"name": "python"}}
+    notebook.nbformat_minor = 4  # cell ids removed: keep the schema version that has none
+    return notebook
+
+
+def render(notebook: nbformat.NotebookNode) -> str:
+    return nbformat.writes(notebook) + "\n"
+
+
+def build_all(solutions: Path, labs: Path) -> list[Path]:
+    labs.mkdir(parents=True, exist_ok=True)
+    written = []
+    for solution in sorted(solutions.glob("*.ipynb")):
+        target = labs / solution.name
+        target.write_text(render(build_notebook(solution)), encoding="utf-8")
+        written.append(target)
+    return written
+
+
+def stale_labs(solutions: Path, labs: Path) -> list[str]:
+    """Names of labs/ notebooks that are missing or differ from a fresh build."""
+    problems = []
+    for solution in sorted(solutions.glob("*.ipynb")):
+        target = labs / solution.name
+        expected = render(build_notebook(solution))
+        if not target.exists() or target.read_text(encoding="utf-8") != expected:
+            problems.append(solution.name)
+    return problems

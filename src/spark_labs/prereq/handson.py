@@ -1,0 +1,59 @@
+"""Skill 1, hands-on: load the profile's model in 4-bit NF4, generate, and report memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class QuantizedRun:
+    text: str
+    footprint_bytes: int
+    bf16_footprint_bytes: int
+    linear4bit_layers: int
+
+    @property
+    def ratio(self) -> float:
+        return self.footprint_bytes / self.bf16_footprint_bytes
+
+
+def count_4bit_layers(model) -> int:
+    import bitsandbytes as bnb
+
+    return sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
+
+
+def load_4bit_and_generate(model_path: str, prompt: str = "What is the capital of France?",
+                           max_new_tokens: int = 16) -> QuantizedRun:
+    """The reference answer to skill 1 (the notebook's exercise writes this itself)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                bnb_4bit_compute_dtype=torch.bfloat16)
+    device_map = "auto" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=config, device_map=device_map)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                           return_tensors="pt", return_dict=True).to(model.device)
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    text = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    return QuantizedRun(text, model.get_memory_footprint(), bf16_footprint(model_path), count_4bit_layers(model))
+
+
+def bf16_footprint(model_path: str) -> int:
+    """Bytes the same model takes in bf16, from its parameter count (no second load needed)."""
+    import json
+    from pathlib import Path
+
+    from ..calc import ModelShape, param_count
+
+    config_file = Path(model_path) / "config.json"
+    if config_file.is_file():
+        shape = ModelShape.from_config(json.loads(config_file.read_text()))
+    else:
+        from transformers import AutoConfig
+
+        shape = ModelShape.from_config(AutoConfig.from_pretrained(model_path))
+    return param_count(shape) * 2
