@@ -51,5 +51,6 @@ def test_a_hanging_notebook_is_killed_with_its_kernel(submissions):
     before = {p.pid for p in psutil.process_iter() if "ipykernel" in " ".join(p.cmdline())}
     row = grade_notebook(submissions["hangs"], ["00.1", "00.2", "00.3"], timeout=25, cell_timeout=600)
     assert row.status == "timeout" and row.seconds < 60
+    assert row.checkpoints_passed == 0  # its saved "✅" lines were never reproduced
     after = {p.pid for p in psutil.process_iter() if "ipykernel" in " ".join(p.cmdline())}
     assert after <= before, "the hanging notebook's kernel survived"
