@@ -1,0 +1,188 @@
+"""Streaming clients: send one request, stamp every chunk's arrival, and leave a :class:`RequestRecord`.
+
+Four streaming protocols share one loop — only how a body is built and how one line of the response
+is read differ — plus plain non-streaming HTTP for routes that answer in one piece. Nothing here
+tokenizes or computes metrics: the hot path only reads bytes and stamps the clock, so the harness
+stays out of the way of what it measures (see ``spark-labs bench overhead``).
+
+Requests travel over :mod:`spark_labs.bench.http`, a small asyncio HTTP/1.1 client: general-purpose
+clients added milliseconds per request on a 2-core machine (the module says how many).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncio
+
+from .http import HTTPError, Pool
+
+from .records import Chunk, RequestRecord
+
+PROTOCOLS = ("openai-chat", "openai-completions", "ollama-chat", "ollama-generate", "http")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where requests go. ``url`` is the server root (``http://host:port``), without ``/v1``."""
+
+    name: str
+    url: str
+    model: str
+    protocol: str = "openai-chat"
+    api_key: str | None = None
+    metrics_url: str | None = None  # Prometheus endpoint, for the server-side cross-check
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+    @classmethod
+    def from_engine(cls, engine: Any, protocol: str | None = None, name: str | None = None) -> Target:
+        """From a :class:`~spark_labs.engines.EngineHandle` (or anything with url/served_name/spec)."""
+        default = "ollama-chat" if engine.spec.protocol == "ollama" else "openai-chat"
+        return cls(name=name or engine.spec.name, url=engine.url, model=engine.served_name,
+                   protocol=protocol or default, metrics_url=engine.metrics_url)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+@dataclass
+class BenchRequest:
+    request_id: str
+    prompt: str
+    max_tokens: int
+    workload: str = "default"
+    force_length: bool = True  # ask the engine to ignore EOS so every request decodes max_tokens
+    prompt_tokens: int | None = None  # known length of a synthetic prompt
+    # For protocol "http": the route and body to send as-is.
+    path: str = ""
+    body: dict[str, Any] | None = field(default=None)
+
+
+def build_body(target: Target, request: BenchRequest) -> tuple[str, dict]:
+    """The route and JSON body for one request in ``target``'s protocol."""
+    p = target.protocol
+    if p == "http":
+        return request.path, dict(request.body or {})
+    if p.startswith("openai"):
+        body: dict[str, Any] = {"model": target.model, "max_tokens": request.max_tokens, "temperature": 0.0,
+                                "stream": True, "stream_options": {"include_usage": True}}
+        if request.force_length:
+            # vLLM and SGLang honour ignore_eos; llama.cpp's server honours min_tokens. Unknown fields are ignored.
+            body.update(ignore_eos=True, min_tokens=request.max_tokens)
+        if p == "openai-chat":
+            return "/v1/chat/completions", {**body, "messages": [{"role": "user", "content": request.prompt}]}
+        return "/v1/completions", {**body, "prompt": request.prompt}
+    body = {"model": target.model, "stream": True,
+            "options": {"num_predict": request.max_tokens, "temperature": 0.0}}
+    if p == "ollama-chat":
+        return "/api/chat", {**body, "messages": [{"role": "user", "content": request.prompt}]}
+    return "/api/generate", {**body, "prompt": request.prompt}
+
+
+def _read_openai(line: str, record: RequestRecord, t_ns: int) -> bool:
+    """One SSE line. Returns True at the end of the stream."""
+    if not line.startswith("data:"):
+        return False
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return True
+    event = json.loads(data)
+    if "error" in event:
+        error = event["error"]
+        record.error = f"error event mid-stream: {error.get('message', error) if isinstance(error, dict) else error}"
+        return True
+    if usage := event.get("usage"):
+        record.output_tokens.server = usage.get("completion_tokens")
+        record.prompt_tokens.server = usage.get("prompt_tokens")
+    if timings := event.get("timings"):  # llama.cpp's native server: milliseconds
+        record.server_timing.update(prefill_s=timings.get("prompt_ms", 0) / 1e3,
+                                    decode_s=timings.get("predicted_ms", 0) / 1e3)
+        record.prompt_tokens.server = record.prompt_tokens.server or timings.get("prompt_n")
+        record.output_tokens.server = record.output_tokens.server or timings.get("predicted_n")
+    for choice in event.get("choices") or ():
+        text = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+        if text:
+            record.chunks.append(Chunk(t_ns, text))
+    return False
+
+
+def _read_ollama(line: str, record: RequestRecord, t_ns: int) -> bool:
+    if not line.strip():
+        return False
+    event = json.loads(line)
+    if "error" in event:
+        record.error = f"error event mid-stream: {event['error']}"
+        return True
+    text = (event.get("message") or {}).get("content") if "message" in event else event.get("response")
+    if text:
+        record.chunks.append(Chunk(t_ns, text))
+    if event.get("done"):
+        record.output_tokens.server = event.get("eval_count")
+        record.prompt_tokens.server = event.get("prompt_eval_count")
+        # Ollama reports durations in nanoseconds.
+        record.server_timing.update({key.replace("_duration", "_s"): event[key] / 1e9 for key in
+                                     ("prompt_eval_duration", "eval_duration", "total_duration", "load_duration")
+                                     if key in event})
+        return True
+    return False
+
+
+READERS: dict[str, Callable[[str, RequestRecord, int], bool]] = {
+    "openai-chat": _read_openai, "openai-completions": _read_openai,
+    "ollama-chat": _read_ollama, "ollama-generate": _read_ollama,
+}
+
+
+async def send(pool: Pool, target: Target, request: BenchRequest,
+               scheduled_ns: int | None = None, timeout_s: float = 600.0,
+               clock: Callable[[], int] = time.perf_counter_ns) -> RequestRecord:
+    """Send one request and return its record; never raises for a failed request (the record says why)."""
+    path, body = build_body(target, request)
+    record = RequestRecord(request_id=request.request_id, engine=target.name, workload=request.workload,
+                           scheduled_ns=scheduled_ns if scheduled_ns is not None else clock(),
+                           prompt_text=request.prompt, forced_length=request.force_length)
+    record.prompt_tokens.requested = request.prompt_tokens
+    record.output_tokens.requested = request.max_tokens if target.protocol != "http" else None
+    record.sent_ns = clock()
+    try:
+        async with asyncio.timeout(timeout_s), pool.request("POST", path, body, target.headers) as response:
+            record.status = response.status
+            if response.status >= 400:
+                detail = (await response.read()).decode(errors="replace")[:300]
+                record.error = f"HTTP {response.status}: {detail}"
+            elif target.protocol == "http":
+                payload = await response.read()
+                record.chunks.append(Chunk(clock(), payload.decode(errors="replace")))
+            else:
+                read = READERS[target.protocol]
+                lines = response.lines()
+                async for raw in lines:  # one line at a time, as soon as it arrives
+                    if read(raw.decode(), record, clock()):
+                        break
+                record.end_ns = clock()
+                # Consume the terminating chunk so the connection can be reused without a new handshake.
+                async for _ in lines:
+                    pass
+    except json.JSONDecodeError as exc:
+        record.error = f"malformed response line: {exc}"
+    except TimeoutError:
+        record.error = f"no complete answer within {timeout_s:g} s"
+    except (HTTPError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        record.error = f"{type(exc).__name__}: {exc or 'no detail'} (is the server at {target.url} up?)"
+    record.end_ns = record.end_ns or clock()
+    if record.error is None and not record.chunks and target.protocol != "http":
+        record.error = "stream ended without any content"
+    return record
+
+
+def make_pool(target: Target, concurrency: int) -> Pool:
+    """One pool per run: connections are reused, so TTFT holds no TCP handshake after warm-up."""
+    return Pool(target.url, max(concurrency, 1))
