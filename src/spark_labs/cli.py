@@ -8,7 +8,8 @@ import sys
 
 # name → (module, function taking argv list, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("spark_labs.demo", "main", "start llama.cpp and vLLM on the embedded model and compare them"),
+    "demo": ("spark_labs.demo", "main", "start llama.cpp and vLLM on the embedded model: full benchmark report"),
+    "bench": ("spark_labs.bench.cli", "main", "benchmark engines: run, sweep, micro, compare, accuracy, overhead"),
     "doctor": ("spark_labs.doctor", "main", "show profile, hardware, memory and which engines can run here"),
     "prepare-model": ("spark_labs.doctor", "prepare_model_main", "export the embedded model to HF format once"),
     "serve": ("spark_labs.serve.cli", "main", "serve a model with spark-labs' OpenAI-compatible server"),

@@ -102,9 +102,12 @@ def _read_openai(line: str, record: RequestRecord, t_ns: int) -> bool:
     if usage := event.get("usage"):
         record.output_tokens.server = usage.get("completion_tokens")
         record.prompt_tokens.server = usage.get("prompt_tokens")
+    if metrics := event.get("metrics"):  # vLLM with --enable-per-request-metrics: engine-side, milliseconds
+        _vllm_request_metrics(metrics, record)
     if timings := event.get("timings"):  # llama.cpp's native server: milliseconds
-        record.server_timing.update(prefill_s=timings.get("prompt_ms", 0) / 1e3,
-                                    decode_s=timings.get("predicted_ms", 0) / 1e3)
+        record.server_timing["prefill_s"] = timings.get("prompt_ms", 0) / 1e3
+        if timings.get("predicted_n"):
+            record.server_timing["tpot_s"] = timings.get("predicted_ms", 0) / 1e3 / timings["predicted_n"]
         record.prompt_tokens.server = record.prompt_tokens.server or timings.get("prompt_n")
         record.output_tokens.server = record.output_tokens.server or timings.get("predicted_n")
     for choice in event.get("choices") or ():
@@ -112,6 +115,18 @@ def _read_openai(line: str, record: RequestRecord, t_ns: int) -> bool:
         if text:
             record.chunks.append(Chunk(t_ns, text))
     return False
+
+
+def _vllm_request_metrics(metrics: dict, record: RequestRecord) -> None:
+    """vLLM's per-request timings: queue (arrival → scheduled), TTFT (scheduled → first token) and the
+    mean gap between its output tokens. Their TTFT from arrival is queue + TTFT."""
+    queue, ttft, itl = (metrics.get(k) for k in ("queue_time_ms", "time_to_first_token_ms", "mean_itl_ms"))
+    if ttft is not None:
+        record.server_timing["ttft_s"] = ((queue or 0.0) + ttft) / 1e3
+    if itl is not None:
+        record.server_timing["tpot_s"] = itl / 1e3
+    if queue is not None:
+        record.server_timing["queue_s"] = queue / 1e3
 
 
 def _read_ollama(line: str, record: RequestRecord, t_ns: int) -> bool:
@@ -128,9 +143,13 @@ def _read_ollama(line: str, record: RequestRecord, t_ns: int) -> bool:
         record.output_tokens.server = event.get("eval_count")
         record.prompt_tokens.server = event.get("prompt_eval_count")
         # Ollama reports durations in nanoseconds.
-        record.server_timing.update({key.replace("_duration", "_s"): event[key] / 1e9 for key in
-                                     ("prompt_eval_duration", "eval_duration", "total_duration", "load_duration")
-                                     if key in event})
+        timing = {key.replace("_duration", "_s"): event[key] / 1e9 for key in
+                  ("prompt_eval_duration", "eval_duration", "total_duration", "load_duration") if key in event}
+        if "prompt_eval_s" in timing:  # the server's TTFT: loading the model, then the prompt
+            timing["ttft_s"] = timing.get("load_s", 0.0) + timing["prompt_eval_s"]
+        if "eval_s" in timing and event.get("eval_count"):
+            timing["tpot_s"] = timing["eval_s"] / event["eval_count"]
+        record.server_timing.update(timing)
         return True
     return False
 

@@ -253,15 +253,22 @@ def run_sync(coro_factory: Callable[[], object]):
 
 
 def run_load(target: Target, requests: Sequence[BenchRequest], load: Load = Load(),
-             progress: bool | Callable[[RequestRecord], None] = True, timeout_s: float = 600.0,
-             server_metrics: bool = True) -> RunResult:
-    """Blocking front door: run one load against one target, with a tqdm bar unless ``progress=False``."""
+             progress=True, timeout_s: float = 600.0, server_metrics: bool = True) -> RunResult:
+    """Blocking front door: run one load against one target.
+
+    ``progress``: True for a tqdm bar (notebooks), False for none, a ``rich.progress.Progress`` to add a
+    task to (the CLI), or a callable called with each finished record.
+    """
+    description = f"{target.name} · {requests[0].workload if requests else ''} · {load.label}"
     bar = None
     if progress is True:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(requests), desc=f"{target.name} · {load.label}", unit="req", leave=False)
+        bar = tqdm(total=len(requests), desc=description, unit="req", leave=False)
         on_done = lambda record: bar.update(1)  # noqa: E731
+    elif hasattr(progress, "add_task"):
+        task = progress.add_task(description, total=len(requests))
+        on_done = lambda record: progress.advance(task)  # noqa: E731
     else:
         on_done = progress or None
     try:

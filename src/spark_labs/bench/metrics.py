@@ -194,6 +194,10 @@ def summarize(records: list[RequestRecord], slo: dict[str, float] | None = None)
         "prefill_tok_s": [m.prefill_tok_s for m in good if m.prefill_tok_s],
         "decode_tok_s": [m.decode_tok_s for m in good if m.decode_tok_s],
         "output_tokens": [float(m.output_tokens) for m in good],
+        "prompt_tokens": [float(m.prompt_tokens) for m in good if m.prompt_tokens],
+        # The server's own per-request clock, where it reports one (vLLM per-request metrics, Ollama).
+        "server_ttft": [r.server_timing["ttft_s"] for r in records if r.ok and "ttft_s" in r.server_timing],
+        "server_tpot": [r.server_timing["tpot_s"] for r in records if r.ok and "tpot_s" in r.server_timing],
     }
     distributions = {k: d for k, v in samples.items() if (d := Distribution.of(v)) is not None}
     warnings = _warnings(records, per, distributions)
@@ -211,10 +215,11 @@ def _warnings(records: list[RequestRecord], per: list[RequestMetrics], dists: di
     failed = [r for r in records if not r.ok]
     if failed:
         out.append(f"{len(failed)} of {len(records)} requests failed; first error: {failed[0].error}")
-    for name in ("ttft", "tpot", "e2e"):
-        if name in dists and (thin := dists[name].thin()):
-            out.append(f"{name} {', '.join(thin)} rest on {dists[name].count} samples: too few to trust "
-                       f"(p90 wants ≥{MIN_SAMPLES[90]}, p99 ≥{MIN_SAMPLES[99]})")
+    thin = {name: dists[name] for name in ("ttft", "tpot", "e2e") if name in dists and dists[name].thin()}
+    if thin:
+        d = next(iter(thin.values()))
+        out.append(f"{'/'.join(d.thin())} of {', '.join(thin)} rest on {d.count} samples: too few to trust "
+                   f"(p90 wants ≥{MIN_SAMPLES[90]}, p99 ≥{MIN_SAMPLES[99]})")
     disagree = [(r, d) for r in records if (d := r.output_tokens.disagreement())]
     if disagree:
         out.append(f"token counts disagree on {len(disagree)} requests, e.g. {disagree[0][1]}")

@@ -29,10 +29,20 @@ def load_tokenizer(model=None):
         return None
 
 
-def count_tokens(records: Iterable[RequestRecord], tokenizer) -> None:
-    """Fill ``output_tokens.client`` for every record (special tokens off, whole text at once)."""
+def count_tokens(records: Iterable[RequestRecord], tokenizer, chat: bool = True) -> None:
+    """Fill ``output_tokens.client`` (special tokens off, whole text at once) and ``prompt_tokens.client``
+    (for chat: the prompt inside the model's chat template, as the server will see it)."""
     if tokenizer is None:
         return
     for record in records:
         text = record.text
         record.output_tokens.client = len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+        record.prompt_tokens.client = prompt_length(tokenizer, record.prompt_text, chat)
+
+
+def prompt_length(tokenizer, prompt: str, chat: bool = True) -> int:
+    if chat and getattr(tokenizer, "chat_template", None):
+        encoded = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                                tokenize=True, return_dict=True)
+        return len(encoded["input_ids"])
+    return len(tokenizer(prompt)["input_ids"])

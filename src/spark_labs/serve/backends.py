@@ -1,9 +1,14 @@
-"""Where tokens come from: an in-process transformers model that really streams token by token.
+"""Where tokens come from, behind one small interface both API flavours (OpenAI, Ollama) consume.
 
-Generation runs in a worker thread (``model.generate`` blocks) and hands decoded text to the event
-loop through a ``TextIteratorStreamer``; a semaphore bounds how many generations run at once so a
-burst of requests queues instead of thrashing a CPU. Cancelling the consumer (client disconnect) sets
-a stop flag that ``generate`` checks between tokens, so an abandoned request stops burning compute.
+A backend turns a :class:`GenerationRequest` into an async stream of :class:`Piece` (text plus the
+tokens it carries) and fills an :class:`Outcome` (usage, finish reason, which upstream served it) as it
+goes. Two implementations: :class:`TransformersBackend` here (in-process, for learners without an
+engine) and :class:`~spark_labs.serve.proxy.ProxyBackend` (one or more OpenAI-compatible upstreams).
+
+The transformers backend runs ``model.generate`` in a worker thread (it blocks) and hands decoded text to
+the event loop through a ``TextIteratorStreamer``; a semaphore bounds how many generations run at once so
+a burst queues instead of thrashing a CPU. Closing the stream (client disconnect) sets a stop flag that
+``generate`` checks between tokens, so an abandoned request stops burning compute.
 """
 
 from __future__ import annotations
@@ -11,7 +16,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from .errors import GatewayError
+
+if TYPE_CHECKING:
+    from .metrics import GatewayMetrics
 
 
 @dataclass
@@ -22,15 +33,59 @@ class Piece:
 
 @dataclass
 class Usage:
-    prompt_tokens: int
-    completion_tokens: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
     def as_dict(self) -> dict:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "total_tokens": self.prompt_tokens + self.completion_tokens}
 
 
+@dataclass
+class GenerationRequest:
+    """What both API flavours ask of a backend, already validated and bounded."""
+
+    kind: Literal["chat", "completion"]
+    model: str
+    max_tokens: int
+    messages: list[dict] | None = None
+    prompt: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    ignore_eos: bool = False
+    extra: dict = field(default_factory=dict)  # other OpenAI sampling fields, forwarded by the proxy
+
+
+@dataclass
+class Outcome:
+    """Filled in by the backend while it streams; read by the API layer once the stream ends."""
+
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    upstream: str | None = None
+
+
+class Backend(Protocol):
+    name: str
+
+    async def start(self, metrics: GatewayMetrics) -> None: ...
+    async def aclose(self) -> None: ...
+    def models(self) -> list[str]: ...
+    def check_model(self, model: str) -> None: ...  # raises GatewayError(404) for a model not served
+    def readiness(self) -> tuple[bool, dict]: ...
+    def stream(self, request: GenerationRequest, outcome: Outcome) -> AsyncIterator[Piece]: ...
+
+
+def bare_model_name(name: str) -> str:
+    """Ollama clients say ``model:latest``; the tag means nothing to an OpenAI engine."""
+    return name[: -len(":latest")] if name.endswith(":latest") else name
+
+
 class TransformersBackend:
+    name = "transformers"
+
     def __init__(self, model_path: str, served_name: str, max_concurrency: int = 1, device: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -40,9 +95,39 @@ class TransformersBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16).to(self.device)
         self.model.eval()
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._max_concurrency = max_concurrency
+        self._slots: asyncio.Semaphore | None = None  # made in start(): it belongs to the server's loop
         self.waiting = 0
 
+    # --- Backend interface
+    async def start(self, metrics: GatewayMetrics) -> None:
+        self._slots = asyncio.Semaphore(self._max_concurrency)
+
+    async def aclose(self) -> None:
+        return None
+
+    def models(self) -> list[str]:
+        return [self.served_name]
+
+    def check_model(self, model: str) -> None:
+        if bare_model_name(model) != self.served_name:
+            raise GatewayError(404, f"model '{model}' is not served here; available: '{self.served_name}'. "
+                               "Use that name (GET /v1/models lists it).", code="model_not_found")
+
+    def readiness(self) -> tuple[bool, dict]:
+        return True, {"backend": self.name, "model": self.served_name}
+
+    async def stream(self, request: GenerationRequest, outcome: Outcome) -> AsyncIterator[Piece]:
+        ids = self.encode_chat(request.messages) if request.kind == "chat" else self.encode_text(request.prompt)
+        outcome.usage.prompt_tokens = len(ids)
+        outcome.upstream = "in-process"
+        async for piece in self.generate(ids, request.max_tokens, request.temperature if request.temperature
+                                         is not None else 1.0, request.top_p or 1.0, request.ignore_eos,
+                                         outcome.usage):
+            yield piece
+        outcome.finish_reason = "length" if outcome.usage.completion_tokens >= request.max_tokens else "stop"
+
+    # --- transformers specifics
     def encode_chat(self, messages: list[dict]) -> list[int]:
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                      return_dict=True)
@@ -56,6 +141,8 @@ class TransformersBackend:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+        if self._slots is None:  # used without start() (direct library use)
+            self._slots = asyncio.Semaphore(self._max_concurrency)
         stop = threading.Event()
 
         class _Stop(StoppingCriteria):
@@ -89,26 +176,24 @@ class TransformersBackend:
 
             worker = threading.Thread(target=run, daemon=True)
             worker.start()
-            queue_get = asyncio.get_running_loop().run_in_executor
-            emitted = 0
+            loop = asyncio.get_running_loop()
             try:
                 while True:
-                    text = await queue_get(None, _next_or_none, streamer)
+                    text = await loop.run_in_executor(None, _next_or_none, streamer)
                     if text is None:
                         break
                     if text:
-                        # Count tokens by re-encoding what was emitted so far: exact for the usage record.
+                        # Count tokens by re-encoding what was emitted: the streamer hands out text, not ids.
                         emitted_now = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-                        emitted += emitted_now
+                        usage.completion_tokens += emitted_now
                         yield Piece(text, emitted_now)
             finally:
                 stop.set()
-                await asyncio.get_running_loop().run_in_executor(None, worker.join)
+                await loop.run_in_executor(None, worker.join)
             if "error" in result:
-                raise RuntimeError(f"generation failed: {result['error']}")
-            output = result["output"]
+                raise GatewayError(500, f"generation failed: {result['error']}", code="generation_failed")
             usage.prompt_tokens = len(input_ids)
-            usage.completion_tokens = int(output.shape[1]) - len(input_ids)
+            usage.completion_tokens = int(result["output"].shape[1]) - len(input_ids)
         finally:
             self._slots.release()
 

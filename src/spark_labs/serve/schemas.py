@@ -1,17 +1,37 @@
-"""OpenAI request bodies with bounds: a malformed or oversized request is a 422, never a crash."""
+"""Request bodies with bounds, for both API flavours: a malformed or oversized request is a 4xx, never a crash.
+
+The static bounds here are the outer limits any deployment accepts; the settings (max_tokens_limit,
+max_messages) tighten them per gateway in :func:`to_generation`. Unknown fields are kept (``extra``) so the
+proxy can forward engine-specific sampling options it does not know about.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-MAX_TOKENS_LIMIT = 4096
+from .backends import GenerationRequest
+from .errors import GatewayError
+from .settings import GatewaySettings
+
+MAX_TOKENS_LIMIT = 131_072
+_FORWARDED_EXTRA = {"presence_penalty", "frequency_penalty", "repetition_penalty", "top_k", "min_p", "user",
+                    "logit_bias", "min_tokens"}
+
+
+class TextPart(BaseModel):
+    type: Literal["text"] = "text"
+    text: str = Field(max_length=400_000)
 
 
 class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str = Field(max_length=100_000)
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: Annotated[str, Field(max_length=400_000)] | list[TextPart] = Field(max_length=1024)
+
+    def flat(self) -> dict:
+        content = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+        return {"role": "system" if self.role == "developer" else self.role, "content": content}
 
 
 class StreamOptions(BaseModel):
@@ -19,19 +39,116 @@ class StreamOptions(BaseModel):
 
 
 class _GenerationParams(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
     model: str = Field(min_length=1, max_length=256)
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    n: int = Field(default=1, ge=1, le=1, description="only n=1 is supported")
+    stop: str | list[str] | None = Field(default=None, max_length=16)
     stream: bool = False
     stream_options: StreamOptions | None = None
     ignore_eos: bool = False  # vLLM's extension: keep generating to exactly max_tokens
     seed: int | None = None
 
+    def include_usage(self) -> bool:
+        return bool(self.stream and self.stream_options and self.stream_options.include_usage)
+
+    def _common(self, settings: GatewaySettings) -> dict:
+        asked = self.max_completion_tokens or self.max_tokens
+        max_tokens = bounded_max_tokens(asked, settings)
+        extra = {k: v for k, v in (self.model_extra or {}).items() if k in _FORWARDED_EXTRA}
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        return dict(model=self.model, max_tokens=max_tokens, temperature=self.temperature, top_p=self.top_p,
+                    stop=stop, seed=self.seed, ignore_eos=self.ignore_eos, extra=extra)
+
 
 class ChatCompletionRequest(_GenerationParams):
-    messages: list[ChatMessage] = Field(min_length=1, max_length=256)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
+
+    def to_generation(self, settings: GatewaySettings) -> GenerationRequest:
+        check_messages(len(self.messages), settings)
+        return GenerationRequest(kind="chat", messages=[m.flat() for m in self.messages], **self._common(settings))
 
 
 class CompletionRequest(_GenerationParams):
-    prompt: str = Field(max_length=400_000)
+    prompt: str = Field(max_length=1_000_000)
+
+    def to_generation(self, settings: GatewaySettings) -> GenerationRequest:
+        return GenerationRequest(kind="completion", prompt=self.prompt, **self._common(settings))
+
+
+def bounded_max_tokens(asked: int | None, settings: GatewaySettings) -> int:
+    if asked is None:
+        return min(settings.default_max_tokens, settings.max_tokens_limit)
+    if asked > settings.max_tokens_limit:
+        raise GatewayError(422, f"max_tokens={asked} is above this gateway's limit of {settings.max_tokens_limit}; "
+                           "ask for fewer tokens", code="max_tokens_too_large")
+    return asked
+
+
+def check_messages(count: int, settings: GatewaySettings) -> None:
+    if count > settings.max_messages:
+        raise GatewayError(422, f"{count} messages is above this gateway's limit of {settings.max_messages}; "
+                           "shorten the conversation", code="too_many_messages")
+
+
+# --- Ollama ------------------------------------------------------------------------------------------
+class OllamaOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")  # Ollama has dozens of runner options; unknown ones are ignored
+
+    num_predict: int | None = Field(default=None, ge=-2, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: list[str] | None = Field(default=None, max_length=16)
+
+    def sampling(self, settings: GatewaySettings) -> dict:
+        # Ollama: -1 = until the context fills, -2 = fill the context; both mean "the gateway's default" here.
+        asked = self.num_predict if self.num_predict and self.num_predict > 0 else None
+        return dict(max_tokens=bounded_max_tokens(asked, settings), temperature=self.temperature,
+                    top_p=self.top_p, seed=self.seed, stop=self.stop)
+
+
+class OllamaMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")  # images, tool_calls, thinking: accepted, not used
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = Field(default="", max_length=400_000)
+
+
+class _OllamaParams(BaseModel):
+    model_config = ConfigDict(extra="allow")  # format, keep_alive, think, tools...: accepted, not used
+
+    model: str = Field(min_length=1, max_length=256)
+    stream: bool = True  # Ollama streams unless told otherwise
+    options: OllamaOptions | None = None
+
+    def _sampling(self, settings: GatewaySettings) -> dict:
+        return (self.options or OllamaOptions()).sampling(settings)
+
+
+class OllamaChatRequest(_OllamaParams):
+    messages: list[OllamaMessage] = Field(default_factory=list, max_length=4096)
+
+    def to_generation(self, settings: GatewaySettings) -> GenerationRequest:
+        check_messages(len(self.messages), settings)
+        return GenerationRequest(kind="chat", model=self.model, messages=[{"role": m.role, "content": m.content}
+                                 for m in self.messages], **self._sampling(settings))
+
+
+class OllamaGenerateRequest(_OllamaParams):
+    prompt: str = Field(default="", max_length=1_000_000)
+    system: str | None = Field(default=None, max_length=400_000)
+    raw: bool = False
+
+    def to_generation(self, settings: GatewaySettings) -> GenerationRequest:
+        # Like Ollama: the prompt goes through the chat template unless raw=True.
+        if self.raw:
+            return GenerationRequest(kind="completion", model=self.model, prompt=self.prompt,
+                                     **self._sampling(settings))
+        messages = ([{"role": "system", "content": self.system}] if self.system else []) + \
+            [{"role": "user", "content": self.prompt}]
+        return GenerationRequest(kind="chat", model=self.model, messages=messages, **self._sampling(settings))

@@ -1,0 +1,285 @@
+"""``spark-labs bench``: measure engines from the command line.
+
+  spark-labs bench run --engine vllm --workload chat --concurrency 4 --out results/
+  spark-labs bench run --url http://127.0.0.1:8000 --model my-model --mode poisson --rate 2
+  spark-labs bench sweep --engine llamacpp --concurrency 1,2,4,8
+  spark-labs bench micro --engine llamacpp            # pp512 / tg128, llama-bench style
+  spark-labs bench compare --engines llamacpp,vllm    # the full report (what `make demo` runs)
+  spark-labs bench accuracy                          # ours vs vLLM's histograms vs `vllm bench serve`
+  spark-labs bench overhead                          # what the harness itself adds
+  spark-labs bench metrics                           # metric definitions and other tools' names
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+def _table(frame: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), justify="left" if frame[column].dtype == object else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
+    return table
+
+
+def _target_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("what to measure (an engine to start, or a running server)")
+    group.add_argument("--engine", help="start this engine on the profile's model, measure, stop it")
+    group.add_argument("--url", help="a running server's root URL, e.g. http://127.0.0.1:8000")
+    group.add_argument("--model", help="served model name at --url")
+    group.add_argument("--protocol", default=None, help="openai-chat (default), openai-completions, ollama-chat, "
+                                                          "ollama-generate")
+    group.add_argument("--metrics-url", help="Prometheus endpoint of --url, for the server-side cross-check")
+    group.add_argument("--api-key")
+    group.add_argument("--engine-arg", action="append", default=[], help="extra flag for --engine (repeatable)")
+
+
+@contextlib.contextmanager
+def _target(args, report):
+    """Yield a Target for the chosen server, starting (and afterwards stopping) an engine if asked."""
+    from .clients import Target
+    from .experiments import add_engine, engine_args
+    from .report import EngineInfo
+
+    if args.url:
+        if not args.model:
+            raise SystemExit("--url needs --model (the name the server serves); try `curl URL/v1/models`")
+        name = args.name or "server"
+        # Assume the profile's weights for the roofline; the report says which dtype it assumed.
+        report.engines[name] = EngineInfo(name, name, args.plan.model.dtype, url=args.url)
+        yield Target(name, args.url.rstrip("/"), args.model, args.protocol or "openai-chat", args.api_key,
+                     args.metrics_url)
+        return
+    from ..engines import launch
+
+    name = args.engine or "llamacpp"
+    plan = args.plan
+    with console.status(f"starting {name} …"):
+        engine = launch(name, plan.model, port="auto", lab=plan.lab, progress=False, timeout=plan.sizes.timeout_s,
+                        extra_args=[*engine_args(name, plan.sizes.max_model_len), *args.engine_arg])
+    with engine:
+        console.print(f"{engine.spec.display_name} ready in {engine.ready_after_s:.1f} s at {engine.url}")
+        yield add_engine(report, engine, plan.model)
+
+
+def _workload(args):
+    from .prompts import Workload, standard_workloads
+
+    if args.workload.startswith("synthetic"):
+        _, prompt_len, output_len = (args.workload.split(":") + ["", ""])[:3]
+        if not prompt_len or not output_len:
+            raise SystemExit("synthetic workloads are written synthetic:PROMPT_TOKENS:OUTPUT_TOKENS, e.g. synthetic:512:128")
+        return Workload(args.workload, "synthetic", args.num_requests or args.plan.sizes.num_requests,
+                        int(output_len), int(prompt_len))
+    catalogue = standard_workloads(args.plan.sizes)
+    if args.workload not in catalogue:
+        raise SystemExit(f"unknown workload {args.workload!r}; choose {', '.join(catalogue)} or synthetic:IN:OUT")
+    w = catalogue[args.workload]
+    return Workload(w.name, w.kind, args.num_requests or w.num_requests, args.max_tokens or w.max_tokens)
+
+
+def _save(report, out: str | None) -> None:
+    console.print(_table(report.summary_table(), "Results (measured in this run)"))
+    for line in report.diagnosis():
+        console.print(f"• {line}")
+    for run in report.runs:
+        for w in run.summary.warnings:
+            console.print(f"[yellow]⚠ {run.target} · {run.workload} · {run.load.label}: {w}")
+        if rows := [r for r in run.server_comparison() if "server_mean" in r]:
+            frame = pd.DataFrame(rows)[["metric", "client_mean", "server_mean", "mean_diff_pct", "server_p50_bucket"]]
+            console.print(_table(frame, f"{run.target}: our means vs the server's histograms (s)"))
+    if out:
+        directory = Path(out)
+        directory.mkdir(parents=True, exist_ok=True)
+        report.to_json(directory / "report.json")
+        report.to_html(directory / "report.html")
+        (directory / "report.md").write_text(report.to_markdown())
+        console.print(f"wrote {directory}/report.html, report.md and report.json (per-request records included)")
+
+
+def cmd_run(args) -> int:
+    from .experiments import measure, new_report
+    from .load import Load
+    from .tokens import load_tokenizer
+
+    report = new_report(args.plan, "bench run")
+    tokenizer = load_tokenizer(args.plan.model)
+    load = Load(args.mode, args.concurrency[0], args.rate, args.gamma_shape, args.warmup)
+    with _target(args, report) as target, _progress() as progress:
+        measure(report, target, _workload(args), load, tokenizer, progress)
+    _save(report, args.out)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .experiments import new_report, sweep
+    from .tokens import load_tokenizer
+
+    report = new_report(args.plan, "concurrency sweep")
+    with _target(args, report) as target, _progress() as progress:
+        sweep(report, target, _workload(args), args.concurrency, load_tokenizer(args.plan.model), progress)
+    _save(report, args.out)
+    for engine, knee in report.knees(args.workload).items():
+        console.print(f"[bold]knee[/] {engine}: {knee}")
+    for run in report.runs:
+        law = run.littles_law()
+        console.print(f"Little's law · {run.load.label}: sampled in-flight {law['sampled_in_flight']:.2f} vs "
+                      f"throughput × latency {law['throughput_x_latency']:.2f} (ratio {law['ratio']:.2f})")
+    return 0
+
+
+def cmd_micro(args) -> int:
+    from .experiments import micro, new_report
+    from .tokens import load_tokenizer
+
+    report = new_report(args.plan, "micro")
+    with _target(args, report) as target, console.status("pp / tg …"):
+        frame = micro(target, load_tokenizer(args.plan.model), args.pp, args.tg, args.repeats)
+    console.print(_table(frame, "llama-bench-style microbenchmarks through the HTTP API"))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .experiments import compare_engines
+
+    engines = args.engines.split(",") if args.engines else None
+    report = compare_engines(args.plan, engines, concurrencies=args.concurrency or None, progress=_progress_live(),
+                             log=console.print)
+    if skipped := report.meta.get("skipped"):
+        for name, why in skipped.items():
+            console.print(f"⏭ {name}: {why}")
+    _save(report, args.out)
+    if len(report.use_cases()):
+        console.print(_table(report.use_cases().drop(columns=["best"]), "Which engine for which use case (measured)"))
+    return 0
+
+
+def _progress_live() -> Progress:
+    progress = _progress()
+    progress.start()
+    return progress
+
+
+def cmd_accuracy(args) -> int:
+    from .accuracy import compare
+    from .experiments import new_report
+    from .tokens import load_tokenizer
+
+    if not args.url:
+        args.engine = "vllm"
+        # Per-request timings give the server's exact p50s, not just its bucketed histograms.
+        args.engine_arg = [*args.engine_arg, "--enable-per-request-metrics"]
+    report = new_report(args.plan, "accuracy")
+    path = args.plan.model.hf_path() if args.plan.model.embedded else args.plan.model.hf_id
+    with _target(args, report) as target:
+        if target.metrics_url is None:
+            raise SystemExit("accuracy needs the server's Prometheus endpoint: pass --metrics-url")
+        with console.status("our harness, then vllm bench serve, on the same server …"):
+            frame = compare(target, load_tokenizer(args.plan.model), path, args.input_len, args.output_len,
+                            args.num_requests or 32, args.concurrency[0], progress=False)
+    console.print(_table(frame.round(3), "Accuracy (ms): ours vs the server's view vs vllm bench serve"))
+    console.print(f"output throughput: ours {frame.attrs['throughput']['ours_output_tok_s']:.1f} tok/s, "
+                  f"vllm bench {frame.attrs['throughput']['vllm_bench_output_tok_s']:.1f} tok/s")
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        frame.to_csv(Path(args.out) / "accuracy.csv", index=False)
+    return 0
+
+
+def cmd_overhead(args) -> int:
+    from .overhead import sustained_chunks_per_s, sweep
+
+    results = []
+    for arrivals in ("steady", "burst"):
+        with console.status(f"calibration server, {arrivals} arrivals …"):
+            results += sweep(tuple(args.streams), args.ttft_ms, args.tpot_ms, args.tokens, arrivals)
+    frame = pd.DataFrame([asdict(r) for r in results]).drop(columns=["reasons"])
+    console.print(_table(frame, f"Harness overhead vs a server with TTFT {args.ttft_ms} ms, TPOT {args.tpot_ms} ms"))
+    at = [r for r in results if r.streams == 64 and r.arrivals == "steady"]
+    if at:
+        console.print(f"at 64 concurrent streams (steady arrivals) the harness adds {at[0].harness_ttft_p50_ms:.2f} ms "
+                      f"p50 to TTFT (client send path + read path); target ≤ 1 ms")
+    for arrivals in ("steady", "burst"):
+        rate = sustained_chunks_per_s([r for r in results if r.arrivals == arrivals])
+        console.print(f"{arrivals}: the client kept up to {rate:.0f} chunks/s" if rate else f"{arrivals}: fell behind")
+    return 0
+
+
+def cmd_metrics(args) -> int:
+    from .metrics import DEFINITIONS
+
+    console.print(_table(pd.DataFrame([asdict(d) for d in DEFINITIONS]), "Metric definitions"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..profiles import plan
+
+    parser = argparse.ArgumentParser(prog="spark-labs bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def ints(text: str) -> list[int]:
+        return [int(x) for x in text.split(",") if x]
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--profile", help="tiny or spark (default: detected)")
+    common.add_argument("--out", help="directory for report.html / report.md / report.json")
+    common.add_argument("--concurrency", type=ints, default=None, help="e.g. 4, or 1,2,4,8 for a sweep")
+    common.add_argument("--num-requests", type=int)
+    common.add_argument("--name", help="label for a --url server in the report")
+
+    for name, fn, help_text in (("run", cmd_run, "one workload under one load"),
+                                ("sweep", cmd_sweep, "one workload at rising concurrency, with the knee"),
+                                ("micro", cmd_micro, "pp512 / tg128 through the HTTP API"),
+                                ("accuracy", cmd_accuracy, "ours vs vLLM's server metrics vs vllm bench serve")):
+        p = sub.add_parser(name, parents=[common], help=help_text)
+        _target_args(p)
+        p.set_defaults(fn=fn)
+        p.add_argument("--workload", default="chat", help="chat, prefill-heavy, decode-heavy, code, synthetic:IN:OUT")
+        p.add_argument("--max-tokens", type=int)
+        p.add_argument("--mode", default="concurrent", choices=["sequential", "concurrent", "poisson", "gamma"])
+        p.add_argument("--rate", type=float, help="open loop: requests per second")
+        p.add_argument("--gamma-shape", type=float, default=1.0)
+        p.add_argument("--warmup", type=int, default=1)
+        p.add_argument("--pp", type=int, default=512)
+        p.add_argument("--tg", type=int, default=128)
+        p.add_argument("--repeats", type=int, default=3)
+        p.add_argument("--input-len", type=int, default=64)
+        p.add_argument("--output-len", type=int, default=32)
+    p = sub.add_parser("compare", parents=[common], help="the profile's engines on the same workloads: full report")
+    p.add_argument("--engines", help="comma list (default: the profile's engines)")
+    p.set_defaults(fn=cmd_compare)
+    p = sub.add_parser("overhead", help="harness overhead against the calibration server")
+    p.add_argument("--streams", type=ints, default=[1, 16, 64, 128, 256, 512])
+    p.add_argument("--ttft-ms", type=float, default=50.0)
+    p.add_argument("--tpot-ms", type=float, default=20.0)
+    p.add_argument("--tokens", type=int, default=64)
+    p.set_defaults(fn=cmd_overhead)
+    sub.add_parser("metrics", help="metric definitions and their names in other tools").set_defaults(fn=cmd_metrics)
+
+    args = parser.parse_args(argv)
+    if hasattr(args, "concurrency"):
+        args.plan = plan("01", getattr(args, "profile", None))
+        if args.command == "sweep":
+            args.concurrency = args.concurrency or list(args.plan.sizes.concurrency)
+        elif args.command != "compare":
+            args.concurrency = args.concurrency or [max(args.plan.sizes.concurrency)]
+    return args.fn(args)

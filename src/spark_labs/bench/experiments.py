@@ -1,0 +1,133 @@
+"""Experiments built from the parts: a concurrency sweep, llama-bench-style ``pp``/``tg`` microbenchmarks,
+and the whole engine comparison Lab 01 and ``make demo`` run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import calc
+from .clients import BenchRequest, Target
+from .load import Load, RunResult, run_load
+from .metrics import request_metrics
+from .prompts import Workload, standard_workloads, synthetic_prompt
+from .report import EngineInfo, Report
+from .roofline import host_spec
+from .tokens import count_tokens, load_tokenizer
+
+# Engine flags used whenever the harness starts an engine itself.
+ENGINE_ARGS = {
+    # Eager mode skips vLLM's ≈3 min torch.compile warm-up on CPU; the same flag DGX Spark guides use.
+    "vllm": ["--enforce-eager"],
+}
+
+
+def engine_args(engine: str, max_model_len: int) -> list[str]:
+    args = list(ENGINE_ARGS.get(engine, []))
+    if engine == "vllm":
+        args += ["--max-model-len", str(max_model_len)]
+    return args
+
+
+def weight_dtype(engine: str, model) -> str:
+    """What a decode step streams: GGUF engines run the quantised file, the others the HF weights."""
+    if engine in ("llamacpp", "ollama") and model.quantization:
+        return model.quantization.lower()
+    return model.dtype
+
+
+def new_report(plan, title: str = "engine comparison") -> Report:
+    """An empty report that knows the profile, model, hardware and model shape (for the roofline)."""
+    try:
+        shape = calc.known_model(plan.model.hf_id)
+    except Exception:  # an unknown model still gets latency numbers, just no roofline
+        shape = None
+    return Report(meta={"title": title, "profile": plan.profile.name, "model": plan.model.hf_id,
+                        "hardware_spec": host_spec(), "shape": shape,
+                        "created": dt.datetime.now().isoformat(timespec="seconds"), "skipped": {}})
+
+
+def add_engine(report: Report, engine, model) -> Target:
+    """Register a running :class:`EngineHandle` in the report and return its benchmark target."""
+    report.engines[engine.spec.name] = EngineInfo(engine.spec.name, engine.spec.display_name,
+                                                  weight_dtype(engine.spec.name, model), engine.ready_after_s,
+                                                  engine.url)
+    return Target.from_engine(engine)
+
+
+def measure(report: Report, target: Target, workload: Workload, load: Load, tokenizer=None,
+            progress=True) -> RunResult:
+    """One workload under one load; the run is appended to ``report``."""
+    result = run_load(target, workload.requests(tokenizer, protocol=target.protocol), load, progress=progress)
+    count_tokens(result.records, tokenizer, chat=target.protocol.endswith("chat"))
+    report.runs.append(result)
+    return result
+
+
+def sweep(report: Report, target: Target, workload: Workload, concurrencies: Sequence[int], tokenizer=None,
+          progress=True) -> list[RunResult]:
+    """The same workload at rising closed-loop concurrency (each level gets ≥ concurrency × 2 requests)."""
+    results = []
+    for c in concurrencies:
+        sized = Workload(workload.name, workload.kind, max(workload.num_requests, 2 * c), workload.max_tokens,
+                         workload.prompt_tokens, workload.force_length)
+        results.append(measure(report, target, sized, Load("concurrent", c), tokenizer, progress))
+    return results
+
+
+def micro(target: Target, tokenizer, pp: int = 512, tg: int = 128, repeats: int = 3) -> pd.DataFrame:
+    """llama-bench's two numbers through any engine's HTTP API: ``pp<N>`` (prompt tok/s from a prompt of
+    exactly N tokens and one output token) and ``tg<N>`` (decode tok/s over N forced output tokens)."""
+    rows = []
+    for test, requests in (
+        (f"pp{pp}", [BenchRequest(f"pp-{i}", synthetic_prompt(tokenizer, pp, seed=1000 + i), 1, f"pp{pp}",
+                                  force_length=False, prompt_tokens=pp) for i in range(repeats)]),
+        (f"tg{tg}", [BenchRequest(f"tg-{i}", synthetic_prompt(tokenizer, 16, seed=2000 + i), tg, f"tg{tg}",
+                                  prompt_tokens=16) for i in range(repeats)]),
+    ):
+        result = run_load(target, requests, Load("sequential"), progress=False, server_metrics=False)
+        count_tokens(result.records, tokenizer, chat=target.protocol.endswith("chat"))
+
+        per = [request_metrics(r) for r in result.records if r.ok]
+        values = [m.prefill_tok_s for m in per] if test.startswith("pp") else [m.decode_tok_s for m in per]
+        values = [v for v in values if v]
+        rows.append({"engine": target.name, "test": test, "tok_s_mean": float(np.mean(values)) if values else np.nan,
+                     "tok_s_std": float(np.std(values)) if values else np.nan, "repeats": len(values)})
+    return pd.DataFrame(rows)
+
+
+def compare_engines(plan, engines: Sequence[str] | None = None, workloads: Sequence[str] = ("prefill-heavy", "decode-heavy"),
+                    sweep_workload: str = "chat", concurrencies: Sequence[int] | None = None,
+                    progress=True, log: Callable[[str], None] = print) -> Report:
+    """Start each engine in turn on the plan's model, run the same workloads and sweep, stop it.
+
+    An engine that is not installed, or fails to start, is skipped *visibly*: its reason is logged and
+    kept in ``report.meta['skipped']``; the comparison goes on with the others.
+    """
+    from ..engines import launch
+    from ..errors import EngineError
+
+    report = new_report(plan)
+    tokenizer = load_tokenizer(plan.model)
+    sizes = plan.sizes
+    catalogue = standard_workloads(sizes)
+    for name in engines or plan.engines:
+        try:
+            engine = launch(name, plan.model, port="auto", lab=plan.lab,
+                            extra_args=engine_args(name, sizes.max_model_len), timeout=sizes.timeout_s,
+                            progress=progress)
+        except EngineError as exc:
+            report.meta["skipped"][name] = str(exc).splitlines()[0]
+            log(f"⏭ {name} skipped: {str(exc).splitlines()[0]}")
+            continue
+        with engine:
+            log(f"{engine.spec.display_name} ready in {engine.ready_after_s:.1f} s at {engine.url}")
+            target = add_engine(report, engine, plan.model)
+            for w in workloads:
+                measure(report, target, catalogue[w], Load("concurrent", max(concurrencies or sizes.concurrency)),
+                        tokenizer, progress)
+            sweep(report, target, catalogue[sweep_workload], concurrencies or sizes.concurrency, tokenizer, progress)
+    return report

@@ -1,0 +1,55 @@
+"""Structured logs: one JSON object per line, every line carrying the request id of the request it is about.
+
+The id lives in a context variable set by the request middleware, so code deep in a backend logs it
+without passing it around. API keys never reach a log line: only a short, non-reversible key id does.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+LOGGER_NAME = "spark_labs.gateway"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+                "level": record.levelname.lower(), "logger": record.name, "request_id": request_id_var.get(),
+                "msg": record.getMessage()}
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{k}={v}" for k, v in getattr(record, "fields", {}).items())
+        return f"{record.levelname:<7} [{request_id_var.get()}] {record.getMessage()} {fields}".rstrip()
+
+
+def get_logger() -> logging.Logger:
+    return logging.getLogger(LOGGER_NAME)
+
+
+def configure(json_lines: bool = True, level: str = "info") -> logging.Logger:
+    """Install one stderr handler on the gateway logger (idempotent: a second app replaces the formatter)."""
+    logger = get_logger()
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    handler = next((h for h in logger.handlers if getattr(h, "_spark_labs", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler._spark_labs = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    return logger
+
+
+def log(level: int, message: str, **fields) -> None:
+    get_logger().log(level, message, extra={"fields": fields})

@@ -1,0 +1,148 @@
+"""The gateway's front door, as one pure-ASGI middleware (BaseHTTPMiddleware would buffer and break the
+cancellation of streams). In order, for every HTTP request:
+
+1. request id: the client's ``X-Request-ID`` (if sane) or a new one; echoed in the response, set in the
+   logging context so every line about this request carries it;
+2. body size: ``Content-Length`` above the limit is refused before reading; a body without one (chunked)
+   is counted while it is read and refused as soon as it passes the limit (413);
+3. API key (401) and the key's rate limit (429) for the API routes;
+4. after the response: the request counter and one structured log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from .errors import GatewayError, is_ollama_route
+from .generation import Gateway, RequestInfo
+from .logs import log, request_id_var
+
+GENERATION_ROUTES = {"/v1/chat/completions", "/v1/completions", "/api/chat", "/api/generate"}
+KNOWN_ROUTES = GENERATION_ROUTES | {"/v1/models", "/api/tags", "/api/version", "/health", "/ready", "/metrics",
+                                    "/docs", "/openapi.json"}
+OPEN_ROUTES = {"/health", "/ready", "/metrics", "/api/version", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
+QUIET_ROUTES = {"/health", "/ready", "/metrics"}  # probes and scrapes: logged at debug level only
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class GatewayMiddleware:
+    def __init__(self, app, gateway: Gateway):
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        path = scope["path"]
+        info = RequestInfo(request_id, path if path in KNOWN_ROUTES else "other", time.perf_counter())
+        scope.setdefault("state", {})["info"] = info
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                info.status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            try:
+                receive = await self._screen(scope, receive, headers, info)
+            except GatewayError as exc:
+                info.error = exc.message
+                await exc.response(ollama=is_ollama_route(path))(scope, receive, send_with_id)
+                return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._finish(scope, info)
+            request_id_var.reset(token)
+
+    async def _screen(self, scope, receive, headers: dict, info: RequestInfo):
+        """Refuse what must not reach the app; return the ``receive`` the app should read the body from."""
+        gw, path = self.gateway, scope["path"]
+        limit = gw.settings.max_body_bytes
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(limit)
+        if path not in OPEN_ROUTES and scope["method"] != "OPTIONS":
+            client = (scope.get("client") or ("unknown", 0))[0]
+            try:
+                info.key_id = gw.auth.identify(headers.get("authorization"), client)
+            except GatewayError:
+                gw.metrics.rejected.labels("unauthorized").inc()
+                raise
+            if path in GENERATION_ROUTES:
+                try:
+                    gw.limiter.check(info.key_id)
+                except GatewayError:
+                    gw.metrics.rate_limited.inc()
+                    raise
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            return receive
+        try:
+            body = await _read_body(receive, limit)
+        except _BodyTooLarge:
+            raise self._too_large(limit) from None
+        return _replay(body, receive)
+
+    def _too_large(self, limit: int) -> GatewayError:
+        self.gateway.metrics.rejected.labels("body_too_large").inc()
+        return GatewayError(413, f"request body is larger than this gateway's limit of {limit} bytes; send a "
+                            "shorter prompt or conversation", code="request_too_large")
+
+    def _finish(self, scope, info: RequestInfo) -> None:
+        status = info.status_override or info.status or 500
+        self.gateway.metrics.requests.labels(info.route, str(status)).inc()
+        level = logging.DEBUG if info.route in QUIET_ROUTES and status < 400 else logging.INFO
+        e2e = info.e2e_s if info.e2e_s is not None else time.perf_counter() - info.start
+        fields = {"method": scope["method"], "route": scope["path"], "status": status, "e2e_ms": round(e2e * 1e3, 2),
+                  "key_id": info.key_id}
+        if info.ttft_s is not None:
+            fields["ttft_ms"] = round(info.ttft_s * 1e3, 2)
+        if info.completion_tokens is not None:
+            fields.update(prompt_tokens=info.prompt_tokens, completion_tokens=info.completion_tokens)
+        if info.upstream:
+            fields["upstream"] = info.upstream
+        if info.error:
+            fields["error"] = info.error
+        log(level, "request", **fields)
+
+
+async def _read_body(receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    """Hand the buffered body to the app once, then pass through (the app waits on it for disconnects)."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,224 @@
+"""The proxy backend: stream from one of several OpenAI-compatible upstreams through one pooled client.
+
+The gateway always asks upstreams for a *stream* (with ``include_usage``) whatever the client asked: one
+code path gives text pieces for both API flavours, time to first token for the metrics, and the point
+("first byte") before which a failed upstream can be swapped for another without the client noticing.
+
+Failure handling, by when it happens:
+- before the first byte, connect error or 5xx: count a breaker failure and fail over to the next upstream;
+- before the first byte, timeout: 504, no failover (the upstream may still be working on it; a retry
+  elsewhere would double the load and the wait);
+- 4xx from the upstream: the client's fault, passed through with the upstream's message;
+- after the first byte: no failover is possible (text was already sent): a 502/504 error the API layer
+  turns into an in-band error event.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+
+from .backends import GenerationRequest, Outcome, Piece, bare_model_name
+from .errors import GatewayError
+from .logs import log
+from .metrics import GatewayMetrics
+from .settings import GatewaySettings
+from .upstreams import Upstream, UpstreamPool
+
+
+class ProxyBackend:
+    name = "proxy"
+
+    def __init__(self, upstreams: list[str], settings: GatewaySettings | None = None):
+        self.settings = settings or GatewaySettings()
+        s = self.settings
+        self.pool = UpstreamPool(upstreams, s.breaker_failures, s.breaker_cooldown_s)
+        self.client: httpx.AsyncClient | None = None
+        self.metrics: GatewayMetrics | None = None
+        self._health_task = None
+
+    # --- lifecycle
+    async def start(self, metrics: GatewayMetrics) -> None:
+        import asyncio
+
+        s = self.settings
+        self.metrics = metrics
+        # One client for the app's life: connection pooling and keep-alive to every upstream.
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(s.upstream_first_byte_timeout_s, connect=s.upstream_connect_timeout_s),
+            limits=httpx.Limits(max_connections=s.max_in_flight + 2 * len(self.pool.upstreams),
+                                max_keepalive_connections=s.max_in_flight),
+        )
+        if s.health_interval_s > 0:
+            await self.pool.probe_all(self.client, s.health_timeout_s)  # /ready is right from the start
+            self._health_task = asyncio.create_task(
+                self.pool.health_loop(self.client, s.health_interval_s, s.health_timeout_s, self._export_health))
+        self._export_health()
+
+    async def aclose(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+        if self.client is not None:
+            await self.client.aclose()
+
+    def _export_health(self) -> None:
+        if self.metrics is not None:
+            for u in self.pool.upstreams:
+                self.metrics.upstream_healthy.labels(u.name).set(1 if u.available() else 0)
+
+    # --- models
+    def models(self) -> list[str]:
+        if self.settings.served_model_name:
+            return [self.settings.served_model_name]
+        return self.pool.models()
+
+    def check_model(self, model: str) -> None:
+        known = self.models()
+        if known and bare_model_name(model) not in known:
+            raise GatewayError(404, f"model '{model}' is not served here; available: {', '.join(known)}. "
+                               "Use one of those names (GET /v1/models lists them).", code="model_not_found")
+
+    def _upstream_model(self, upstream: Upstream, requested: str) -> str:
+        if self.settings.served_model_name and upstream.models:
+            return upstream.models[0]  # the public name maps to whatever this upstream calls its model
+        return bare_model_name(requested)
+
+    def readiness(self) -> tuple[bool, dict]:
+        ready = self.pool.any_available()
+        return ready, {"backend": self.name, "upstreams": [u.describe() for u in self.pool.upstreams]}
+
+    # --- generation
+    def _body(self, request: GenerationRequest, upstream: Upstream) -> dict:
+        body = {**request.extra, "model": self._upstream_model(upstream, request.model),
+                "max_tokens": request.max_tokens, "stream": True, "stream_options": {"include_usage": True}}
+        if request.kind == "chat":
+            body["messages"] = request.messages
+        else:
+            body["prompt"] = request.prompt
+        for name in ("temperature", "top_p", "stop", "seed"):
+            if getattr(request, name) is not None:
+                body[name] = getattr(request, name)
+        if request.ignore_eos:  # only when asked: engines without this vLLM extension may reject it
+            body["ignore_eos"] = True
+        return body
+
+    def _failed(self, upstream: Upstream, kind: str, message: str) -> None:
+        upstream.breaker.record_failure()
+        upstream.last_error = message
+        if self.metrics is not None:
+            self.metrics.upstream_errors.labels(upstream.name, kind).inc()
+        self._export_health()
+        log(30, "upstream failed", upstream=upstream.name, kind=kind, error=message,
+            breaker=upstream.breaker.state)
+
+    async def _open(self, request: GenerationRequest, outcome: Outcome) -> tuple[Upstream, httpx.Response]:
+        """Send the request to upstreams in turn until one answers 200 (see the module docstring)."""
+        assert self.client is not None, "ProxyBackend.start() was not called (create_app's lifespan does it)"
+        path = "/chat/completions" if request.kind == "chat" else "/completions"
+        tried: set[str] = set()
+        last: GatewayError | None = None
+        while (upstream := self.pool.choose(bare_model_name(request.model), tried)) is not None:
+            tried.add(upstream.name)
+            upstream.breaker.on_attempt()
+            upstream.outstanding += 1
+            try:
+                req = self.client.build_request("POST", upstream.base_url + path, json=self._body(request, upstream))
+                response = await self.client.send(req, stream=True)
+            except httpx.TimeoutException as exc:
+                upstream.outstanding -= 1
+                self._failed(upstream, "timeout", f"{type(exc).__name__} before the first byte")
+                raise GatewayError(504, f"upstream {upstream.name} did not answer within "
+                                   f"{self.settings.upstream_first_byte_timeout_s:g} s; try again, or raise "
+                                   "upstream_first_byte_timeout_s", upstream=upstream.name) from exc
+            except httpx.HTTPError as exc:
+                upstream.outstanding -= 1
+                self._failed(upstream, "connect", f"{type(exc).__name__}: {exc}")
+                last = GatewayError(502, f"upstream {upstream.name} unreachable ({type(exc).__name__})",
+                                    upstream=upstream.name)
+                continue
+            if response.status_code == 200:
+                outcome.upstream = upstream.name
+                return upstream, response
+            detail = (await response.aread()).decode(errors="replace")[:2000]
+            await response.aclose()
+            upstream.outstanding -= 1
+            if response.status_code >= 500:
+                self._failed(upstream, "http_5xx", f"HTTP {response.status_code}: {detail[:200]}")
+                last = GatewayError(502, f"upstream {upstream.name} failed with HTTP {response.status_code}",
+                                    upstream=upstream.name)
+                continue
+            upstream.breaker.record_success()  # it answered sensibly; the request was at fault
+            raise GatewayError(response.status_code, f"upstream rejected the request: {_upstream_message(detail)}",
+                               code="upstream_rejected", upstream=upstream.name)
+        if last is not None:
+            raise GatewayError(502, f"{last.message}; no other upstream could take the request. "
+                               "Check GET /ready for upstream states.", upstream=last.upstream)
+        raise GatewayError(503, "no healthy upstream can take this request right now (all down or their circuit "
+                           "breakers are open); GET /ready shows each upstream's state. Retry shortly.",
+                           code="no_healthy_upstream", retry_after=self.settings.breaker_cooldown_s)
+
+    async def stream(self, request: GenerationRequest, outcome: Outcome) -> AsyncIterator[Piece]:
+        upstream, response = await self._open(request, outcome)
+        deadline = time.monotonic() + self.settings.upstream_total_timeout_s
+        chunks = 0
+        finished = False
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    finished = True
+                    break
+                event = json.loads(data)
+                if "error" in event:
+                    raise GatewayError(502, f"upstream error mid-stream: {_upstream_message(json.dumps(event))}",
+                                       upstream=upstream.name)
+                if event.get("usage"):
+                    outcome.usage.prompt_tokens = event["usage"].get("prompt_tokens", 0) or 0
+                    outcome.usage.completion_tokens = event["usage"].get("completion_tokens", 0) or 0
+                for choice in event.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content") if request.kind == "chat" else choice.get("text")
+                    if choice.get("finish_reason"):
+                        outcome.finish_reason = choice["finish_reason"]
+                    if text:
+                        chunks += 1
+                        yield Piece(text, 1)
+                if time.monotonic() > deadline:
+                    raise GatewayError(504, f"upstream {upstream.name} exceeded upstream_total_timeout_s="
+                                       f"{self.settings.upstream_total_timeout_s:g} s", upstream=upstream.name)
+            if not finished and outcome.finish_reason is None:
+                raise GatewayError(502, f"upstream {upstream.name} closed the stream before finishing",
+                                   upstream=upstream.name)
+            if not outcome.usage.completion_tokens:
+                outcome.usage.completion_tokens = chunks  # no usage chunk (llama-cpp-python): one token a chunk
+            upstream.breaker.record_success()
+        except GatewayError as exc:
+            self._failed(upstream, "mid_stream", exc.message)
+            raise
+        except httpx.TimeoutException as exc:
+            self._failed(upstream, "timeout", "timed out mid-stream")
+            raise GatewayError(504, f"upstream {upstream.name} stopped sending for "
+                               f"{self.settings.upstream_first_byte_timeout_s:g} s mid-stream", upstream=upstream.name
+                               ) from exc
+        except (httpx.HTTPError, ValueError) as exc:
+            self._failed(upstream, "mid_stream", f"{type(exc).__name__}: {exc}")
+            raise GatewayError(502, f"upstream {upstream.name} failed mid-stream ({type(exc).__name__}); the "
+                               "answer is incomplete, retry the request", upstream=upstream.name) from exc
+        finally:
+            upstream.outstanding -= 1
+            await response.aclose()  # on client disconnect too: closing the stream cancels the upstream request
+
+
+def _upstream_message(detail: str) -> str:
+    try:
+        body = json.loads(detail)
+        error = body.get("error", body) if isinstance(body, dict) else body
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("detail") or error)
+        return str(body.get("detail", error)) if isinstance(body, dict) else str(error)
+    except ValueError:
+        return detail or "(empty body)"

@@ -1,0 +1,69 @@
+"""One settings object for the gateway: defaults < environment (``SPARK_LABS_GATEWAY_*``) < CLI flags.
+
+Every knob the gateway has lives here so the CLI, the app factory, a notebook and the docs table all read
+the same names. Environment variables use the field name upper-cased after the prefix, e.g.
+``SPARK_LABS_GATEWAY_MAX_IN_FLIGHT=32``; list fields take a comma-separated string
+(``SPARK_LABS_GATEWAY_API_KEYS=key1,key2``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]  # NoDecode: read "a,b" from the env, not JSON
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPARK_LABS_GATEWAY_", extra="ignore")
+
+    # --- where requests go
+    upstreams: CommaList = Field(default_factory=list, description="OpenAI-compatible upstream URLs (proxy backend)")
+    served_model_name: str | None = Field(None, description="public model name; maps to each upstream's model")
+    # --- authentication and rate limits
+    api_keys: CommaList = Field(default_factory=list, description="accepted Bearer keys; none (and no file) = auth off")
+    api_keys_file: Path | None = Field(None, description="file with one accepted key per line (# comments)")
+    rate_limit_rps: float = Field(0.0, ge=0, description="per-key token-bucket refill, requests/s (0 = off)")
+    rate_limit_burst: int = Field(20, ge=1, description="per-key bucket size: requests allowed back to back")
+    # --- admission control
+    max_in_flight: int = Field(64, ge=1, description="generations served at once")
+    max_queue: int = Field(256, ge=0, description="requests waiting for a slot; more are rejected with 503")
+    queue_timeout_s: float = Field(30.0, gt=0, description="longest wait for a slot before a 503")
+    # --- request bounds
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body (413 above)")
+    max_tokens_limit: int = Field(4096, ge=1, description="largest max_tokens / num_predict a client may ask for")
+    default_max_tokens: int = Field(256, ge=1, description="max_tokens when the client sends none")
+    max_messages: int = Field(256, ge=1, description="most messages in one chat request")
+    # --- upstream behaviour
+    upstream_connect_timeout_s: float = Field(5.0, gt=0, description="TCP connect timeout per upstream try")
+    upstream_first_byte_timeout_s: float = Field(60.0, gt=0, description="wait for the first byte / between bytes (504)")
+    upstream_total_timeout_s: float = Field(600.0, gt=0, description="longest whole upstream request (504)")
+    health_interval_s: float = Field(5.0, ge=0, description="active health check period; 0 = no checks")
+    health_timeout_s: float = Field(2.0, gt=0, description="one health probe's timeout")
+    breaker_failures: int = Field(3, ge=1, description="consecutive failures that open an upstream's breaker")
+    breaker_cooldown_s: float = Field(10.0, gt=0, description="open time before one half-open trial request")
+    # --- lifecycle and presentation
+    drain_timeout_s: float = Field(30.0, ge=0, description="on shutdown, wait this long for in-flight streams")
+    cors_origins: CommaList = Field(default_factory=list, description="allowed CORS origins ('*' = any); none = CORS off")
+    log_json: bool = Field(True, description="one JSON object per log line (else plain text)")
+    log_level: str = Field("info", description="gateway log level")
+
+    @field_validator("upstreams", "api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value):
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def load_api_keys(self) -> set[str]:
+        """Keys from the setting and the keys file together; an empty set means authentication is off."""
+        keys = {k for k in self.api_keys if k}
+        if self.api_keys_file is not None:
+            for line in Path(self.api_keys_file).read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    keys.add(line)
+        return keys
