@@ -1,5 +1,12 @@
-"""spark-labs' OpenAI-compatible server: the "transformers" engine and the base of lab 05's gateway."""
+"""spark-labs' production gateway (lab 05): OpenAI- and Ollama-compatible routes in front of an in-process
+transformers model or of one or more OpenAI-compatible engines (vLLM, SGLang, TensorRT-LLM, llama.cpp)."""
 
 from .app import create_app
+from .backends import Backend, GenerationRequest, Outcome, Piece, TransformersBackend, Usage
+from .errors import GatewayError
+from .proxy import ProxyBackend
+from .runner import GatewayHandle, start_gateway
+from .settings import GatewaySettings
 
-__all__ = ["create_app"]
+__all__ = ["Backend", "GatewayError", "GatewayHandle", "GatewaySettings", "GenerationRequest", "Outcome", "Piece",
+           "ProxyBackend", "TransformersBackend", "Usage", "create_app", "start_gateway"]

@@ -80,7 +80,7 @@ class Backend(Protocol):
 
 def bare_model_name(name: str) -> str:
     """Ollama clients say ``model:latest``; the tag means nothing to an OpenAI engine."""
-    return name[: -len(":latest")] if name.endswith(":latest") else name
+    return name.removesuffix(":latest")
 
 
 class TransformersBackend:
@@ -157,9 +157,9 @@ class TransformersBackend:
         try:
             streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
             ids = torch.tensor([input_ids], device=self.device)
-            kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
-                          streamer=streamer, stopping_criteria=StoppingCriteriaList([_Stop()]),
-                          do_sample=temperature > 0, pad_token_id=self.tokenizer.eos_token_id)
+            kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "max_new_tokens": max_tokens,
+                          "streamer": streamer, "stopping_criteria": StoppingCriteriaList([_Stop()]),
+                          "do_sample": temperature > 0, "pad_token_id": self.tokenizer.eos_token_id}
             if temperature > 0:
                 kwargs.update(temperature=temperature, top_p=top_p)
             if ignore_eos:
@@ -170,7 +170,7 @@ class TransformersBackend:
                 try:
                     with torch.no_grad():
                         result["output"] = self.model.generate(**kwargs)
-                except BaseException as exc:  # surfaced to the client as a stream error
+                except BaseException as exc:  # noqa: BLE001 - surfaced to the client as a stream error
                     result["error"] = exc
                     streamer.end()
 

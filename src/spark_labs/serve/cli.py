@@ -1,29 +1,80 @@
-"""``spark-labs serve`` / ``python -m spark_labs.serve``: run the server with uvicorn."""
+"""``spark-labs serve`` / ``python -m spark_labs.serve``: run the gateway with uvicorn.
+
+    spark-labs serve --backend proxy --upstream http://127.0.0.1:8000/v1 --upstream http://127.0.0.1:8002/v1
+    spark-labs serve --backend transformers            # the profile's model, in-process
+
+Every GatewaySettings field is also a flag (``--max-in-flight 32``, ``--api-key K`` ...); flags override the
+``SPARK_LABS_GATEWAY_*`` environment, which overrides the defaults.
+"""
 
 from __future__ import annotations
 
 import argparse
+import typing
+
+from .settings import GatewaySettings
+
+# Flags whose name differs from the field: repeatable singulars read better on a command line.
+_FLAG_NAMES = {"upstreams": "--upstream", "api_keys": "--api-key", "cors_origins": "--cors-origin"}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spark-labs serve", description=__doc__)
-    parser.add_argument("--backend", choices=["transformers"], default="transformers")
-    parser.add_argument("--model", help="HF model directory or id (default: the profile's model)")
-    parser.add_argument("--served-model-name")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spark-labs serve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["transformers", "proxy"], default=None,
+                        help="proxy when --upstream is given, else transformers")
+    parser.add_argument("--model", help="transformers: HF model directory or id (default: the profile's model)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--max-concurrency", type=int, default=1,
-                        help="generations running at once; the rest queue (1 suits a CPU)")
-    args = parser.parse_args(argv)
+                        help="transformers: generations computed at once; the rest queue (1 suits a CPU)")
+    group = parser.add_argument_group("gateway settings (also SPARK_LABS_GATEWAY_<NAME> environment variables)")
+    for name, field in GatewaySettings.model_fields.items():
+        _add_setting_flag(group, name, field)
+    return parser
 
-    import uvicorn
 
-    from ..profiles import get_profile
+def _add_setting_flag(group, name: str, field) -> None:
+    flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+    help_text = field.description or ""
+    annotation = field.annotation
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if annotation is bool:
+        group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+    elif typing.get_origin(annotation) is list:
+        group.add_argument(flag, dest=name, action="append", default=None, help=help_text + " (repeatable)")
+    else:
+        kind = {int: int, float: float}.get(annotation, str)
+        group.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
+
+
+def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
+    given = {name: getattr(args, name) for name in GatewaySettings.model_fields if getattr(args, name) is not None}
+    return GatewaySettings(**given)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    backend_kind = args.backend or ("proxy" if settings.upstreams else "transformers")
+
     from .app import create_app
-    from .backends import TransformersBackend
+    from .runner import serve_forever
 
-    model = get_profile().model_for(None)
-    path = args.model or model.hf_path()
-    backend = TransformersBackend(path, args.served_model_name or model.served_name, args.max_concurrency)
-    uvicorn.run(create_app(backend), host=args.host, port=args.port, log_level="warning")
+    if backend_kind == "proxy":
+        if not settings.upstreams:
+            raise SystemExit("spark-labs serve --backend proxy needs at least one --upstream URL "
+                             "(e.g. --upstream http://127.0.0.1:8000/v1) or SPARK_LABS_GATEWAY_UPSTREAMS")
+        from .proxy import ProxyBackend
+
+        backend = ProxyBackend(settings.upstreams, settings)
+    else:
+        from ..profiles import get_profile
+        from .backends import TransformersBackend
+
+        model = get_profile().model_for(None)
+        backend = TransformersBackend(args.model or model.hf_path(), settings.served_model_name or model.served_name,
+                                      args.max_concurrency)
+    serve_forever(create_app(backend, settings), settings, args.host, args.port)
     return 0

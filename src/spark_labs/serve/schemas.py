@@ -61,8 +61,8 @@ class _GenerationParams(BaseModel):
         max_tokens = bounded_max_tokens(asked, settings)
         extra = {k: v for k, v in (self.model_extra or {}).items() if k in _FORWARDED_EXTRA}
         stop = [self.stop] if isinstance(self.stop, str) else self.stop
-        return dict(model=self.model, max_tokens=max_tokens, temperature=self.temperature, top_p=self.top_p,
-                    stop=stop, seed=self.seed, ignore_eos=self.ignore_eos, extra=extra)
+        return {"model": self.model, "max_tokens": max_tokens, "temperature": self.temperature, "top_p": self.top_p,
+                    "stop": stop, "seed": self.seed, "ignore_eos": self.ignore_eos, "extra": extra}
 
 
 class ChatCompletionRequest(_GenerationParams):
@@ -108,8 +108,8 @@ class OllamaOptions(BaseModel):
     def sampling(self, settings: GatewaySettings) -> dict:
         # Ollama: -1 = until the context fills, -2 = fill the context; both mean "the gateway's default" here.
         asked = self.num_predict if self.num_predict and self.num_predict > 0 else None
-        return dict(max_tokens=bounded_max_tokens(asked, settings), temperature=self.temperature,
-                    top_p=self.top_p, seed=self.seed, stop=self.stop)
+        return {"max_tokens": bounded_max_tokens(asked, settings), "temperature": self.temperature,
+                    "top_p": self.top_p, "seed": self.seed, "stop": self.stop}
 
 
 class OllamaMessage(BaseModel):

@@ -1,0 +1,130 @@
+"""Run the gateway: as a blocking server (the CLI) or in a background thread (tests, notebooks).
+
+    from spark_labs.serve import start_gateway
+    gw = start_gateway(upstreams=[engine.base_url], rate_limit_rps=5)   # any GatewaySettings field
+    openai.OpenAI(base_url=gw.base_url, api_key="-")...
+    gw.stop()
+
+Graceful shutdown happens in :class:`GatewayServer`: on SIGTERM/Ctrl-C (or ``stop()``) the gateway first
+*drains*: new generations get 503 (``/ready`` says so, so a load balancer moves traffic away) while in-flight
+streams run to completion for up to ``drain_timeout_s``; only then does uvicorn close the listening socket
+and cut whatever is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Self
+
+import uvicorn
+
+from ..engines.ports import free_port
+from .app import create_app
+from .backends import Backend
+from .settings import GatewaySettings
+
+
+class GatewayServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, drain_timeout_s: float):
+        super().__init__(config)
+        self.drain_timeout_s = drain_timeout_s
+
+    async def shutdown(self, sockets=None) -> None:
+        gateway = getattr(getattr(self.config.app, "state", None), "gateway", None)
+        if gateway is not None and self.drain_timeout_s > 0:
+            await gateway.admission.drain(self.drain_timeout_s)
+        await super().shutdown(sockets)
+
+
+def server_config(app, host: str, port: int) -> uvicorn.Config:
+    # Our middleware logs every request as JSON: uvicorn's access log would duplicate it as text.
+    # timeout_graceful_shutdown is short because the drain above already waited for streams.
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                          timeout_graceful_shutdown=1, lifespan="on")
+
+
+def serve_forever(app, settings: GatewaySettings, host: str, port: int) -> None:
+    GatewayServer(server_config(app, host, port), settings.drain_timeout_s).run()
+
+
+class GatewayHandle:
+    """A gateway running in a background thread of this process."""
+
+    def __init__(self, server: GatewayServer, thread: threading.Thread, host: str, port: int, app):
+        self.server, self.thread, self.host, self.port, self.app = server, thread, host, port, app
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI client wants; Ollama clients take :attr:`url`."""
+        return self.url + "/v1"
+
+    @property
+    def metrics_url(self) -> str:
+        return self.url + "/metrics"
+
+    @property
+    def gateway(self):
+        return self.app.state.gateway
+
+    def is_running(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Drain (up to the settings' drain_timeout_s), then stop the server and wait for its thread."""
+        self.server.should_exit = True
+        self.thread.join(timeout if timeout is not None else self.server.drain_timeout_s + 15)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<GatewayHandle {self.url} {'running' if self.is_running() else 'stopped'}>"
+
+
+def start_gateway(backend: Backend | None = None, *, upstreams: list[str] | None = None,
+                  settings: GatewaySettings | None = None, host: str = "127.0.0.1", port: int | None = None,
+                  timeout: float = 30.0, **overrides) -> GatewayHandle:
+    """Start a gateway in a background thread and return once it accepts requests.
+
+    Give a ``backend`` or ``upstreams`` (OpenAI-compatible URLs: a ProxyBackend is made for them).
+    ``overrides`` are GatewaySettings fields (``api_keys=["k"]``, ``rate_limit_rps=2``...) applied on top
+    of ``settings`` (or of the environment when no settings are given).
+    """
+    base = settings or GatewaySettings()
+    settings = base.model_copy(update=overrides) if overrides else base
+    if backend is None:
+        from .proxy import ProxyBackend
+
+        backend = ProxyBackend(upstreams or settings.upstreams, settings)
+    app = create_app(backend, settings)
+    port = port or free_port(host)
+    server = GatewayServer(server_config(app, host, port), settings.drain_timeout_s)
+    # (uvicorn installs signal handlers only in the main thread, so a notebook kernel keeps its own.)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(server.serve())
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name=f"spark-labs-gateway-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if errors or not thread.is_alive():
+            raise RuntimeError(f"the gateway did not start on {host}:{port}: {errors[0] if errors else 'exited'}")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise TimeoutError(f"the gateway did not start on {host}:{port} within {timeout:g} s")
+        time.sleep(0.02)
+    return GatewayHandle(server, thread, host, port, app)
