@@ -100,7 +100,7 @@ def _save(report, out: str | None) -> None:
     for line in report.diagnosis():
         console.print(f"• {line}")
     for run in report.runs:
-        for w in run.summary.warnings:
+        for w in run.summary.warnings + run.health.notes:
             console.print(f"[yellow]⚠ {run.target} · {run.workload} · {run.load.label}: {w}")
         if rows := [r for r in run.server_comparison() if "server_mean" in r]:
             frame = pd.DataFrame(rows)[["metric", "client_mean", "server_mean", "mean_diff_pct", "server_p50_bucket"]]

@@ -80,6 +80,11 @@ class Pool:
         self.prefix = parts.path.rstrip("/")
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._slots = asyncio.Semaphore(size)
+        self.connections_opened = 0  # how many TCP handshakes this pool paid for
+
+    async def _open(self):
+        self.connections_opened += 1
+        return await asyncio.open_connection(self.host, self.port)
 
     async def _connect(self):
         while self._idle:
@@ -87,12 +92,15 @@ class Pool:
             if not writer.is_closing() and not reader.at_eof():
                 return reader, writer
             writer.close()
-        return await asyncio.open_connection(self.host, self.port)
+        return await self._open()
 
     async def preconnect(self, n: int) -> None:
         """Open ``n`` idle connections now, so a burst of requests does not pay for TCP handshakes."""
-        while len(self._idle) < n:
-            self._idle.append(await asyncio.open_connection(self.host, self.port))
+        try:
+            while len(self._idle) < n:
+                self._idle.append(await self._open())
+        except OSError:
+            pass  # nothing listening: every request will record the connection error itself
 
     def request(self, method: str, path: str, body: dict | None = None, headers: dict[str, str] | None = None):
         return _Exchange(self, method, path, body, headers or {})

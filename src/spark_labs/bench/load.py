@@ -28,7 +28,10 @@ from .server_metrics import ServerMetricsProbe
 MODES = ("sequential", "concurrent", "poisson", "gamma")
 
 # Thresholds past which the client, not the server, shaped the numbers.
-MAX_LOOP_LAG_P99_S = 0.010
+# Sustained lag (p90) means the loop itself is saturated; occasional spikes (p99 only) mean the OS
+# gave the engine our core for a moment — worth a note, not a verdict.
+MAX_LOOP_LAG_P90_S = 0.010
+NOTE_LOOP_LAG_P99_S = 0.010
 MAX_CLIENT_CPU_PCT = 90.0
 MAX_DISPATCH_LATE_P99_S = 0.010
 
@@ -73,12 +76,14 @@ class Load:
 @dataclass
 class ClientHealth:
     loop_lag_p50_s: float
+    loop_lag_p90_s: float
     loop_lag_p99_s: float
     loop_lag_max_s: float
     client_cpu_pct: float  # of one core: the event loop is single-threaded
     dispatch_late_p99_s: float | None  # open loop without a cap: sent − scheduled
     mean_in_flight: float  # sampled while the run was going
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # why the run is invalid
+    notes: list[str] = field(default_factory=list)  # worth knowing, not invalidating
 
     @property
     def valid(self) -> bool:
@@ -227,12 +232,16 @@ def _health(watch: _Watch, cpu_pct: float, records: list[RequestRecord], load: L
     late = None
     if load.open_loop and not load.concurrency:
         late = float(np.percentile([(r.sent_ns - r.scheduled_ns) / 1e9 for r in records], 99))
-    health = ClientHealth(loop_lag_p50_s=float(np.percentile(lags, 50)), loop_lag_p99_s=float(np.percentile(lags, 99)),
+    health = ClientHealth(loop_lag_p50_s=float(np.percentile(lags, 50)), loop_lag_p90_s=float(np.percentile(lags, 90)),
+                          loop_lag_p99_s=float(np.percentile(lags, 99)),
                           loop_lag_max_s=float(lags.max()), client_cpu_pct=cpu_pct, dispatch_late_p99_s=late,
                           mean_in_flight=float(np.mean(watch.in_flight_samples)) if watch.in_flight_samples else 0.0)
-    if health.loop_lag_p99_s > MAX_LOOP_LAG_P99_S:
-        health.reasons.append(f"event-loop lag p99 {health.loop_lag_p99_s * 1e3:.1f} ms > "
-                              f"{MAX_LOOP_LAG_P99_S * 1e3:.0f} ms: chunk timestamps are late")
+    if health.loop_lag_p90_s > MAX_LOOP_LAG_P90_S:
+        health.reasons.append(f"event-loop lag p90 {health.loop_lag_p90_s * 1e3:.1f} ms > "
+                              f"{MAX_LOOP_LAG_P90_S * 1e3:.0f} ms: the client's loop was saturated, timestamps are late")
+    elif health.loop_lag_p99_s > NOTE_LOOP_LAG_P99_S:
+        health.notes.append(f"event-loop lag spiked to {health.loop_lag_p99_s * 1e3:.0f} ms (p99): the engine and "
+                            "the client share CPU cores here, so a few timestamps may be late by that much")
     if cpu_pct > MAX_CLIENT_CPU_PCT:
         health.reasons.append(f"client used {cpu_pct:.0f}% of a core: it cannot keep up with the stream")
     if late is not None and late > MAX_DISPATCH_LATE_P99_S:

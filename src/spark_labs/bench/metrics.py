@@ -62,7 +62,7 @@ def chunk_tokens(record: RequestRecord) -> list[int]:
 
     Servers that report per-chunk counts are believed. Otherwise, when the total (server usage, else
     our tokenizer) matches the chunk count, it is one token per chunk (vLLM, llama.cpp); when the total
-    is larger, tokens are spread over chunks in proportion to their text, at least one each.
+    is larger, tokens are shared out in proportion to each chunk's text, at least one each.
     """
     chunks = record.content_chunks
     if not chunks:
@@ -72,14 +72,18 @@ def chunk_tokens(record: RequestRecord) -> list[int]:
     total = record.output_tokens.best
     if total is None or total <= len(chunks):
         return [1] * len(chunks)
-    extra = total - len(chunks)
     weights = np.array([max(len(c.text), 1) for c in chunks], dtype=float)
-    shares = extra * weights / weights.sum()
-    counts = np.floor(shares).astype(int)
-    # Largest-remainder rounding keeps the sum exact.
-    for i in np.argsort(-(shares - counts))[: extra - counts.sum()]:
-        counts[i] += 1
-    return [1 + int(c) for c in counts]
+    shares = total * weights / weights.sum()
+    counts = np.maximum(np.floor(shares).astype(int), 1)
+    # Largest-remainder rounding keeps the sum exact while every chunk keeps at least one token.
+    order = np.argsort(-(shares - np.floor(shares)), kind="stable")
+    i = 0
+    while counts.sum() < total:
+        counts[order[i % len(order)]] += 1
+        i += 1
+    while counts.sum() > total:
+        counts[int(np.argmax(counts - shares))] -= 1
+    return [int(c) for c in counts]
 
 
 @dataclass

@@ -46,7 +46,7 @@ class Report:
                    "client_valid": run.health.valid, "client_reasons": "; ".join(run.health.reasons),
                    "loop_lag_p99_ms": run.health.loop_lag_p99_s * 1e3, "client_cpu_pct": run.health.client_cpu_pct,
                    "mean_in_flight": run.health.mean_in_flight, "littles_ratio": run.littles_law()["ratio"],
-                   "warnings": " | ".join(s.warnings)}
+                   "warnings": " | ".join(s.warnings + run.health.notes)}
             row.update(self._roofline(run, row))
             for cmp in run.server_comparison():
                 if "server_mean" in cmp:
@@ -136,7 +136,7 @@ class Report:
         from .. import calc
         from ..specs import HardwareSpec
 
-        text = Path(source).read_text() if Path(str(source)).exists() else str(source)
+        text = str(source) if str(source).lstrip().startswith("{") else Path(source).read_text()
         data = json.loads(text)
         meta = dict(data["meta"])
         if data.get("hardware_spec"):
@@ -174,7 +174,7 @@ class Report:
         if knees := self.knees():
             lines += ["## Concurrency knees", ""] + [f"- **{e}**: {k}" for e, k in knees.items()] + [""]
         warnings = [f"- {run.target} · {run.workload} · {run.load.label}: {w}" for run in self.runs
-                    for w in run.summary.warnings]
+                    for w in run.summary.warnings + run.health.notes]
         if warnings:
             lines += ["## Warnings", ""] + warnings + [""]
         return "\n".join(lines)
