@@ -74,7 +74,7 @@ class GatewayMiddleware:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise self._too_large(limit)
-        if path not in OPEN_ROUTES and scope["method"] != "OPTIONS":
+        if path in KNOWN_ROUTES and path not in OPEN_ROUTES and scope["method"] != "OPTIONS":
             client = (scope.get("client") or ("unknown", 0))[0]
             try:
                 info.key_id = gw.auth.identify(headers.get("authorization"), client)
