@@ -30,7 +30,7 @@ async def chat(body: OllamaChatRequest, request: Request):
 
 @router.post("/api/generate", tags=["ollama"])
 async def generate(body: OllamaGenerateRequest, request: Request):
-    if not body.prompt and not body.raw:  # Ollama's "load the model" call: nothing to generate
+    if not body.prompt:  # Ollama's "load the model" call: nothing to generate
         request.app.state.gateway.backend.check_model(body.model)
         return {"model": body.model, "created_at": _now(), "response": "", "done": True, "done_reason": "load"}
     return await _respond(request, body, chat=False)

@@ -28,6 +28,8 @@ from .metrics import GatewayMetrics
 from .settings import GatewaySettings
 from .upstreams import Upstream, UpstreamPool
 
+_JSON = {"Content-Type": "application/json"}
+
 
 class ProxyBackend:
     name = "proxy"
@@ -125,7 +127,9 @@ class ProxyBackend:
             upstream.breaker.on_attempt()
             upstream.outstanding += 1
             try:
-                req = self.client.build_request("POST", upstream.base_url + path, json=self._body(request, upstream))
+                # json.dumps escapes to ASCII: a lone UTF-16 surrogate in a prompt (valid JSON) cannot break it.
+                req = self.client.build_request("POST", upstream.base_url + path, headers=_JSON,
+                                                content=json.dumps(self._body(request, upstream)).encode())
                 response = await self.client.send(req, stream=True)
             except httpx.TimeoutException as exc:
                 upstream.outstanding -= 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .backends import GenerationRequest
 from .errors import GatewayError
@@ -27,7 +27,15 @@ class TextPart(BaseModel):
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: Annotated[str, Field(max_length=400_000)] | list[TextPart] = Field(max_length=1024)
+    content: Annotated[str, Field(max_length=400_000)] | Annotated[list[TextPart], Field(min_length=1, max_length=1024)]
+    tool_call_id: str | None = Field(default=None, max_length=256)
+
+    @model_validator(mode="after")
+    def _tool_messages_answer_a_call(self):
+        # As in OpenAI's API; engines' chat templates fail (HTTP 500) on a tool message without one.
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a 'tool' message needs the tool_call_id of the call it answers")
+        return self
 
     def flat(self) -> dict:
         content = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
@@ -74,7 +82,8 @@ class ChatCompletionRequest(_GenerationParams):
 
 
 class CompletionRequest(_GenerationParams):
-    prompt: str = Field(max_length=1_000_000)
+    # min_length: an empty prompt gives the model nothing to continue (llama.cpp answers it with a 500).
+    prompt: str = Field(min_length=1, max_length=1_000_000)
 
     def to_generation(self, settings: GatewaySettings) -> GenerationRequest:
         return GenerationRequest(kind="completion", prompt=self.prompt, **self._common(settings))
@@ -117,6 +126,13 @@ class OllamaMessage(BaseModel):
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str = Field(default="", max_length=400_000)
+    tool_name: str | None = Field(default=None, max_length=256)
+
+    def openai(self) -> dict:
+        message = {"role": self.role, "content": self.content}
+        if self.role == "tool":  # Ollama names the tool; OpenAI engines require an id for the call answered
+            message["tool_call_id"] = self.tool_name or "call_0"
+        return message
 
 
 class _OllamaParams(BaseModel):
@@ -135,8 +151,8 @@ class OllamaChatRequest(_OllamaParams):
 
     def to_generation(self, settings: GatewaySettings) -> GenerationRequest:
         check_messages(len(self.messages), settings)
-        return GenerationRequest(kind="chat", model=self.model, messages=[{"role": m.role, "content": m.content}
-                                 for m in self.messages], **self._sampling(settings))
+        return GenerationRequest(kind="chat", model=self.model, messages=[m.openai() for m in self.messages],
+                                 **self._sampling(settings))
 
 
 class OllamaGenerateRequest(_OllamaParams):
