@@ -15,12 +15,13 @@ export SPARK_LABS_PROFILE ?= $(PROFILE)
 export HF_HUB_OFFLINE ?= $(if $(filter tiny,$(PROFILE)),1,0)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-unit test-integration test-notebooks lab clean help
+.PHONY: install demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway clean help
 
 help:
 	@echo "make demo   - install, start llama.cpp + vLLM on the embedded model, compare them"
 	@echo "make test   - install and run the whole test suite (what CI runs)"
 	@echo "make lab    - open JupyterLab on labs/"
+	@echo "make bench  - harness overhead + accuracy vs vLLM (ratios measured side by side in one run)"
 
 install: $(STAMP)
 
@@ -51,6 +52,19 @@ test-integration: install
 
 test-notebooks: install
 	$(PY) -m pytest -m notebook $(PYTEST_ARGS)
+
+# Performance claims live here, not in timed unit tests.
+bench: bench-overhead bench-accuracy bench-gateway
+
+bench-overhead: install
+	$(PY) -m spark_labs.cli bench overhead
+
+bench-accuracy: install
+	$(PY) -m spark_labs.cli bench accuracy --num-requests 32 --concurrency 4
+
+bench-gateway: install
+	$(PY) -m spark_labs.cli bench gateway --upstream calibration --concurrency 16
+	$(PY) -m spark_labs.cli bench gateway --upstream vllm --concurrency 16
 
 lab: install
 	$(VENV)/bin/jupyter lab labs/

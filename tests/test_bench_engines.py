@@ -89,3 +89,22 @@ def test_bench_cli_run_against_a_running_server(llamacpp_engine, tmp_path):
                  "--concurrency", "2", "--num-requests", "2", "--max-tokens", "8", "--out", str(tmp_path)])
     assert code == 0
     assert {p.name for p in tmp_path.iterdir()} == {"report.json", "report.html", "report.md"}
+
+
+def test_plain_http_routes_go_through_the_same_machinery(llamacpp_engine):
+    """Non-streaming routes: one chunk per response, so TTFT = E2E and req/s is the throughput."""
+    from spark_labs.bench import BenchRequest
+
+    target = Target("llamacpp-http", llamacpp_engine.url, llamacpp_engine.served_name, protocol="http")
+    get_models = [BenchRequest(f"m{i}", "", 0, "models", force_length=False, path="/v1/models") for i in range(4)]
+    chat = {"model": llamacpp_engine.served_name, "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}
+    post_chat = [BenchRequest(f"c{i}", "", 0, "chat-json", force_length=False, path="/v1/chat/completions",
+                              body=chat) for i in range(2)]
+    for requests in (get_models, post_chat):
+        result = run_load(target, requests, Load("concurrent", 2, warmup=0), progress=False)
+        s = result.summary
+        assert s.failed == 0, result.records[0].error
+        assert s.request_throughput > 0
+        assert s.distributions["e2e"].p50 == pytest.approx(s.distributions["ttft"].p50, rel=0.05)
+        assert not s.warnings or all("single token" not in w for w in s.warnings)
+    assert '"content"' in result.records[0].text

@@ -14,6 +14,25 @@ from .prompts import Workload, prompt_set, standard_workloads
 from .records import Chunk, RequestRecord, TokenCounts
 from .report import Report
 
-__all__ = ["BenchRequest", "Chunk", "DEFINITIONS", "Load", "Report", "RequestRecord", "RunResult", "Target",
-           "TokenCounts", "Workload", "compare_engines", "measure", "micro", "new_report", "prompt_set",
-           "request_metrics", "run_load", "standard_workloads", "summarize", "sweep"]
+__all__ = [
+           "DEFINITIONS",
+           "BenchRequest",
+           "Chunk",
+           "Load",
+           "Report",
+           "RequestRecord",
+           "RunResult",
+           "Target",
+           "TokenCounts",
+           "Workload",
+           "compare_engines",
+           "measure",
+           "micro",
+           "new_report",
+           "prompt_set",
+           "request_metrics",
+           "run_load",
+           "standard_workloads",
+           "summarize",
+           "sweep",
+]

@@ -47,7 +47,7 @@ def vllm_bench_serve(target: Target, tokenizer_path: str, input_len: int, output
         probe = ServerMetricsProbe(target.metrics_url) if target.metrics_url else None
         if probe:
             run_sync(probe.start)
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
         if done.returncode != 0 or not out.exists():
             raise RuntimeError(f"vllm bench serve failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
         if probe:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 import pandas as pd
 
@@ -24,7 +25,7 @@ def find_knee(concurrency: list[int], throughput: list[float], min_efficiency: f
     ``min_efficiency`` — beyond it, more concurrency mostly buys queueing.
     """
     points = sorted(zip(concurrency, throughput))
-    for (c0, t0), (c1, t1) in zip(points, points[1:]):
+    for (c0, t0), (c1, t1) in pairwise(points):
         if c1 <= c0 or t0 <= 0:
             continue
         efficiency = (t1 / t0 - 1) / (c1 / c0 - 1)
@@ -123,3 +124,29 @@ def use_case_table(frame: pd.DataFrame) -> pd.DataFrame:
                         "stars": "★" * max(1, round(5 * score)) + "☆" * (5 - max(1, round(5 * score))),
                         "best": value == best})
     return pd.DataFrame(out)
+
+
+# The module README's star ratings (prefill, decode) — a claim to test against measurements, not a result.
+SEED_CLAIMS = {"ollama": (3, 4), "llamacpp": (3, 5), "vllm": (4, 4), "trtllm": (5, 3), "sglang": (4, 4)}
+
+
+def claims_vs_measured(frame: pd.DataFrame) -> pd.DataFrame:
+    """The seed's prefill/decode stars beside stars computed from this machine's measurements."""
+    table = use_case_table(frame)
+    measured = {}
+    for use, kind in (("Long documents (summarise, RAG)", "prefill"), ("Long answers (reports, code)", "decode")):
+        for _, row in table[table["use case"] == use].iterrows():
+            measured.setdefault(row["engine"], {})[kind] = row["stars"].count("★")
+    rows = []
+    for engine, got in measured.items():
+        claimed = SEED_CLAIMS.get(engine)
+        row = {"engine": engine, "claimed prefill": claimed[0] if claimed else None, "measured prefill": got.get("prefill"),
+               "claimed decode": claimed[1] if claimed else None, "measured decode": got.get("decode")}
+        if claimed:
+            gaps = [abs(c - m) for c, m in ((claimed[0], got.get("prefill")), (claimed[1], got.get("decode")))
+                    if m is not None]
+            row["verdict"] = "agrees" if gaps and max(gaps) <= 1 else "differs here"
+        else:
+            row["verdict"] = "no claim in the seed"
+        rows.append(row)
+    return pd.DataFrame(rows)

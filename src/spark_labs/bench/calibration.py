@@ -21,6 +21,9 @@ _HEADERS = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-enc
             b"cache-control: no-cache\r\n\r\n")
 
 
+_MODELS = json.dumps({"object": "list", "data": [{"id": "calibration", "object": "model"}]}).encode()
+
+
 def _chunk(payload: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(payload), payload)
 
@@ -60,8 +63,9 @@ def make_handler(ttft_ms: float, tpot_ms: float):
                 request_line, *header_lines = head.decode("latin-1").split("\r\n")
                 headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)}
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
-                if request_line.startswith("GET"):
-                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{}")
+                if request_line.startswith("GET"):  # /health, /v1/models: enough for a gateway's health checks
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\ncontent-type: application/json\r\n\r\n%s"
+                                 % (len(_MODELS), _MODELS))
                     await writer.drain()
                     continue
                 tokens = int(json.loads(body or b"{}").get("max_tokens") or 16)

@@ -7,6 +7,7 @@
   spark-labs bench compare --engines llamacpp,vllm    # the full report (what `make demo` runs)
   spark-labs bench accuracy                          # ours vs vLLM's histograms vs `vllm bench serve`
   spark-labs bench overhead                          # what the harness itself adds
+  spark-labs bench gateway --upstream vllm           # what the spark-labs gateway adds
   spark-labs bench metrics                           # metric definitions and other tools' names
 """
 
@@ -222,6 +223,37 @@ def cmd_overhead(args) -> int:
     return 0
 
 
+def cmd_gateway(args) -> int:
+    from .experiments import engine_args
+    from .gateway_overhead import measure_gateway
+    from .overhead import CalibrationServer
+
+    with contextlib.ExitStack() as stack:
+        if args.upstream == "calibration":
+            server = stack.enter_context(CalibrationServer(args.ttft_ms, args.tpot_ms))
+            upstream = server.target()
+        elif args.upstream.startswith("http"):
+            from .clients import Target
+
+            upstream = Target("upstream", args.upstream.rstrip("/"), args.model or args.plan.model.served_name)
+        else:
+            from ..engines import launch
+            from .clients import Target
+
+            with console.status(f"starting {args.upstream} …"):
+                engine = stack.enter_context(launch(args.upstream, args.plan.model, port="auto", progress=False,
+                                                    extra_args=engine_args(args.upstream, args.plan.sizes.max_model_len)))
+            upstream = Target.from_engine(engine)
+        with console.status(f"direct vs gateway, alternating, {args.rounds} rounds …"):
+            result = measure_gateway(upstream, args.concurrency[0], args.num_requests or 64, args.max_tokens,
+                                     args.rounds)
+    frame = pd.DataFrame([asdict(result)])
+    console.print(_table(frame, "Gateway overhead (measured side by side in this run)"))
+    console.print(f"added p50 TTFT: {result.added_ttft_p50_ms:+.2f} ms (target ≤ 2 ms) · throughput "
+                  f"gateway/direct: {result.throughput_ratio:.3f} (target ≥ 0.95) · errors: {result.errors}")
+    return 0
+
+
 def cmd_metrics(args) -> int:
     from .metrics import DEFINITIONS
 
@@ -273,6 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tpot-ms", type=float, default=20.0)
     p.add_argument("--tokens", type=int, default=64)
     p.set_defaults(fn=cmd_overhead)
+    p = sub.add_parser("gateway", parents=[common], help="gateway overhead vs the same upstream direct")
+    p.add_argument("--upstream", default="calibration", help="calibration, an engine name (vllm, llamacpp) or a URL")
+    p.add_argument("--model", help="served model name at a URL upstream")
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--ttft-ms", type=float, default=50.0)
+    p.add_argument("--tpot-ms", type=float, default=20.0)
+    p.set_defaults(fn=cmd_gateway)
     sub.add_parser("metrics", help="metric definitions and their names in other tools").set_defaults(fn=cmd_metrics)
 
     args = parser.parse_args(argv)
@@ -280,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         args.plan = plan("01", getattr(args, "profile", None))
         if args.command == "sweep":
             args.concurrency = args.concurrency or list(args.plan.sizes.concurrency)
+        elif args.command == "gateway":
+            args.concurrency = args.concurrency or [16]
         elif args.command != "compare":
             args.concurrency = args.concurrency or [max(args.plan.sizes.concurrency)]
     return args.fn(args)

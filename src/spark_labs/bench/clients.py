@@ -11,16 +11,14 @@ clients added milliseconds per request on a 2-core machine (the module says how 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncio
-
 from .http import HTTPError, Pool
-
 from .records import Chunk, RequestRecord
 
 PROTOCOLS = ("openai-chat", "openai-completions", "ollama-chat", "ollama-generate", "http")
@@ -61,7 +59,7 @@ class BenchRequest:
     workload: str = "default"
     force_length: bool = True  # ask the engine to ignore EOS so every request decodes max_tokens
     prompt_tokens: int | None = None  # known length of a synthetic prompt
-    # For protocol "http": the route and body to send as-is.
+    # For protocol "http": the route, and the JSON body to POST as-is (None: a GET).
     path: str = ""
     body: dict[str, Any] | None = field(default=None)
 
@@ -172,7 +170,9 @@ async def send(pool: Pool, target: Target, request: BenchRequest,
     record.output_tokens.requested = request.max_tokens if target.protocol != "http" else None
     record.sent_ns = clock()
     try:
-        async with asyncio.timeout(timeout_s), pool.request("POST", path, body, target.headers) as response:
+        method = "GET" if target.protocol == "http" and request.body is None else "POST"
+        async with asyncio.timeout(timeout_s), pool.request(method, path, body if method == "POST" else None,
+                                                            target.headers) as response:
             record.status = response.status
             if response.status >= 400:
                 detail = (await response.read()).decode(errors="replace")[:300]
@@ -205,3 +205,26 @@ async def send(pool: Pool, target: Target, request: BenchRequest,
 def make_pool(target: Target, concurrency: int) -> Pool:
     """One pool per run: connections are reused, so TTFT holds no TCP handshake after warm-up."""
     return Pool(target.url, max(concurrency, 1))
+
+
+async def _reset_prefix_cache(target: Target) -> str:
+    pool = Pool(target.url, 1)
+    try:
+        for path, engine in (("/reset_prefix_cache", "vLLM"), ("/flush_cache", "SGLang")):
+            try:
+                async with asyncio.timeout(10), pool.request("POST", path, {}, target.headers) as response:
+                    await response.read()
+                    if response.status < 300:
+                        return f"prefix cache reset ({engine} {path})"
+            except (HTTPError, OSError, TimeoutError):
+                continue
+        return "no cache-reset endpoint (vLLM offers one with VLLM_SERVER_DEV_MODE=1); salted prompts still miss"
+    finally:
+        await pool.close()
+
+
+def reset_prefix_cache(target: Target) -> str:
+    """Empty the engine's prefix cache where it offers an endpoint for that; says what happened."""
+    from .load import run_sync
+
+    return run_sync(lambda: _reset_prefix_cache(target))

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from .. import calc
-from .clients import BenchRequest, Target
+from ..errors import ProfileError
+from .clients import BenchRequest, Target, reset_prefix_cache
 from .load import Load, RunResult, run_load
 from .metrics import request_metrics
 from .prompts import Workload, standard_workloads, synthetic_prompt
@@ -23,6 +25,22 @@ ENGINE_ARGS = {
     # Eager mode skips vLLM's ≈3 min torch.compile warm-up on CPU; the same flag DGX Spark guides use.
     "vllm": ["--enforce-eager"],
 }
+
+
+# Engines that serve one request at a time at a few tokens/s on a small CPU get fewer requests and
+# concurrency levels, so a lab still finishes in minutes; the reason is printed and kept in the report.
+SLOW_ON_CPU = {"transformers": "HF generate serves one request at a time at ~10 tok/s on 2 CPU cores"}
+
+
+def engine_workloads(engine: str, plan) -> tuple[dict[str, Workload], tuple[int, ...], str | None]:
+    """The standard workloads and sweep levels for ``engine`` on ``plan``'s profile, plus a note when
+    they were scaled down (same prompts and output lengths, fewer requests)."""
+    workloads = standard_workloads(plan.sizes)
+    levels = tuple(plan.sizes.concurrency)
+    if plan.profile.name == "tiny" and engine in SLOW_ON_CPU:
+        workloads = {name: replace(w, num_requests=2) for name, w in workloads.items()}
+        return workloads, levels[:2], f"{engine}: 2 requests per workload, concurrency {levels[:2]} ({SLOW_ON_CPU[engine]})"
+    return workloads, levels, None
 
 
 def engine_args(engine: str, max_model_len: int) -> list[str]:
@@ -43,7 +61,7 @@ def new_report(plan, title: str = "engine comparison") -> Report:
     """An empty report that knows the profile, model, hardware and model shape (for the roofline)."""
     try:
         shape = calc.known_model(plan.model.hf_id)
-    except Exception:  # an unknown model still gets latency numbers, just no roofline
+    except ProfileError:  # an unknown model still gets latency numbers, just no roofline
         shape = None
     return Report(meta={"title": title, "profile": plan.profile.name, "model": plan.model.hf_id,
                         "hardware_spec": host_spec(), "shape": shape,
@@ -60,7 +78,9 @@ def add_engine(report: Report, engine, model) -> Target:
 
 def measure(report: Report, target: Target, workload: Workload, load: Load, tokenizer=None,
             progress=True) -> RunResult:
-    """One workload under one load; the run is appended to ``report``."""
+    """One workload under one load (prefix cache reset first where the engine allows); the run is appended
+    to ``report``."""
+    report.meta.setdefault("cache_reset", {})[target.name] = reset_prefix_cache(target)
     result = run_load(target, workload.requests(tokenizer, protocol=target.protocol), load, progress=progress)
     count_tokens(result.records, tokenizer, chat=target.protocol.endswith("chat"))
     report.runs.append(result)
@@ -112,12 +132,10 @@ def compare_engines(plan, engines: Sequence[str] | None = None, workloads: Seque
 
     report = new_report(plan)
     tokenizer = load_tokenizer(plan.model)
-    sizes = plan.sizes
-    catalogue = standard_workloads(sizes)
     for name in engines or plan.engines:
         try:
             engine = launch(name, plan.model, port="auto", lab=plan.lab,
-                            extra_args=engine_args(name, sizes.max_model_len), timeout=sizes.timeout_s,
+                            extra_args=engine_args(name, plan.sizes.max_model_len), timeout=plan.sizes.timeout_s,
                             progress=progress)
         except EngineError as exc:
             report.meta["skipped"][name] = str(exc).splitlines()[0]
@@ -126,8 +144,11 @@ def compare_engines(plan, engines: Sequence[str] | None = None, workloads: Seque
         with engine:
             log(f"{engine.spec.display_name} ready in {engine.ready_after_s:.1f} s at {engine.url}")
             target = add_engine(report, engine, plan.model)
-            for w in workloads:
-                measure(report, target, catalogue[w], Load("concurrent", max(concurrencies or sizes.concurrency)),
-                        tokenizer, progress)
-            sweep(report, target, catalogue[sweep_workload], concurrencies or sizes.concurrency, tokenizer, progress)
+            catalogue, levels, note = engine_workloads(name, plan)
+            if note:
+                report.meta.setdefault("notes", []).append(note)
+                log(note)
+            for w in workloads:  # one request at a time: per-request speed, no queueing
+                measure(report, target, catalogue[w], Load("concurrent", 1), tokenizer, progress)
+            sweep(report, target, catalogue[sweep_workload], concurrencies or levels, tokenizer, progress)
     return report

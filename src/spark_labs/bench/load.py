@@ -274,10 +274,10 @@ def run_load(target: Target, requests: Sequence[BenchRequest], load: Load = Load
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(requests), desc=description, unit="req", leave=False)
-        on_done = lambda record: bar.update(1)  # noqa: E731
+        on_done = lambda record: bar.update(1)
     elif hasattr(progress, "add_task"):
         task = progress.add_task(description, total=len(requests))
-        on_done = lambda record: progress.advance(task)  # noqa: E731
+        on_done = lambda record: progress.advance(task)
     else:
         on_done = progress or None
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -109,7 +110,7 @@ def request_metrics(record: RequestRecord) -> RequestMetrics:
     ttft = (chunks[0].t_ns - scheduled) / NS if chunks else None
     e2e = (record.end_ns - scheduled) / NS
     tpot = (e2e - ttft) / (n - 1) if ttft is not None and n > 1 else None
-    inter_chunk = [(b.t_ns - a.t_ns) / NS for a, b in zip(chunks, chunks[1:])]
+    inter_chunk = [(b.t_ns - a.t_ns) / NS for a, b in pairwise(chunks)]
     itl = [gap / k for gap, k in zip(inter_chunk, counts[1:]) for _ in range(k)]
     prompt = record.prompt_tokens.best if record.prompt_tokens.best is not None else record.prompt_tokens.requested
     since_send = (chunks[0].t_ns - record.sent_ns) / NS if chunks else None
@@ -234,7 +235,7 @@ def _warnings(records: list[RequestRecord], per: list[RequestMetrics], dists: di
         out.append(f"{len(short)} requests stopped short of the forced length "
                    f"(e.g. {r.output_tokens.best} of {r.output_tokens.requested} tokens): "
                    "the engine ignored ignore_eos/min_tokens, so per-token numbers cover fewer tokens")
-    one_token = sum(1 for m in per if m.ok and m.output_tokens == 1)
+    one_token = sum(1 for r, m in zip(records, per) if m.ok and m.output_tokens == 1 and r.output_tokens.requested)
     if one_token:
         out.append(f"{one_token} requests produced a single token: they have a TTFT but no TPOT")
     return out

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Self
 
 import httpx
 import numpy as np
@@ -69,7 +70,7 @@ class CalibrationServer:
         self.process.terminate()
         self.process.wait(5)
 
-    def __enter__(self) -> CalibrationServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -67,14 +67,12 @@ def standard_workloads(sizes) -> dict[str, Workload]:
         # Long prompt, short answer: time goes into prefill, so TTFT and prefill tok/s tell the story.
         "prefill-heavy": Workload("prefill-heavy", "long_context", n, max(4, sizes.max_tokens // 4)),
         # Short prompt, long answer: time goes into decode, so TPOT and decode tok/s tell the story.
-        "decode-heavy": Workload("decode-heavy", "short_chat", n, sizes.max_tokens * 4),
+        "decode-heavy": Workload("decode-heavy", "short_chat", n, sizes.max_tokens * 2),
         "code": Workload("code", "code", n, sizes.max_tokens * 2),
     }
 
 
-_FILLER = ("the model reads every weight once per step so memory bandwidth sets the pace of decoding while "
-           "prefill is limited by arithmetic and a cache of keys and values grows with each token of context "
-           "batching shares the weight reads across many sequences and raises throughput at some cost in latency").split()
+_FILLER = ["the", "model", "reads", "every", "weight", "once", "per", "step", "so", "memory", "bandwidth", "sets", "the", "pace", "of", "decoding", "while", "prefill", "is", "limited", "by", "arithmetic", "and", "a", "cache", "of", "keys", "and", "values", "grows", "with", "each", "token", "of", "context", "batching", "shares", "the", "weight", "reads", "across", "many", "sequences", "and", "raises", "throughput", "at", "some", "cost", "in", "latency"]
 
 
 def synthetic_prompt(tokenizer, n_tokens: int, seed: int = 0) -> str:

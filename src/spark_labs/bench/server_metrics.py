@@ -64,11 +64,13 @@ class Histogram:
 class Scrape:
     histograms: dict[str, Histogram]
     counters: dict[str, float]
+    gauges: dict[str, float] = None  # summed over label sets
 
     @classmethod
     def parse(cls, text: str) -> Scrape:
         histograms: dict[str, Histogram] = {}
         counters: dict[str, float] = {}
+        gauges: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
             if family.type == "histogram":
                 buckets: dict[float, float] = {}
@@ -84,7 +86,9 @@ class Scrape:
                 histograms[family.name] = Histogram(sorted(buckets.items()), total, count)
             elif family.type == "counter":
                 counters[family.name] = sum(s.value for s in family.samples if s.name.endswith("_total"))
-        return cls(histograms, counters)
+            elif family.type == "gauge":
+                gauges[family.name] = sum(s.value for s in family.samples)
+        return cls(histograms, counters, gauges)
 
     def __sub__(self, other: Scrape) -> Scrape:
         return Scrape({k: h - other.histograms[k] for k, h in self.histograms.items() if k in other.histograms},

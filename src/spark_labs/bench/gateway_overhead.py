@@ -1,0 +1,99 @@
+"""``spark-labs bench gateway``: what the spark-labs gateway adds in front of an upstream.
+
+Direct and through-the-gateway runs alternate (A B B A …) on the same upstream with the same workload, so
+slow drift on a noisy machine hits both sides equally; the gateway runs as its own process, as deployed.
+Printed: p50 TTFT added (median over rounds of gateway p50 − direct p50) and the throughput ratio.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Self
+
+import httpx
+import numpy as np
+
+from ..engines.ports import free_port
+from .clients import BenchRequest, Target
+from .load import Load, run_load
+
+
+class GatewayProcess:
+    """``python -m spark_labs.serve --backend proxy --upstream URL`` on a free port."""
+
+    def __init__(self, upstream_url: str, extra_args: tuple[str, ...] = (), timeout: float = 60.0):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "spark_labs.serve", "--backend", "proxy", "--upstream", upstream_url,
+             "--port", str(self.port), "--log-level", "warning", "--max-in-flight", "256", *extra_args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited at start: {self.process.stderr.read()[-1500:]}")
+            try:
+                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"gateway not ready within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@dataclass
+class GatewayOverhead:
+    upstream: str
+    concurrency: int
+    rounds: int
+    direct_ttft_p50_ms: float
+    gateway_ttft_p50_ms: float
+    added_ttft_p50_ms: float  # median over rounds of (gateway − direct)
+    direct_tok_s: float
+    gateway_tok_s: float
+    throughput_ratio: float  # gateway / direct
+    errors: int
+
+
+def measure_gateway(upstream: Target, concurrency: int = 16, num_requests: int = 64, max_tokens: int = 32,
+                    rounds: int = 3, progress=False) -> GatewayOverhead:
+    requests = [BenchRequest(f"g{i}", f"Request {i}: explain batching in one paragraph.", max_tokens, "gateway")
+                for i in range(num_requests)]
+    ttft = {"direct": [], "gateway": []}
+    tokens = {"direct": 0.0, "gateway": 0.0}
+    wall = {"direct": 0.0, "gateway": 0.0}
+    errors = 0
+    with GatewayProcess(upstream.url) as gateway:
+        through = Target("gateway", gateway.url, upstream.model, upstream.protocol)
+        for i in range(rounds):
+            order = (("direct", upstream), ("gateway", through))
+            for side, target in order if i % 2 == 0 else order[::-1]:
+                result = run_load(target, requests, Load("concurrent", concurrency), progress=progress,
+                                  server_metrics=False)
+                s = result.summary
+                errors += s.failed
+                ttft[side].append(s.distributions["ttft"].p50 * 1e3)
+                tokens[side] += s.output_throughput * s.duration_s
+                wall[side] += s.duration_s
+    direct_rate, gateway_rate = tokens["direct"] / wall["direct"], tokens["gateway"] / wall["gateway"]
+    added = float(np.median(np.subtract(ttft["gateway"], ttft["direct"])))
+    return GatewayOverhead(upstream.name, concurrency, rounds, float(np.median(ttft["direct"])),
+                           float(np.median(ttft["gateway"])), added, direct_rate, gateway_rate,
+                           gateway_rate / direct_rate, errors)
