@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -18,7 +20,7 @@ import openai
 import pytest
 from test_gateway_support import closed_port, hanging_upstream, scrape, wait_until
 
-from spark_labs.engines import launch
+from spark_labs.engines import free_port, launch
 from spark_labs.serve import start_gateway
 
 pytestmark = pytest.mark.integration
@@ -241,3 +243,36 @@ def test_graceful_shutdown_drains_in_flight_streams_and_refuses_new_work(llama):
         events += [line for line in lines if line]
     stopper.join(30)
     assert events[-1] == "data: [DONE]" and not gateway.is_running()
+
+
+def test_sigterm_to_the_cli_server_drains_the_running_stream_then_exits(llama, tmp_path):
+    """``spark-labs serve`` as its own process: SIGTERM while a stream runs -> the stream completes, then the process exits."""
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "spark_labs.serve", "--upstream", llama.base_url,
+                                    "--port", str(port), "--drain-timeout-s", "30"], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: _answers(url + "/ready"), timeout=60), log.read_text()
+        with httpx.stream("POST", url + "/v1/chat/completions", timeout=60, json={
+                "model": llama.served_name, "messages": STORY, "max_tokens": 80, "stream": True}) as stream:
+            lines = stream.iter_lines()
+            next(lines)
+            process.send_signal(signal.SIGTERM)
+            rest = [line for line in lines if line]
+        assert rest[-1] == "data: [DONE]"
+        # uvicorn re-raises the SIGTERM after its graceful shutdown, so the exit status is the signal's.
+        assert process.wait(30) in (0, -signal.SIGTERM)
+        text = log.read_text()
+        assert '"msg": "request"' in text and '"status": 200' in text and "sekret" not in text
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -15,6 +15,7 @@ Failure handling, by when it happens:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -44,8 +45,6 @@ class ProxyBackend:
 
     # --- lifecycle
     async def start(self, metrics: GatewayMetrics) -> None:
-        import asyncio
-
         s = self.settings
         self.metrics = metrics
         # One client for the app's life: connection pooling and keep-alive to every upstream.
