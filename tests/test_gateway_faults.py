@@ -276,3 +276,30 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_routes_added_to_the_app_share_the_pipeline_and_metrics(llama):
+    """Lab 05's extension point: a custom streaming route on create_app's app, run with start_gateway(app=)."""
+    from fastapi import Request
+
+    from spark_labs.serve import GenerationRequest, ProxyBackend, create_app
+    from spark_labs.serve.generation import GenerationStream
+
+    app = create_app(ProxyBackend([llama.base_url]))
+
+    @app.post("/my/stream")
+    async def my_stream(request: Request, body: dict):
+        generation = await request.app.state.gateway.generate(request.state.info, GenerationRequest(
+            kind="chat", model=body["model"], max_tokens=8, messages=body["messages"]))
+
+        async def frames():
+            async for piece in generation.pieces():
+                yield piece.text.encode()
+
+        return GenerationStream(frames(), generation, "text/plain")
+
+    with start_gateway(app=app) as gateway:
+        reply = httpx.post(gateway.url + "/my/stream", json={"model": llama.served_name, "messages": HI}, timeout=30)
+        assert reply.status_code == 200 and reply.text.strip()
+        assert scrape(gateway, "spark_labs_requests_total", route="/my/stream", status="200") == 1
+        assert scrape(gateway, "spark_labs_completion_tokens_total") >= 1

@@ -90,22 +90,27 @@ class GatewayHandle:
         return f"<GatewayHandle {self.url} {'running' if self.is_running() else 'stopped'}>"
 
 
-def start_gateway(backend: Backend | None = None, *, upstreams: list[str] | None = None,
-                  settings: GatewaySettings | None = None, host: str = "127.0.0.1", port: int | None = None,
-                  timeout: float = 30.0, **overrides) -> GatewayHandle:
+def start_gateway(backend: Backend | None = None, *, upstreams: list | None = None,
+                  settings: GatewaySettings | None = None, app=None, host: str = "127.0.0.1",
+                  port: int | None = None, timeout: float = 30.0, **overrides) -> GatewayHandle:
     """Start a gateway in a background thread and return once it accepts requests.
 
-    Give a ``backend`` or ``upstreams`` (OpenAI-compatible URLs: a ProxyBackend is made for them).
+    Give a ``backend``, or ``upstreams`` (OpenAI-compatible URLs or engine handles with a ``base_url``: a
+    ProxyBackend is made for them), or a ready ``app`` from :func:`create_app` that you added routes to.
     ``overrides`` are GatewaySettings fields (``api_keys=["k"]``, ``rate_limit_rps=2``...) applied on top
-    of ``settings`` (or of the environment when no settings are given).
+    of ``settings`` (or of the environment when no settings are given); they do not apply to a given ``app``.
     """
-    base = settings or GatewaySettings()
-    settings = base.model_copy(update=overrides) if overrides else base
-    if backend is None:
-        from .proxy import ProxyBackend
+    if app is not None:
+        settings = app.state.gateway.settings
+    else:
+        base = settings or GatewaySettings()
+        settings = base.model_copy(update=overrides) if overrides else base
+        if backend is None:
+            from .proxy import ProxyBackend
 
-        backend = ProxyBackend(upstreams or settings.upstreams, settings)
-    app = create_app(backend, settings)
+            urls = [getattr(u, "base_url", u) for u in (upstreams or settings.upstreams)]
+            backend = ProxyBackend(urls, settings)
+        app = create_app(backend, settings)
     port = port or free_port(host)
     server = GatewayServer(server_config(app, host, port), settings.drain_timeout_s)
     # (uvicorn installs signal handlers only in the main thread, so a notebook kernel keeps its own.)
