@@ -18,10 +18,12 @@ import httpx
 import ollama
 import openai
 import pytest
+from fastapi import Request
 from test_gateway_support import closed_port, hanging_upstream, scrape, wait_until
 
 from spark_labs.engines import free_port, launch
-from spark_labs.serve import start_gateway
+from spark_labs.serve import GenerationRequest, ProxyBackend, create_app, start_gateway
+from spark_labs.serve.generation import GenerationStream
 
 pytestmark = pytest.mark.integration
 
@@ -280,11 +282,6 @@ def _answers(url: str) -> bool:
 
 def test_routes_added_to_the_app_share_the_pipeline_and_metrics(llama):
     """Lab 05's extension point: a custom streaming route on create_app's app, run with start_gateway(app=)."""
-    from fastapi import Request
-
-    from spark_labs.serve import GenerationRequest, ProxyBackend, create_app
-    from spark_labs.serve.generation import GenerationStream
-
     app = create_app(ProxyBackend([llama.base_url]))
 
     @app.post("/my/stream")
