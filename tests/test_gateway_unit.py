@@ -42,6 +42,9 @@ def test_breaker_opens_after_k_failures_half_opens_after_cooldown_and_closes_on_
     assert breaker.allows() and breaker.state == HALF_OPEN
     breaker.on_attempt()
     assert not breaker.allows()  # one trial at a time
+    breaker.abandon()  # the trial's client left without a verdict: the next request may try
+    assert breaker.allows()
+    breaker.on_attempt()
     breaker.record_failure()
     assert breaker.state == OPEN  # a failed trial re-opens at once
     clock.now += 10

@@ -142,6 +142,10 @@ class ProxyBackend:
                 last = GatewayError(502, f"upstream {upstream.name} unreachable ({type(exc).__name__})",
                                     upstream=upstream.name)
                 continue
+            except BaseException:  # cancelled (client gone) while connecting: no verdict on the upstream
+                upstream.outstanding -= 1
+                upstream.breaker.abandon()
+                raise
             if response.status_code == 200:
                 outcome.upstream = upstream.name
                 return upstream, response
@@ -213,6 +217,7 @@ class ProxyBackend:
                                "answer is incomplete, retry the request", upstream=upstream.name) from exc
         finally:
             upstream.outstanding -= 1
+            upstream.breaker.abandon()  # no-op unless the stream ended without a verdict (client disconnect)
             await response.aclose()  # on client disconnect too: closing the stream cancels the upstream request
 
 

@@ -57,6 +57,11 @@ class CircuitBreaker:
         if self.state == HALF_OPEN:
             self._trial_running = True
 
+    def abandon(self) -> None:
+        """The attempt ended with no verdict (the client left): free the half-open trial slot."""
+        if self.state == HALF_OPEN:
+            self._trial_running = False
+
     def record_success(self) -> None:
         self.state, self.failures, self._trial_running = CLOSED, 0, False
 
@@ -153,5 +158,8 @@ class UpstreamPool:
                           on_round: Callable[[], None]) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            await self.probe_all(client, timeout_s)
-            on_round()
+            try:
+                await self.probe_all(client, timeout_s)
+                on_round()
+            except Exception as exc:  # noqa: BLE001 - a broken round must not end health checking for good
+                log(40, "health check round failed", error=f"{type(exc).__name__}: {exc}")
