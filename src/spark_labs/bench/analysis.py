@@ -46,6 +46,9 @@ def diagnose_sweep(engine: str, rows: pd.DataFrame) -> list[str]:
     rows = rows.sort_values("concurrency")
     if len(rows) < 2:
         return []
+    if rows["completed"].min() < 4:
+        return [f"{engine}: too few requests per concurrency level ({int(rows['completed'].min())}) to diagnose "
+                "the sweep; run more before drawing conclusions."]
     lo, hi = rows.iloc[0], rows.iloc[-1]
     load = _ratio(hi["concurrency"], lo["concurrency"])
     ttft_x = _ratio(hi["ttft_p50"], lo["ttft_p50"])

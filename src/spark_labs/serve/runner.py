@@ -111,8 +111,15 @@ def start_gateway(backend: Backend | None = None, *, upstreams: list | None = No
             urls = [getattr(u, "base_url", u) for u in (upstreams or settings.upstreams)]
             backend = ProxyBackend(urls, settings)
         app = create_app(backend, settings)
+    return start_app(app, host, port, settings.drain_timeout_s, timeout)
+
+
+def start_app(app, host: str = "127.0.0.1", port: int | None = None, drain_timeout_s: float = 5.0,
+              timeout: float = 30.0) -> GatewayHandle:
+    """Serve any ASGI ``app`` (a gateway, or one a learner wrote) in a background thread; return once it
+    accepts requests. Stopping drains in-flight requests for up to ``drain_timeout_s``."""
     port = port or free_port(host)
-    server = GatewayServer(server_config(app, host, port), settings.drain_timeout_s)
+    server = GatewayServer(server_config(app, host, port), drain_timeout_s)
     # (uvicorn installs signal handlers only in the main thread, so a notebook kernel keeps its own.)
     errors: list[BaseException] = []
 
@@ -122,14 +129,14 @@ def start_gateway(backend: Backend | None = None, *, upstreams: list | None = No
         except BaseException as exc:  # noqa: BLE001 - reported to the caller below
             errors.append(exc)
 
-    thread = threading.Thread(target=run, name=f"spark-labs-gateway-{port}", daemon=True)
+    thread = threading.Thread(target=run, name=f"spark-labs-server-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:
         if errors or not thread.is_alive():
-            raise RuntimeError(f"the gateway did not start on {host}:{port}: {errors[0] if errors else 'exited'}")
+            raise RuntimeError(f"the server did not start on {host}:{port}: {errors[0] if errors else 'exited'}")
         if time.monotonic() > deadline:
             server.should_exit = True
-            raise TimeoutError(f"the gateway did not start on {host}:{port} within {timeout:g} s")
+            raise TimeoutError(f"the server did not start on {host}:{port} within {timeout:g} s")
         time.sleep(0.02)
     return GatewayHandle(server, thread, host, port, app)
