@@ -5,7 +5,7 @@ is read differ — plus plain non-streaming HTTP for routes that answer in one p
 tokenizes or computes metrics: the hot path only reads bytes and stamps the clock, so the harness
 stays out of the way of what it measures (see ``spark-labs bench overhead``).
 
-Requests travel over :mod:`spark_labs.bench.http`, a small asyncio HTTP/1.1 client: general-purpose
+Requests travel over :mod:`spark_labs.http11`, a small asyncio HTTP/1.1 client: general-purpose
 clients added milliseconds per request on a 2-core machine (the module says how many).
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .http import HTTPError, Pool
+from ..http11 import HTTPError, Pool
 from .records import Chunk, RequestRecord
 
 PROTOCOLS = ("openai-chat", "openai-completions", "ollama-chat", "ollama-generate", "http")

@@ -73,7 +73,8 @@ class GatewayOverhead:
 
 
 def measure_gateway(upstream: Target, concurrency: int = 16, num_requests: int = 64, max_tokens: int = 32,
-                    rounds: int = 3, progress=False) -> GatewayOverhead:
+                    rounds: int = 3, progress=False, load: Load | None = None) -> GatewayOverhead:
+    """``load`` defaults to a closed loop at ``concurrency``; pass an open-loop Load for steady arrivals."""
     requests = [BenchRequest(f"g{i}", f"Request {i}: explain batching in one paragraph.", max_tokens, "gateway")
                 for i in range(num_requests)]
     ttft = {"direct": [], "gateway": []}
@@ -85,7 +86,7 @@ def measure_gateway(upstream: Target, concurrency: int = 16, num_requests: int =
         for i in range(rounds):
             order = (("direct", upstream), ("gateway", through))
             for side, target in order if i % 2 == 0 else order[::-1]:
-                result = run_load(target, requests, Load("concurrent", concurrency), progress=progress,
+                result = run_load(target, requests, load or Load("concurrent", concurrency), progress=progress,
                                   server_metrics=False)
                 s = result.summary
                 errors += s.failed

@@ -1,11 +1,14 @@
-"""A minimal HTTP/1.1 client on asyncio streams, built for timing rather than features.
+"""A minimal HTTP/1.1 client on asyncio streams, for the two hot paths that stream tokens: the benchmark
+harness (``spark_labs.bench``) and the gateway's proxy to its upstreams (``spark_labs.serve``).
 
 Why not httpx or aiohttp: on a 2-core machine their per-request machinery added 1.5 ms (aiohttp) to
 450 ms (httpx, 64 concurrent streams) between "send" and the server seeing the request, while a
-plain asyncio stream write adds ~0.07 ms. A benchmark harness must be much faster than what it
-measures, so this module does only what inference servers need: keep-alive connections, a request
-with a JSON body, and a response body read line by line as it arrives — chunked, sized, or
-close-delimited. Plain ``http://`` only (engines and gateways on the same machine or LAN).
+plain asyncio stream write adds ~0.07 ms. A harness must be much faster than what it measures, and a
+gateway should add as little as it can, so this module does only what inference servers need:
+keep-alive connections, a request with a JSON body, and a response body read line by line as it
+arrives — chunked, sized, or close-delimited. Plain ``http://`` only (engines and gateways on the same
+machine or LAN). Leaving an exchange before its body was read closes the connection, which is how an
+upstream learns that its client is gone.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ class Response:
 class Pool:
     """Keep-alive connections to one ``host:port``, at most ``size`` open at once."""
 
-    def __init__(self, url: str, size: int):
+    def __init__(self, url: str, size: int, connect_timeout_s: float | None = None):
         parts = urlsplit(url)
         if parts.scheme != "http":
             raise ValueError(f"{url}: the benchmark client speaks plain http:// only")
@@ -81,10 +84,14 @@ class Pool:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._slots = asyncio.Semaphore(size)
         self.connections_opened = 0  # how many TCP handshakes this pool paid for
+        self.connect_timeout_s = connect_timeout_s
 
     async def _open(self):
         self.connections_opened += 1
-        return await asyncio.open_connection(self.host, self.port)
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.connect_timeout_s)
+        except TimeoutError:
+            raise HTTPError(f"could not connect to {self.host}:{self.port} within {self.connect_timeout_s:g} s") from None
 
     async def _connect(self):
         while self._idle:
