@@ -47,8 +47,10 @@ def diagnose_sweep(engine: str, rows: pd.DataFrame) -> list[str]:
     if len(rows) < 2:
         return []
     if rows["completed"].min() < 4:
-        return [f"{engine}: too few requests per concurrency level ({int(rows['completed'].min())}) to diagnose "
-                "the sweep; run more before drawing conclusions."]
+        fewest = int(rows["completed"].min())
+        line = (f"{engine}: too few requests per concurrency level ({fewest}) to diagnose the sweep; "
+                "run more before drawing conclusions.")
+        return [line]
     lo, hi = rows.iloc[0], rows.iloc[-1]
     load = _ratio(hi["concurrency"], lo["concurrency"])
     ttft_x = _ratio(hi["ttft_p50"], lo["ttft_p50"])

@@ -226,6 +226,7 @@ def cmd_overhead(args) -> int:
 def cmd_gateway(args) -> int:
     from .experiments import engine_args
     from .gateway_overhead import measure_gateway
+    from .load import Load
     from .overhead import CalibrationServer
 
     with contextlib.ExitStack() as stack:
@@ -244,13 +245,19 @@ def cmd_gateway(args) -> int:
                 engine = stack.enter_context(launch(args.upstream, args.plan.model, port="auto", progress=False,
                                                     extra_args=engine_args(args.upstream, args.plan.sizes.max_model_len)))
             upstream = Target.from_engine(engine)
-        with console.status(f"direct vs gateway, alternating, {args.rounds} rounds …"):
-            result = measure_gateway(upstream, args.concurrency[0], args.num_requests or 64, args.max_tokens,
-                                     args.rounds)
-    frame = pd.DataFrame([asdict(result)])
-    console.print(_table(frame, "Gateway overhead (measured side by side in this run)"))
-    console.print(f"added p50 TTFT: {result.added_ttft_p50_ms:+.2f} ms (target ≤ 2 ms) · throughput "
-                  f"gateway/direct: {result.throughput_ratio:.3f} (target ≥ 0.95) · errors: {result.errors}")
+        c = args.concurrency[0]
+        with console.status(f"direct vs gateway, closed loop at {c}, alternating, {args.rounds} rounds …"):
+            closed = measure_gateway(upstream, c, args.num_requests or 64, args.max_tokens, args.rounds)
+        # Steady arrivals at the rate that keeps c requests in flight (Little's law, from the direct run).
+        steady_load = Load("poisson", 0, rate=c / closed.direct_e2e_mean_s, seed=1)
+        with console.status(f"direct vs gateway, steady arrivals ({steady_load.label}) …"):
+            steady = measure_gateway(upstream, c, args.num_requests or 64, args.max_tokens, args.rounds,
+                                     load=steady_load)
+    frame = pd.DataFrame([asdict(closed), asdict(steady)])
+    console.print(_table(frame.drop(columns=["direct_e2e_mean_s"]), "Gateway overhead (measured side by side in this run)"))
+    for r in (closed, steady):
+        console.print(f"{r.load}: added p50 TTFT {r.added_ttft_p50_ms:+.2f} ms (target ≤ 2 ms) · throughput "
+                      f"gateway/direct {r.throughput_ratio:.3f} (target ≥ 0.95) · errors {r.errors}")
     return 0
 
 
