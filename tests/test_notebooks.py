@@ -52,10 +52,11 @@ def test_can_run_skips_the_block_visibly_without_an_error(tmp_path):
 
 
 @pytest.mark.notebook
+@pytest.mark.timeout(2400)  # lab 01 starts every engine of the profile and measures each one
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
 def test_solution_notebook_passes_nbval(solution):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(solution),
-         "--nbval-sanitize-with", str(sanitize_file()), "--nbval-cell-timeout=600"],
-        capture_output=True, text=True, cwd=solution.parent, timeout=1500)
+         "--nbval-sanitize-with", str(sanitize_file()), "--nbval-cell-timeout=900"],
+        capture_output=True, text=True, cwd=solution.parent, timeout=2400)
     assert result.returncode == 0, result.stdout[-4000:]
