@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
+# Wide tables stay readable when output goes to a file or CI log instead of a terminal.
+console = Console(width=None if sys.stdout.isatty() else 220)
 
 
 def _progress() -> Progress:
