@@ -116,8 +116,9 @@ def _read_openai(line: str, record: RequestRecord, t_ns: int) -> bool:
 
 
 def _vllm_request_metrics(metrics: dict, record: RequestRecord) -> None:
-    """vLLM's per-request timings: queue (arrival → scheduled), TTFT (scheduled → first token) and the
-    mean gap between its output tokens. Their TTFT from arrival is queue + TTFT."""
+    """vLLM's per-request timings: queue (engine arrival → scheduled), TTFT (scheduled → first token) and
+    the mean gap between its output tokens. queue + TTFT is the engine's TTFT: it starts after the API
+    server has parsed and tokenized the request, so it reads lower than a client's (or the histogram's)."""
     queue, ttft, itl = (metrics.get(k) for k in ("queue_time_ms", "time_to_first_token_ms", "mean_itl_ms"))
     if ttft is not None:
         record.server_timing["ttft_s"] = ((queue or 0.0) + ttft) / 1e3
