@@ -3,6 +3,11 @@
 Three views of one workload (synthetic prompts of exact length, forced output length, fixed
 concurrency): our client, vLLM's server-side Prometheus histograms for exactly our requests, and
 ``vllm bench serve`` run right after on the same server with the same shape of workload.
+
+Histogram percentiles are only as fine as vLLM's buckets (250 ms wide around a CPU's TTFT), so the
+means (``_sum / _count``, exact) are compared for the concurrent run, and a one-by-one pass scrapes the
+server around every single request: each ``_sum`` delta is then that request's exact server-side value,
+which gives an exact server p50 to hold ours against.
 """
 
 from __future__ import annotations
@@ -67,6 +72,54 @@ def _server_rows(probe: ServerMetricsProbe | None) -> list[dict]:
     return rows
 
 
+async def _one_by_one(target: Target, requests) -> list[dict]:
+    """Each request alone, with a scrape before and after it: the histograms' ``_sum`` deltas are then
+    that one request's exact server-side TTFT / TPOT / E2E (no bucket resolution involved)."""
+    from ..http11 import Pool
+    from .clients import send
+    from .metrics import request_metrics
+    from .server_metrics import HISTOGRAMS
+
+    pool = Pool(target.url, 1)
+    probe = ServerMetricsProbe(target.metrics_url)
+    rows = []
+    try:
+        await send(pool, target, requests[0])  # warm-up
+        for request in requests:
+            await probe.start()
+            record = await send(pool, target, request)
+            await probe.stop()
+            if not record.ok:
+                continue
+            m = request_metrics(record)
+            row = {"ttft_ours": m.ttft_s, "tpot_ours": m.tpot_s, "e2e_ours": m.e2e_s}
+            for ours, theirs in HISTOGRAMS["vllm"].items():
+                h = probe.delta.histograms.get(theirs)
+                if ours in ("ttft", "tpot", "e2e") and h is not None and h.count == 1:
+                    row[f"{ours}_server"] = h.total
+            rows.append(row)
+    finally:
+        await pool.close()
+    return rows
+
+
+def exact_p50s(target: Target, tokenizer, input_len: int, output_len: int, n: int = 16) -> dict[str, dict]:
+    """Sequential requests with per-request scrapes: our p50 against the server's exact p50."""
+    import numpy as np
+
+    workload = Workload(f"synthetic-{input_len}x{output_len}", "synthetic", n, output_len, input_len)
+    rows = run_sync(lambda: _one_by_one(target, workload.requests(tokenizer)))
+    out = {}
+    for metric in ("ttft", "tpot", "e2e"):
+        pairs = [(r[f"{metric}_ours"], r[f"{metric}_server"]) for r in rows if f"{metric}_server" in r]
+        if pairs:
+            ours, server = np.median([p[0] for p in pairs]), np.median([p[1] for p in pairs])
+            out[metric] = {"one_by_one_n": len(pairs), "one_by_one_ours_p50": ours * 1e3,
+                           "one_by_one_server_p50_exact": server * 1e3,
+                           "one_by_one_diff_%": 100 * (ours / server - 1)}
+    return out
+
+
 def compare(target: Target, tokenizer, tokenizer_path: str, input_len: int = 64, output_len: int = 32,
             num_prompts: int = 32, concurrency: int = 4, progress=True) -> pd.DataFrame:
     """One row per metric: ours (p50, mean), the server's histograms for our run, vllm bench serve's
@@ -77,6 +130,7 @@ def compare(target: Target, tokenizer, tokenizer_path: str, input_len: int = 64,
     server_ours = {r["metric"]: r for r in ours.server_comparison() if "server_mean" in r}
     theirs, server_theirs = vllm_bench_serve(target, tokenizer_path, input_len, output_len, num_prompts, concurrency)
     server_theirs = {r["metric"]: r for r in server_theirs}
+    exact = exact_p50s(target, tokenizer, input_len, output_len)
     rows = []
     for metric, key in (("ttft", "ttft"), ("tpot", "tpot"), ("itl", "itl"), ("e2e", "e2el")):
         d = ours.summary.distributions.get(metric)
@@ -92,6 +146,7 @@ def compare(target: Target, tokenizer, tokenizer_path: str, input_len: int = 64,
         if metric == "tpot" and (sd := ours.summary.distributions.get("server_tpot")) is not None:
             row["server_per_request_p50"] = sd.p50 * 1e3  # exact, from the server's per-request timings
             row["ours_vs_server_per_request_p50_%"] = 100 * (row["ours_p50"] / row["server_per_request_p50"] - 1)
+        row.update(exact.get(metric, {}))
         row["ours_vs_server_mean_%"] = 100 * (row["ours_mean"] / row["server_for_ours_mean"] - 1) if d else None
         row["ours_vs_server_p50_%"] = 100 * (row["ours_p50"] / row["server_for_ours_p50~"] - 1) if d else None
         row["vllm_bench_vs_server_mean_%"] = 100 * (row["vllm_bench_mean"] / row["server_for_vllm_bench_mean"] - 1) \
