@@ -55,7 +55,7 @@ def test_server_reported_chunk_tokens_win():
 
 
 def test_one_token_response_has_ttft_but_no_tpot():
-    r = record([(80, "Hi", None)], 85, server_tokens=1)
+    r = record([(80, "Hi", None)], 85, server_tokens=1, requested=16)  # the model stopped after one token
     m = request_metrics(r)
     assert m.ttft_s == pytest.approx(0.080)
     assert m.tpot_s is None and m.decode_tok_s is None and m.itl_s == []
