@@ -10,6 +10,7 @@ only failures after the first piece need an in-band error event.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -152,7 +153,13 @@ def _as_gateway_error(exc: Exception) -> GatewayError:
 
 class GenerationStream(StreamingResponse):
     """A streaming response that always closes its generation, even if the client left before the first
-    byte was sent (then Starlette never iterates the body and no generator ``finally`` would run)."""
+    byte was sent (then no body generator ``finally`` would ever run).
+
+    It sends the ASGI messages itself instead of using Starlette's streaming loop: that loop starts a task
+    group per request to listen for the disconnect, which cost a measurable share of the gateway's
+    per-request time on a small CPU. Here one watcher task waits for ``http.disconnect`` and cancels the
+    streaming task, so a client that leaves still stops the upstream at once.
+    """
 
     def __init__(self, content: AsyncIterator[bytes], generation: Generation, media_type: str):
         super().__init__(content, media_type=media_type,
@@ -160,9 +167,29 @@ class GenerationStream(StreamingResponse):
         self.generation = generation
 
     async def __call__(self, scope, receive, send) -> None:
+        streaming = asyncio.current_task()
+        client_left = False
+
+        async def watch_for_disconnect() -> None:
+            nonlocal client_left
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            client_left = True
+            streaming.cancel()
+
+        watcher = asyncio.ensure_future(watch_for_disconnect())
         try:
-            await super().__call__(scope, receive, send)
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            watcher.cancel()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not client_left:
+                raise  # shutdown or a timeout: not ours to swallow
+            streaming.uncancel()  # the cancellation was our own way of stopping for a departed client
         finally:
+            watcher.cancel()
             await self.generation.close()
 
 
