@@ -134,9 +134,10 @@ def compare_engines(plan, engines: Sequence[str] | None = None, workloads: Seque
     tokenizer = load_tokenizer(plan.model)
     for name in engines or plan.engines:
         try:
+            # A rich Progress (the CLI) shows the runs; the launcher's own bar is for notebooks.
             engine = launch(name, plan.model, port="auto", lab=plan.lab,
                             extra_args=engine_args(name, plan.sizes.max_model_len), timeout=plan.sizes.timeout_s,
-                            progress=progress)
+                            progress=progress is True)
         except EngineError as exc:
             report.meta["skipped"][name] = str(exc).splitlines()[0]
             log(f"⏭ {name} skipped: {str(exc).splitlines()[0]}")
