@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import socket
 import threading
 import time
 
 import httpx
+
+from spark_labs.bench.calibration import CalibrationUpstream
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -101,64 +102,26 @@ def hanging_upstream():
 
 
 class StubUpstream(_LoopThread):
-    """Minimal OpenAI-compatible upstream (HTTP/1.1 keep-alive, SSE streaming) for gateway-only measurements.
+    """Minimal OpenAI-compatible upstream (HTTP/1.1 keep-alive, SSE streaming) for gateway-only measurements:
+    the harness's calibration server (no delay by default), run on a thread so the test can read its counts.
 
-    Every completion streams ``tokens`` chunks "tok0 tok1 ..." then a usage chunk and ``[DONE]``.
+    Every completion streams ``max_tokens`` chunks, then a usage chunk and ``[DONE]``.
     ``in_flight`` counts requests being answered right now.
     """
 
-    MODEL = "stub-model"
+    MODEL = "calibration"
 
-    def __init__(self, tokens: int = 4, delay_s: float = 0.0):
-        self.tokens, self.delay_s = tokens, delay_s
-        self.in_flight = 0
-        self.served = 0
-        super().__init__(self._handle)
+    def __init__(self, delay_s: float = 0.0):
+        self.upstream = CalibrationUpstream(ttft_ms=0.0, tpot_ms=delay_s * 1e3)
+        super().__init__(self.upstream.handle)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                length = next((int(line.split(":", 1)[1]) for line in lines[1:]
-                               if line.lower().startswith("content-length:")), 0)
-                body = await reader.readexactly(length) if length else b""
-                if method == "GET":
-                    payload = json.dumps({"object": "list", "data": [{"id": self.MODEL, "object": "model"}]}).encode()
-                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-                                 + str(len(payload)).encode() + b"\r\n\r\n" + payload)
-                    await writer.drain()
-                    continue
-                await self._complete(json.loads(body), path.endswith("/chat/completions"), writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    @property
+    def in_flight(self) -> int:
+        return self.upstream.in_flight
 
-    async def _complete(self, request: dict, chat: bool, writer: asyncio.StreamWriter) -> None:
-        self.in_flight += 1
-        try:
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-            for i in range(min(self.tokens, request.get("max_tokens") or self.tokens)):
-                if self.delay_s:
-                    await asyncio.sleep(self.delay_s)
-                choice = {"index": 0, "delta": {"content": f"tok{i} "}} if chat else {"index": 0, "text": f"tok{i} "}
-                self._chunk(writer, {"choices": [choice]})
-                await writer.drain()
-            self._chunk(writer, {"choices": [{"index": 0, "delta": {}, "text": "", "finish_reason": "length"}]})
-            self._chunk(writer, {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": self.tokens}})
-            data = b"data: [DONE]\n\n"
-            writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
-            await writer.drain()
-            self.served += 1
-        finally:
-            self.in_flight -= 1
-
-    @staticmethod
-    def _chunk(writer, obj: dict) -> None:
-        data = b"data: " + json.dumps(obj).encode() + b"\n\n"
-        writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+    @property
+    def served(self) -> int:
+        return self.upstream.served
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
@@ -168,37 +131,3 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool
             return True
         time.sleep(interval)
     return predicate()
-
-
-class RawClient:
-    """A lean HTTP/1.1 keep-alive client on asyncio streams, so a load test measures the gateway rather than
-    the client library (httpx spends more CPU per request than the gateway does on a 2-core box)."""
-
-    def __init__(self, host: str, port: int):
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: dict) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        data = json.dumps(body).encode()
-        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                          f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
-        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
-        status = int(head.split(" ", 2)[1])
-        if "transfer-encoding: chunked" in head:
-            parts = []
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n"))[:-2], 16)
-                chunk = await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-                parts.append(chunk[:-2])
-            return status, b"".join(parts)
-        length = int(re.search(r"content-length: (\d+)", head).group(1))
-        return status, await self.reader.readexactly(length)
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()

@@ -28,9 +28,9 @@ def _chunk(payload: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(payload), payload)
 
 
-def _event(text: str) -> bytes:
-    body = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]}
-    return _chunk(b"data: " + json.dumps(body).encode() + b"\n\n")
+def _event(text: str, chat: bool) -> bytes:
+    choice = {"index": 0, "delta": {"content": text}} if chat else {"index": 0, "text": text}
+    return _chunk(b"data: " + json.dumps({"object": "chat.completion.chunk", "choices": [choice]}).encode() + b"\n\n")
 
 
 async def _sleep_until(deadline_ns: int) -> None:
@@ -39,23 +39,16 @@ async def _sleep_until(deadline_ns: int) -> None:
         await asyncio.sleep(delay)
 
 
-async def _stream(writer: asyncio.StreamWriter, received_ns: int, tokens: int, ttft_ns: int, tpot_ns: int) -> None:
-    writer.write(_HEADERS)
-    for k in range(tokens):
-        deadline = received_ns + ttft_ns + k * tpot_ns
-        await _sleep_until(deadline)
-        # "<received>:<deadline>:<written>" on every chunk, all perf_counter_ns.
-        writer.write(_event(f"{received_ns}:{deadline}:{time.perf_counter_ns()} "))
-        await writer.drain()
-    usage = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": tokens + 1}}
-    writer.write(_chunk(b"data: " + json.dumps(usage).encode() + b"\n\n") + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
-    await writer.drain()
+class CalibrationUpstream:
+    """The connection handler (for ``asyncio.start_server``), with counts of what it is serving:
+    ``in_flight`` streams right now and ``served`` streams finished."""
 
+    def __init__(self, ttft_ms: float, tpot_ms: float):
+        self.ttft_ns, self.tpot_ns = int(ttft_ms * 1e6), int(tpot_ms * 1e6)
+        self.in_flight = 0
+        self.served = 0
 
-def make_handler(ttft_ms: float, tpot_ms: float):
-    ttft_ns, tpot_ns = int(ttft_ms * 1e6), int(tpot_ms * 1e6)
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:  # keep-alive: one request after another on this connection
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -69,17 +62,36 @@ def make_handler(ttft_ms: float, tpot_ms: float):
                     await writer.drain()
                     continue
                 tokens = int(json.loads(body or b"{}").get("max_tokens") or 16)
-                await _stream(writer, received, tokens, ttft_ns, tpot_ns)
+                path = request_line.split()[1]
+                text_completion = path.endswith("/completions") and not path.endswith("/chat/completions")
+                await self._stream(writer, received, tokens, chat=not text_completion)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
 
-    return handle
+    async def _stream(self, writer: asyncio.StreamWriter, received_ns: int, tokens: int, chat: bool) -> None:
+        self.in_flight += 1
+        try:
+            writer.write(_HEADERS)
+            for k in range(tokens):
+                deadline = received_ns + self.ttft_ns + k * self.tpot_ns
+                await _sleep_until(deadline)
+                # "<received>:<deadline>:<written>" on every chunk, all perf_counter_ns.
+                writer.write(_event(f"{received_ns}:{deadline}:{time.perf_counter_ns()} ", chat))
+                await writer.drain()
+            usage = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": tokens,
+                                              "total_tokens": tokens + 1}}
+            writer.write(_chunk(b"data: " + json.dumps(usage).encode() + b"\n\n") + _chunk(b"data: [DONE]\n\n")
+                         + b"0\r\n\r\n")
+            await writer.drain()
+            self.served += 1
+        finally:
+            self.in_flight -= 1
 
 
 async def serve(host: str, port: int, ttft_ms: float, tpot_ms: float) -> None:
-    server = await asyncio.start_server(make_handler(ttft_ms, tpot_ms), host, port, backlog=1024)
+    server = await asyncio.start_server(CalibrationUpstream(ttft_ms, tpot_ms).handle, host, port, backlog=1024)
     print(f"calibration server on http://{host}:{port} · TTFT {ttft_ms} ms · TPOT {tpot_ms} ms", flush=True)
     async with server:
         await server.serve_forever()
