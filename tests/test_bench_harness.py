@@ -36,7 +36,9 @@ def test_calibration_stream_is_recorded_chunk_by_chunk(calibration):
     assert stamps == sorted(stamps)
     ttft_ms = (stamps[0] - record.sent_ns) / 1e6
     assert TTFT_MS <= ttft_ms < TTFT_MS + 50  # never earlier than the server's fixed TTFT
-    assert result.summary.distributions["tpot"].p50 >= TPOT_MS / 1e3
+    # Chunks leave on absolute deadlines (received + TTFT + k·TPOT), so a first token that is a little late
+    # makes the measured TPOT a little *shorter* than the configured one, never much longer or shorter.
+    assert 0.9 * TPOT_MS / 1e3 <= result.summary.distributions["tpot"].p50 < TPOT_MS / 1e3 + 0.005
 
 
 def test_connections_are_kept_alive_between_requests(calibration):
