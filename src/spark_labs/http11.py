@@ -128,6 +128,13 @@ class _Exchange:
         self.response: Response | None = None
 
     async def __aenter__(self) -> Response:
+        return await self.open()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close(failed=exc[0] is not None)
+
+    async def open(self) -> Response:
+        """Send the request and read the status line and headers (for callers that cannot use ``async with``)."""
         pool = self.pool
         await pool._slots.acquire()
         try:
@@ -155,8 +162,8 @@ class _Exchange:
             await self._finish(reuse=False)
             raise
 
-    async def __aexit__(self, *exc) -> None:
-        reusable = (exc[0] is None and self.response is not None and self.response.complete
+    async def close(self, failed: bool = False) -> None:
+        reusable = (not failed and self.response is not None and self.response.complete
                     and self.response.headers.get("connection", "").lower() != "close")
         await self._finish(reuse=reusable)
 

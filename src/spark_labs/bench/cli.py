@@ -163,8 +163,9 @@ def cmd_compare(args) -> int:
     from .experiments import compare_engines
 
     engines = args.engines.split(",") if args.engines else None
-    report = compare_engines(args.plan, engines, concurrencies=args.concurrency or None, progress=_progress_live(),
-                             log=console.print)
+    with _progress() as progress:
+        report = compare_engines(args.plan, engines, concurrencies=args.concurrency or None, progress=progress,
+                                 log=console.print)
     if skipped := report.meta.get("skipped"):
         for name, why in skipped.items():
             console.print(f"⏭ {name}: {why}")
@@ -172,12 +173,6 @@ def cmd_compare(args) -> int:
     if len(report.use_cases()):
         console.print(_table(report.use_cases().drop(columns=["best"]), "Which engine for which use case (measured)"))
     return 0
-
-
-def _progress_live() -> Progress:
-    progress = _progress()
-    progress.start()
-    return progress
 
 
 def cmd_accuracy(args) -> int:

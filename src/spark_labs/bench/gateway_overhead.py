@@ -9,55 +9,22 @@ others in its event loop) and for steady Poisson arrivals that keep the same num
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
-from typing import Self
 
-import httpx
 import numpy as np
 
-from ..engines.ports import free_port
 from .clients import BenchRequest, Target
 from .load import Load, run_load
+from .local_server import LocalServer
 
 
-class GatewayProcess:
-    """``python -m spark_labs.serve --backend proxy --upstream URL`` on a free port."""
+class GatewayProcess(LocalServer):
+    """``python -m spark_labs.serve --backend proxy --upstream URL`` on a free port, as deployed."""
 
     def __init__(self, upstream_url: str, extra_args: tuple[str, ...] = (), timeout: float = 60.0):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "spark_labs.serve", "--backend", "proxy", "--upstream", upstream_url,
-             "--port", str(self.port), "--log-level", "warning", "--max-in-flight", "256", *extra_args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited at start: {self.process.stderr.read()[-1500:]}")
-            try:
-                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"gateway not ready within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().__init__("gateway", "spark_labs.serve",
+                         ["--backend", "proxy", "--upstream", upstream_url, "--log-level", "warning",
+                          "--max-in-flight", "256", *extra_args], "/ready", timeout)
 
 
 @dataclass

@@ -22,7 +22,7 @@ SUFFIXES = {"in_flight": "_requests_in_flight", "queued": "_queue_length", "requ
 TTFT_SUFFIX = "_time_to_first_token_seconds"
 
 
-def _find(table: dict, suffix: str) -> float | None:
+def _find(table: dict, suffix: str):
     for name, value in table.items():
         if name.endswith(suffix):
             return value
@@ -48,12 +48,12 @@ class MetricsWatcher:
                "queued": _find(scrape.gauges, SUFFIXES["queued"])}
         for key in ("requests", "upstream_errors", "rate_limited"):
             row[f"{key}_total"] = _find(scrape.counters, SUFFIXES[key]) or 0.0
-        ttft = next((h for name, h in scrape.histograms.items() if name.endswith(TTFT_SUFFIX)), None)
+        ttft = _find(scrape.histograms, TTFT_SUFFIX)
         row["ttft_mean_s"] = None
         if self._previous is not None and self.rows:
             dt = now - self.rows[-1]["t_s"]
             row["requests_per_s"] = (row["requests_total"] - self.rows[-1]["requests_total"]) / dt if dt else None
-            before = next((h for name, h in self._previous.histograms.items() if name.endswith(TTFT_SUFFIX)), None)
+            before = _find(self._previous.histograms, TTFT_SUFFIX)
             if ttft is not None and before is not None and ttft.count > before.count:
                 row["ttft_mean_s"] = (ttft.total - before.total) / (ttft.count - before.count)
         self._previous = scrape

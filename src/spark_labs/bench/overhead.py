@@ -11,18 +11,13 @@ A stream-count sweep then finds the chunk rate at which the client falls behind.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
-from typing import Self
 
-import httpx
 import numpy as np
 
-from ..engines.ports import free_port
 from .clients import BenchRequest, Target
 from .load import Load, RunResult, run_load
+from .local_server import LocalServer
 
 
 @dataclass
@@ -43,38 +38,16 @@ class OverheadResult:
     reasons: list[str]
 
 
-class CalibrationServer:
+class CalibrationServer(LocalServer):
     """The calibration server in its own process (so its CPU is not the client's event loop)."""
 
     def __init__(self, ttft_ms: float = 50.0, tpot_ms: float = 20.0):
         self.ttft_ms, self.tpot_ms = ttft_ms, tpot_ms
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "spark_labs.bench.calibration", "--port", str(self.port),
-             "--ttft-ms", str(ttft_ms), "--tpot-ms", str(tpot_ms)], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(self.url + "/health", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("calibration server did not start within 15 s")
+        super().__init__("calibration server", "spark_labs.bench.calibration",
+                         ["--ttft-ms", str(ttft_ms), "--tpot-ms", str(tpot_ms)], "/health", timeout=15)
 
     def target(self) -> Target:
         return Target("calibration", self.url, "calibration")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(5)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def _stamps(chunk) -> tuple[int, int, int]:
@@ -82,7 +55,7 @@ def _stamps(chunk) -> tuple[int, int, int]:
     return int(received), int(deadline), int(written)
 
 
-def analyse(result: RunResult, ttft_ms: float) -> OverheadResult:
+def analyse(result: RunResult, ttft_ms: float, streams: int, arrivals: str) -> OverheadResult:
     ok = [r for r in result.records if r.ok]
     firsts = [(r, r.content_chunks[0], _stamps(r.content_chunks[0])) for r in ok]
     send_path = np.asarray([(st[0] - r.sent_ns) / 1e6 for r, c, st in firsts])
@@ -95,7 +68,7 @@ def analyse(result: RunResult, ttft_ms: float) -> OverheadResult:
     h, failed = result.health, len(result.records) - len(ok)
     p = np.percentile
     return OverheadResult(
-        streams=result.load.concurrency, arrivals=result.load.mode, chunks_per_s=chunks / result.wall_s,
+        streams=streams, arrivals=arrivals, chunks_per_s=chunks / result.wall_s,
         harness_ttft_p50_ms=float(p(harness, 50)), harness_ttft_p99_ms=float(p(harness, 99)),
         send_path_p50_ms=float(p(send_path, 50)),
         delivery_lag_p50_ms=float(p(lags, 50)), delivery_lag_p99_ms=float(p(lags, 99)),
@@ -121,10 +94,7 @@ def measure(server: CalibrationServer, streams: int, tokens: int = 64, rounds: i
         service_s = (server.ttft_ms + (tokens - 1) * server.tpot_ms) / 1e3
         load = Load("poisson", 0, rate=streams / service_s, warmup=0)
     result = run_load(server.target(), requests, load, progress=False, server_metrics=False)
-    out = analyse(result, server.ttft_ms)
-    out.streams = streams
-    out.arrivals = arrivals
-    return out
+    return analyse(result, server.ttft_ms, streams, arrivals)
 
 
 def sweep(streams: tuple[int, ...] = (1, 16, 64, 128, 256, 512), ttft_ms: float = 50.0, tpot_ms: float = 20.0,

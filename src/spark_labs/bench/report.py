@@ -33,10 +33,18 @@ class Report:
     runs: list[RunResult] = field(default_factory=list)
     engines: dict[str, EngineInfo] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)  # profile, model, hardware spec, created, notes
+    _frame: tuple | None = field(default=None, repr=False, compare=False)  # (what it was built from, frame)
 
     # ---------- tables ----------
     def frame(self) -> pd.DataFrame:
-        """One row per run: load, summary percentiles with sample counts, client health, roofline."""
+        """One row per run: load, summary percentiles with sample counts, client health, roofline.
+        Built once per set of runs and engines (tables, diagnosis and figures all read it)."""
+        key = (tuple(map(id, self.runs)), tuple(self.engines))
+        if self._frame is None or self._frame[0] != key:
+            self._frame = (key, self._build_frame())
+        return self._frame[1].copy()
+
+    def _build_frame(self) -> pd.DataFrame:
         rows = []
         for run in self.runs:
             s = run.summary

@@ -143,7 +143,7 @@ class ProxyBackend:
             exchange = self._pool(upstream).request("POST", path, self._body(request, upstream))
             try:
                 async with asyncio.timeout(self.settings.upstream_first_byte_timeout_s):
-                    response = await exchange.__aenter__()
+                    response = await exchange.open()
             except TimeoutError as exc:
                 upstream.outstanding -= 1
                 self._failed(upstream, "timeout", "timed out before the first byte")
@@ -167,7 +167,7 @@ class ProxyBackend:
                 detail = (await response.read()).decode(errors="replace")[:2000]
             except (HTTPError, OSError, asyncio.IncompleteReadError):
                 detail = ""
-            await exchange.__aexit__(None, None, None)
+            await exchange.close()
             upstream.outstanding -= 1
             if response.status >= 500:
                 self._failed(upstream, "http_5xx", f"HTTP {response.status}: {detail[:200]}")
@@ -254,7 +254,7 @@ class ProxyBackend:
             # An unfinished body closes the connection: that is what cancels the upstream request when the
             # client disconnected; a finished one goes back to the pool.
             await lines.aclose()
-            await exchange.__aexit__(None, None, None)
+            await exchange.close()
 
 
 def _upstream_message(detail: str) -> str:
