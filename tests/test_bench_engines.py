@@ -6,6 +6,7 @@ import pytest
 
 from spark_labs.bench import Load, Report, Target, Workload, measure, micro, new_report, run_load
 from spark_labs.bench.experiments import add_engine
+from spark_labs.bench.metrics import request_metrics
 from spark_labs.bench.tokens import count_tokens, load_tokenizer
 from spark_labs.profiles import plan
 
@@ -40,7 +41,9 @@ def test_forced_output_length_is_honoured_and_counted_three_ways(engine_fixture,
     for r in result.records:
         assert r.ok, r.error
         # llama.cpp honours min_tokens, vLLM ignore_eos: either way every request decodes all 40 tokens.
-        assert r.output_tokens.best == 40, r.output_tokens
+        assert request_metrics(r).output_tokens == 40, r.output_tokens
+        # Our tokenizer re-derives the count from text; adjacent tokens may merge, never by more than one here.
+        assert abs(r.output_tokens.client - 40) <= 1, r.output_tokens
         assert r.output_tokens.disagreement() is None
     assert not [w for w in result.summary.warnings if "short of the forced length" in w]
 

@@ -105,6 +105,17 @@ def test_token_sources_disagreeing_and_forced_length_shortfall_are_flagged():
     assert any("stopped short of the forced length" in w for w in s.warnings)
 
 
+def test_retokenized_count_never_falls_under_the_chunk_count():
+    # No server count; 4 one-token chunks whose text our tokenizer re-reads as 3 tokens (" a"+"b" merged).
+    r = record([(100, " a", None), (120, "b", None), (140, " c", None), (160, " d", None)], 160, requested=4,
+               forced=True)
+    r.output_tokens.client = 3
+    m = request_metrics(r)
+    assert m.output_tokens == 4 and chunk_tokens(r) == [1, 1, 1, 1]
+    assert m.tpot_s == pytest.approx(0.060 / 3)
+    assert not any("short of the forced length" in w for w in summarize([r]).warnings)
+
+
 def test_no_records_is_a_clear_error():
     with pytest.raises(ValueError, match="no records"):
         summarize([])

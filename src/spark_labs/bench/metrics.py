@@ -58,6 +58,20 @@ DEFINITIONS = (
 MIN_SAMPLES = {50: 2, 90: 10, 99: 100}
 
 
+def output_token_count(record: RequestRecord) -> int | None:
+    """The output length the metrics use: the server's count, else our tokenizer's, never fewer than the chunks.
+
+    Re-tokenizing the finished text is not the inverse of generation: adjacent tokens can merge (llama.cpp's
+    40 forced tokens re-tokenize to 39 now and then). Every content chunk came from at least one generated
+    token, so the chunk count is a floor the client count must not fall under.
+    """
+    counts = record.output_tokens
+    if counts.server is not None:
+        return counts.server
+    chunks = len(record.content_chunks)
+    return max(counts.client, chunks) if counts.client is not None else (chunks or None)
+
+
 def chunk_tokens(record: RequestRecord) -> list[int]:
     """How many tokens each content chunk carries.
 
@@ -70,7 +84,7 @@ def chunk_tokens(record: RequestRecord) -> list[int]:
         return []
     if all(c.tokens for c in chunks):
         return [int(c.tokens) for c in chunks]
-    total = record.output_tokens.best
+    total = output_token_count(record)
     if total is None or total <= len(chunks):
         return [1] * len(chunks)
     weights = np.array([max(len(c.text), 1) for c in chunks], dtype=float)
@@ -105,7 +119,7 @@ class RequestMetrics:
 def request_metrics(record: RequestRecord) -> RequestMetrics:
     chunks = record.content_chunks
     counts = chunk_tokens(record)
-    n = record.output_tokens.best if record.output_tokens.best is not None else sum(counts)
+    n = output_token_count(record) or sum(counts)
     scheduled = record.scheduled_ns
     ttft = (chunks[0].t_ns - scheduled) / NS if chunks else None
     e2e = (record.end_ns - scheduled) / NS
@@ -228,12 +242,12 @@ def _warnings(records: list[RequestRecord], per: list[RequestMetrics], dists: di
     disagree = [(r, d) for r in records if (d := r.output_tokens.disagreement())]
     if disagree:
         out.append(f"token counts disagree on {len(disagree)} requests, e.g. {disagree[0][1]}")
-    short = [r for r, m in zip(records, per) if r.ok and r.forced_length and r.output_tokens.requested
+    short = [(r, m) for r, m in zip(records, per) if r.ok and r.forced_length and r.output_tokens.requested
              and m.output_tokens < r.output_tokens.requested]
     if short:
-        r = short[0]
+        r, m = short[0]
         out.append(f"{len(short)} requests stopped short of the forced length "
-                   f"(e.g. {r.output_tokens.best} of {r.output_tokens.requested} tokens): "
+                   f"(e.g. {m.output_tokens} of {r.output_tokens.requested} tokens): "
                    "the engine ignored ignore_eos/min_tokens, so per-token numbers cover fewer tokens")
     one_token = sum(1 for r, m in zip(records, per) if m.ok and m.output_tokens == 1 and r.output_tokens.requested)
     if one_token:
