@@ -1,7 +1,8 @@
 """Faults and protections, through the real gateway (uvicorn on a port) in front of the real llama.cpp server.
 
-The only non-engine server here is ``hanging_upstream`` (a fault injector that accepts and never answers),
-used for the 504 test because no real engine can be made to hang on demand.
+The only non-engine servers here are ``hanging_upstream`` (a fault injector that accepts and never answers)
+and ``stalling_upstream`` (one token, then silence), used for the timeout tests because no real engine can
+be made to hang on demand.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import ollama
 import openai
 import pytest
 from fastapi import Request
-from test_gateway_support import closed_port, hanging_upstream, scrape, wait_until
+from test_gateway_support import closed_port, hanging_upstream, scrape, stalling_upstream, wait_until
 
 from spark_labs.engines import free_port, launch
 from spark_labs.serve import GenerationRequest, ProxyBackend, create_app, start_gateway
@@ -148,6 +149,21 @@ def test_upstream_that_never_answers_is_504_for_plain_and_streaming_requests():
             assert response.status_code == 504, response.text
             assert "did not answer within 0.5 s" in _error(response)["message"]
         assert scrape(gateway, "spark_labs_upstream_errors_total", kind="timeout") == 2
+
+
+def test_upstream_that_goes_silent_mid_stream_ends_the_stream_with_a_timeout_event():
+    """Fault injector: one token, then silence; the per-read limit ends the stream in-band, once."""
+    with stalling_upstream() as stall, start_gateway(upstreams=[stall.url], health_interval_s=0,
+                                                     upstream_first_byte_timeout_s=0.5) as gateway:
+        started = time.monotonic()
+        with httpx.stream("POST", gateway.base_url + "/chat/completions", timeout=10, json={
+                "model": "any", "messages": HI, "stream": True}) as response:
+            assert response.status_code == 200
+            events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+        assert time.monotonic() - started < 5
+        assert [json.loads(e)["choices"][0]["delta"].get("content") for e in events[:2]] == ["", "Hel"]
+        assert "stopped sending for 0.5 s mid-stream" in json.loads(events[-1])["error"]["message"]
+        assert scrape(gateway, "spark_labs_upstream_errors_total", kind="timeout") == 1
 
 
 def test_one_of_two_upstreams_down_fails_over_without_client_errors_and_opens_its_breaker(llama):

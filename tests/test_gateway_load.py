@@ -156,3 +156,25 @@ def test_2000_requests_at_concurrency_64_no_errors_and_rss_growth_under_10_perce
     assert stub.in_flight == 0 and stub.served >= 3000
     metrics = httpx.get(url + "/metrics").text
     assert 'spark_labs_requests_total{route="/v1/chat/completions",status="200"} 3000.0' in metrics
+
+
+# --- the overhead benchmark's machinery (its numbers are printed by `spark-labs bench gateway`) ---------
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="own-core placement needs Linux and at least 2 cores")
+def test_gateway_benchmark_pins_the_gateway_and_puts_every_affinity_back():
+    from spark_labs.bench.gateway_overhead import measure_gateway
+    from spark_labs.bench.overhead import CalibrationServer
+
+    before = os.sched_getaffinity(0)
+    with CalibrationServer(ttft_ms=5, tpot_ms=2) as server:
+        upstream_before = os.sched_getaffinity(server.process.pid)
+        result = measure_gateway(server.target(), concurrency=4, num_requests=8, max_tokens=4, rounds=1,
+                                 placement="own-core", upstream_pids=(server.process.pid,))
+        assert os.sched_getaffinity(server.process.pid) == upstream_before
+    assert os.sched_getaffinity(0) == before
+    assert result.placement == "own-core" and result.errors == 0
+    assert result.direct_tok_s > 0 and result.gateway_tok_s > 0 and result.gateway_ttft_p50_ms > 5
+    with pytest.raises(ValueError, match="placement"):
+        measure_gateway(server.target(), placement="pinned")

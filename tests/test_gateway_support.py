@@ -2,6 +2,7 @@
 
 Two small local servers, used only where a real engine cannot produce the condition being tested:
 - :func:`hanging_upstream`: a fault injector that accepts TCP connections and never answers (timeouts);
+- :func:`stalling_upstream`: a fault injector that starts a stream, sends one token, then goes silent;
 - :class:`StubUpstream`: a minimal OpenAI-compatible streaming server for measuring the *gateway itself*
   (the 2,000-request load test): real engines on 2 CPU cores are far too slow for that many requests.
 Everything else runs against the real llama.cpp / vLLM / transformers engines.
@@ -85,6 +86,15 @@ class _LoopThread:
 
 
 @contextlib.contextmanager
+def _serving(handler):
+    server = _LoopThread(handler)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
 def hanging_upstream():
     """Fault injector: accepts connections, reads the request, never answers."""
 
@@ -94,11 +104,8 @@ def hanging_upstream():
                 pass
         writer.close()
 
-    server = _LoopThread(handler)
-    try:
+    with _serving(handler) as server:
         yield server
-    finally:
-        server.stop()
 
 
 class StubUpstream(_LoopThread):
@@ -131,3 +138,22 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool
             return True
         time.sleep(interval)
     return predicate()
+
+
+@contextlib.contextmanager
+def stalling_upstream():
+    """Fault injector: answers 200, streams one chunk of text, then sends nothing more (keeps the socket open)."""
+
+    async def handler(reader, writer):
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+            event = b'data: {"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": null}]}\n\n'
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                         + b"%x\r\n%s\r\n" % (len(event), event))
+            await writer.drain()
+            while await reader.read(65536):
+                pass
+        writer.close()
+
+    with _serving(handler) as server:
+        yield server

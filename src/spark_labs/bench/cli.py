@@ -222,18 +222,24 @@ def cmd_overhead(args) -> int:
 
 def cmd_gateway(args) -> int:
     from .experiments import engine_args
-    from .gateway_overhead import measure_gateway
+    from .gateway_overhead import PLACEMENTS, can_pin, measure_gateway
     from .load import Load
     from .overhead import CalibrationServer
 
+    placements = [p for p in PLACEMENTS if p != "own-core" or not can_pin()]
+    if why := can_pin():
+        console.print(f"[yellow]own-core placement skipped: {why}[/yellow]")
     with contextlib.ExitStack() as stack:
+        pids: tuple[int, ...] = ()
         if args.upstream == "calibration":
             server = stack.enter_context(CalibrationServer(args.ttft_ms, args.tpot_ms))
-            upstream = server.target()
+            upstream, pids = server.target(), (server.process.pid,)
         elif args.upstream.startswith("http"):
             from .clients import Target
 
             upstream = Target("upstream", args.upstream.rstrip("/"), args.model or args.plan.model.served_name)
+            console.print("[yellow]a URL upstream is not pinned away from the gateway's core (its processes are "
+                          "unknown here)[/yellow]")
         else:
             from ..engines import launch
             from .clients import Target
@@ -241,20 +247,27 @@ def cmd_gateway(args) -> int:
             with console.status(f"starting {args.upstream} …"):
                 engine = stack.enter_context(launch(args.upstream, args.plan.model, port="auto", progress=False,
                                                     extra_args=engine_args(args.upstream, args.plan.sizes.max_model_len)))
-            upstream = Target.from_engine(engine)
-        c = args.concurrency[0]
-        with console.status(f"direct vs gateway, closed loop at {c}, alternating, {args.rounds} rounds …"):
-            closed = measure_gateway(upstream, c, args.num_requests or 64, args.max_tokens, args.rounds)
-        # Steady arrivals at the rate that keeps c requests in flight (Little's law, from the direct run).
-        steady_load = Load("poisson", 0, rate=c / closed.direct_e2e_mean_s, seed=1)
-        with console.status(f"direct vs gateway, steady arrivals ({steady_load.label}) …"):
-            steady = measure_gateway(upstream, c, args.num_requests or 64, args.max_tokens, args.rounds,
-                                     load=steady_load)
-    frame = pd.DataFrame([asdict(closed), asdict(steady)])
+            upstream, pids = Target.from_engine(engine), (engine.pid,)
+        c, n = args.concurrency[0], args.num_requests or 64
+        results = []
+        for placement in placements:
+            with console.status(f"{placement}: direct vs gateway, closed loop at {c}, {args.rounds} alternating rounds …"):
+                closed = measure_gateway(upstream, c, n, args.max_tokens, args.rounds, placement=placement,
+                                         upstream_pids=pids)
+            # Steady arrivals at the rate that keeps c requests in flight (Little's law, from the direct run).
+            steady_load = Load("poisson", 0, rate=c / closed.direct_e2e_mean_s, seed=1)
+            with console.status(f"{placement}: direct vs gateway, steady arrivals ({steady_load.label}) …"):
+                steady = measure_gateway(upstream, c, n, args.max_tokens, args.rounds, load=steady_load,
+                                         placement=placement, upstream_pids=pids)
+            results += [closed, steady]
+    frame = pd.DataFrame([asdict(r) for r in results])
     console.print(_table(frame.drop(columns=["direct_e2e_mean_s"]), "Gateway overhead (measured side by side in this run)"))
-    for r in (closed, steady):
-        console.print(f"{r.load}: added p50 TTFT {r.added_ttft_p50_ms:+.2f} ms (target ≤ 2 ms) · throughput "
-                      f"gateway/direct {r.throughput_ratio:.3f} (target ≥ 0.95) · errors {r.errors}")
+    for r in results:
+        console.print(f"{r.placement}, {r.load}: added p50 TTFT {r.added_ttft_p50_ms:+.2f} ms (target ≤ 2 ms) · "
+                      f"throughput gateway/direct {r.throughput_ratio:.3f} (target ≥ 0.95) · errors {r.errors}")
+    if "own-core" in placements:
+        console.print("own-core: the gateway on a core of its own, client and upstream on the others (as deployed); "
+                      "shared: all three compete for every core, so the gateway's numbers include being pre-empted")
     return 0
 
 

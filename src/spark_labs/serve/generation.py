@@ -151,6 +151,14 @@ def _as_gateway_error(exc: Exception) -> GatewayError:
     return GatewayError(500, f"the backend failed: {type(exc).__name__}: {exc}", code="backend_error")
 
 
+class LastChunk(bytes):
+    """A stream's final bytes: sent together with the end of the response, one socket write instead of two.
+
+    Every write is a system call that, on a small CPU, costs about as much as the rest of a chunk's trip
+    through the gateway, and the ends of many streams tend to coincide (they started together).
+    """
+
+
 class GenerationStream(StreamingResponse):
     """A streaming response that always closes its generation, even if the client left before the first
     byte was sent (then no body generator ``finally`` would ever run).
@@ -158,7 +166,8 @@ class GenerationStream(StreamingResponse):
     It sends the ASGI messages itself instead of using Starlette's streaming loop: that loop starts a task
     group per request to listen for the disconnect, which cost a measurable share of the gateway's
     per-request time on a small CPU. Here one watcher task waits for ``http.disconnect`` and cancels the
-    streaming task, so a client that leaves still stops the upstream at once.
+    streaming task, so a client that leaves still stops the upstream at once. A body iterator that yields
+    a :class:`LastChunk` ends the response with it.
     """
 
     def __init__(self, content: AsyncIterator[bytes], generation: Generation, media_type: str):
@@ -180,10 +189,17 @@ class GenerationStream(StreamingResponse):
         watcher = asyncio.ensure_future(watch_for_disconnect())
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            last = False
             async for chunk in self.body_iterator:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            watcher.cancel()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                last = isinstance(chunk, LastChunk)
+                if last:
+                    watcher.cancel()
+                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                if last:
+                    break
+            if not last:
+                watcher.cancel()
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not client_left:
                 raise  # shutdown or a timeout: not ours to swallow

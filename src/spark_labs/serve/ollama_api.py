@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from .errors import GatewayError
-from .generation import Generation, GenerationStream, collect
+from .generation import Generation, GenerationStream, LastChunk, collect
 from .schemas import OllamaChatRequest, OllamaGenerateRequest
 
 router = APIRouter()
@@ -91,7 +91,7 @@ async def _ndjson(generation: Generation, model: str, chat: bool) -> AsyncIterat
         async for piece in generation.pieces():
             yield _line(_piece(model, chat, piece.text))
     except GatewayError as exc:  # Ollama's in-band error: one {"error": ...} line ends the stream
-        yield _line(exc.payload(ollama=True))
+        yield LastChunk(_line(exc.payload(ollama=True)))
         return
-    yield _line(_final(generation, model, chat))
+    yield LastChunk(_line(_final(generation, model, chat)))
 

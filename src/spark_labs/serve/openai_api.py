@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from .errors import GatewayError
-from .generation import Generation, GenerationStream, collect
+from .generation import Generation, GenerationStream, LastChunk, collect
 from .schemas import ChatCompletionRequest, CompletionRequest
 
 router = APIRouter()
@@ -45,28 +45,46 @@ async def _respond(request: Request, body: ChatCompletionRequest | CompletionReq
 
 
 class _Framer:
-    """Builds OpenAI's response objects: the only place that knows their shape."""
+    """Builds OpenAI's response objects: the only place that knows their shape.
+
+    A text chunk is the one thing built per token, so its JSON is cut once into the bytes around the text,
+    and each chunk only encodes its text (a third of the cost of dumping the whole object every time).
+    """
+
+    _SLOT = "\x00text\x00"
 
     def __init__(self, response_id: str, model: str, chat: bool):
         self.id, self.model, self.chat, self.created = response_id, model, chat, int(time.time())
+        self._kind = "chat.completion.chunk" if chat else "text_completion"
+        before, after = self._event(self._choice(self._SLOT)).split(json.dumps(self._SLOT).encode())
+        self._around_text = before, after
 
     def _obj(self, kind: str, choices: list, **extra) -> dict:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model, "choices": choices,
                 **extra}
 
-    def chunk(self, text: str | None = None, finish: str | None = None, role: bool = False) -> bytes:
+    def _event(self, choices: list, **extra) -> bytes:
+        return b"data: " + json.dumps(self._obj(self._kind, choices, **extra)).encode() + b"\n\n"
+
+    def _choice(self, text: str | None = None, finish: str | None = None, role: bool = False) -> list:
         if self.chat:
             delta = {"role": "assistant", "content": ""} if role else ({"content": text} if text else {})
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        else:
-            choice = {"index": 0, "text": text or "", "finish_reason": finish}
-        kind = "chat.completion.chunk" if self.chat else "text_completion"
-        return b"data: " + json.dumps(self._obj(kind, [choice])).encode() + b"\n\n"
+            return [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return [{"index": 0, "text": text or "", "finish_reason": finish}]
 
-    def usage_chunk(self, generation: Generation) -> bytes:
-        kind = "chat.completion.chunk" if self.chat else "text_completion"
-        payload = self._obj(kind, [], usage=generation.outcome.usage.as_dict())
-        return b"data: " + json.dumps(payload).encode() + b"\n\n"
+    def text(self, text: str) -> bytes:
+        before, after = self._around_text
+        return before + json.dumps(text).encode() + after
+
+    def opening(self) -> bytes:
+        """Chat streams announce the assistant role first; completions have nothing to announce."""
+        return self._event(self._choice(role=True)) if self.chat else b""
+
+    def finish(self, generation: Generation) -> bytes:
+        return self._event(self._choice(finish=_finish(generation)))
+
+    def usage(self, generation: Generation) -> bytes:
+        return self._event([], usage=generation.outcome.usage.as_dict())
 
     def whole(self, text: str, generation: Generation) -> dict:
         finish = _finish(generation)
@@ -84,15 +102,15 @@ def _finish(generation: Generation) -> str:
 
 
 async def _sse(generation: Generation, frame: _Framer, include_usage: bool) -> AsyncIterator[bytes]:
-    if frame.chat:
-        yield frame.chunk(role=True)
+    # Fewer, fuller writes: the role announcement rides with the first text, and the finish, usage and
+    # [DONE] events end the response in one write (see LastChunk).
+    opening = frame.opening()
     try:
         async for piece in generation.pieces():
-            yield frame.chunk(piece.text)
+            yield opening + frame.text(piece.text)
+            opening = b""
     except GatewayError as exc:  # after the 200 headers: tell the client in-band, then end the stream
-        yield exc.sse_event()
+        yield LastChunk(opening + exc.sse_event())
         return
-    yield frame.chunk(finish=_finish(generation))
-    if include_usage:
-        yield frame.usage_chunk(generation)
-    yield b"data: [DONE]\n\n"
+    tail = opening + frame.finish(generation) + (frame.usage(generation) if include_usage else b"")
+    yield LastChunk(tail + b"data: [DONE]\n\n")
