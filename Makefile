@@ -64,7 +64,7 @@ bench-accuracy: install
 
 bench-gateway: install
 	$(PY) -m spark_labs.cli bench gateway --upstream calibration --concurrency 16
-	$(PY) -m spark_labs.cli bench gateway --upstream vllm --concurrency 16
+	$(PY) -m spark_labs.cli bench gateway --upstream vllm --concurrency 16 --num-requests 32 --rounds 2
 
 lab: install
 	$(VENV)/bin/jupyter lab labs/
