@@ -10,9 +10,9 @@ Where the gateway runs matters as much as what it does. ``placement="shared"`` l
 the upstream and the gateway on any core: on a 2-core machine every socket write then wakes a process
 that takes the gateway's core away mid-request (a 10 µs write measured 200 µs), so the number includes
 CPU contention the gateway would not meet in deployment. ``placement="own-core"`` pins the gateway to
-one core and the client (and a single-threaded upstream such as the calibration server) to the others,
-in both arms, as on a server where the gateway has a core of its own (a DGX Spark has 20). An engine
-upstream is not pinned: its worker threads are sized for every core.
+one core and the client and a single-threaded upstream (the calibration server) to the others, in both
+arms, as on a server where the gateway has a core of its own (a DGX Spark has 20). It is not offered for
+an engine upstream on a small machine: the engine's worker threads are sized for every core.
 """
 
 from __future__ import annotations
