@@ -221,28 +221,25 @@ def cmd_overhead(args) -> int:
 
 
 def cmd_gateway(args) -> int:
+    from .clients import Target
     from .experiments import engine_args
     from .gateway_overhead import PLACEMENTS, can_pin, measure_gateway
     from .load import Load
     from .overhead import CalibrationServer
 
-    placements = [p for p in PLACEMENTS if p != "own-core" or not can_pin()]
-    if why := can_pin():
-        console.print(f"[yellow]own-core placement skipped: {why}[/yellow]")
+    # Why the gateway cannot have a core of its own here, if it cannot.
+    no_own_core = can_pin()
     with contextlib.ExitStack() as stack:
         pids: tuple[int, ...] = ()
         if args.upstream == "calibration":
             server = stack.enter_context(CalibrationServer(args.ttft_ms, args.tpot_ms))
             upstream, pids = server.target(), (server.process.pid,)
         elif args.upstream.startswith("http"):
-            from .clients import Target
-
             upstream = Target("upstream", args.upstream.rstrip("/"), args.model or args.plan.model.served_name)
             console.print("[yellow]a URL upstream is not pinned away from the gateway's core (its processes are "
                           "unknown here)[/yellow]")
         else:
             from ..engines import launch
-            from .clients import Target
 
             with console.status(f"starting {args.upstream} …"):
                 engine = stack.enter_context(launch(args.upstream, args.plan.model, port="auto", progress=False,
@@ -250,10 +247,10 @@ def cmd_gateway(args) -> int:
             upstream = Target.from_engine(engine)
             # An engine's worker threads are sized for every core, so no core is the gateway's own: pinning
             # them away made vLLM CPU crawl, and pinning the gateway beside them only slows both sides.
-            if "own-core" in placements:
-                placements = ["shared"]
-                console.print(f"[yellow]own-core placement skipped: {args.upstream} uses every core, so the "
-                              "gateway cannot have one of its own here[/yellow]")
+            no_own_core = no_own_core or f"{args.upstream} uses every core"
+        placements = [p for p in PLACEMENTS if p != "own-core" or not no_own_core]
+        if no_own_core:
+            console.print(f"[yellow]own-core placement skipped: {no_own_core}[/yellow]")
         c, n = args.concurrency[0], args.num_requests or 64
         results = []
         for placement in placements:
