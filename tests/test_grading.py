@@ -38,11 +38,11 @@ def test_gradebook_rows_for_each_kind_of_submission(submissions, tmp_path):
     rows = {r["submission"]: r for r in csv.DictReader(out.open())}
     assert rows["correct"]["status"] == "passed" and rows["correct"]["checkpoints_passed"] == "3/3"
     assert rows["undone"]["status"] == "error"
-    assert rows["undone"]["checkpoint_00.2"] == "not run" and rows["undone"]["checkpoint_00.3"] == "failed"
+    assert rows["undone"]["checkpoint_00.1"] == "not run" and rows["undone"]["checkpoint_00.2"] == "failed"
     assert rows["raises"]["status"] == "error" and rows["raises"]["checkpoint_00.3"] == "error"
     assert rows["raises"]["checkpoint_00.2"] == "passed"
     # The hand-edited passes do not survive re-execution.
-    assert rows["faked"]["checkpoint_00.2"] != "passed" and rows["faked"]["checkpoint_00.3"] == "mismatch"
+    assert rows["faked"]["checkpoint_00.1"] != "passed" and rows["faked"]["checkpoint_00.2"] == "mismatch"
     assert int(rows["faked"]["mismatches"]) >= 1
     assert "<table" in html.read_text()
 
