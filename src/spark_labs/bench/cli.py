@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..engines.launcher import resolve_engine
+
 # Wide tables stay readable when output goes to a file or CI log instead of a terminal.
 console = Console(width=None if sys.stdout.isatty() else 220)
 
@@ -72,7 +74,7 @@ def _target(args, report):
         return
     from ..engines import launch
 
-    name = args.engine or "llamacpp"
+    name = args.engine or args.plan.engines[0]
     plan = args.plan
     with console.status(f"starting {name} …"):
         engine = launch(name, plan.model, port="auto", lab=plan.lab, progress=False, timeout=plan.sizes.timeout_s,
@@ -175,15 +177,25 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _engine_with_server_metrics(plan) -> str:
+    """The profile's first engine that keeps Prometheus histograms to hold our numbers against."""
+    for name in plan.engines:
+        if resolve_engine(name).histograms:
+            return name
+    raise SystemExit(f"none of the {plan.profile.name} profile's engines ({', '.join(plan.engines)}) keeps "
+                     "server-side histograms: pass --engine NAME or --url URL --metrics-url URL")
+
+
 def cmd_accuracy(args) -> int:
     from .accuracy import compare
     from .experiments import new_report
     from .tokens import load_tokenizer
 
     if not args.url:
-        args.engine = "vllm"
-        # Per-request timings give the server's exact p50s, not just its bucketed histograms.
-        args.engine_arg = [*args.engine_arg, "--enable-per-request-metrics"]
+        args.engine = args.engine or _engine_with_server_metrics(args.plan)
+        # Per-request timings (where the engine has them) give the server's exact p50s, not just its
+        # bucketed histograms.
+        args.engine_arg = [*args.engine_arg, *resolve_engine(args.engine).per_request_metrics_args]
     report = new_report(args.plan, "accuracy")
     path = args.plan.model.hf_path() if args.plan.model.embedded else args.plan.model.hf_id
     with _target(args, report) as target:
@@ -233,7 +245,7 @@ def cmd_gateway(args) -> int:
         pids: tuple[int, ...] = ()
         if args.upstream == "calibration":
             server = stack.enter_context(CalibrationServer(args.ttft_ms, args.tpot_ms))
-            upstream, pids = server.target(), (server.process.pid,)
+            upstream, pids = server.target(), (server.pid,)
         elif args.upstream.startswith("http"):
             upstream = Target("upstream", args.upstream.rstrip("/"), args.model or args.plan.model.served_name)
             console.print("[yellow]a URL upstream is not pinned away from the gateway's core (its processes are "

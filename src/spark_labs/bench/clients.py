@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..coroutines import run_sync
 from ..http11 import HTTPError, Pool
 from .records import Chunk, RequestRecord
 
@@ -34,6 +35,7 @@ class Target:
     protocol: str = "openai-chat"
     api_key: str | None = None
     metrics_url: str | None = None  # Prometheus endpoint, for the server-side cross-check
+    engine: str | None = None  # registry key of the engine behind ``url``, when known
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -42,9 +44,9 @@ class Target:
     @classmethod
     def from_engine(cls, engine: Any, protocol: str | None = None, name: str | None = None) -> Target:
         """From a :class:`~spark_labs.engines.EngineHandle` (or anything with url/served_name/spec)."""
-        default = "ollama-chat" if engine.spec.protocol == "ollama" else "openai-chat"
+        default = f"{engine.spec.protocol}-chat"  # openai-chat or ollama-chat
         return cls(name=name or engine.spec.name, url=engine.url, model=engine.served_name,
-                   protocol=protocol or default, metrics_url=engine.metrics_url)
+                   protocol=protocol or default, metrics_url=engine.metrics_url, engine=engine.spec.name)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -208,24 +210,36 @@ def make_pool(target: Target, concurrency: int) -> Pool:
     return Pool(target.url, max(concurrency, 1))
 
 
+def _cache_reset_endpoints(target: Target) -> list[tuple[str, str, str]]:
+    """(path, engine, what to know when it refuses) to try: the target's engine's own endpoint when the
+    registry knows the engine, every registered one for a server of unknown kind."""
+    from ..engines.registry import ENGINES
+
+    specs = [ENGINES[target.engine]] if target.engine in ENGINES else list(ENGINES.values())
+    return [(s.cache_reset_path, s.display_name, s.cache_reset_note) for s in specs if s.cache_reset_path]
+
+
 async def _reset_prefix_cache(target: Target) -> str:
+    endpoints = _cache_reset_endpoints(target)
+    if not endpoints:
+        return f"{target.engine} has no cache-reset endpoint; salted prompts still miss its prefix cache"
     pool = Pool(target.url, 1)
+    refused = []
     try:
-        for path, engine in (("/reset_prefix_cache", "vLLM"), ("/flush_cache", "SGLang")):
+        for path, engine, note in endpoints:
             try:
                 async with asyncio.timeout(10), pool.request("POST", path, {}, target.headers) as response:
                     await response.read()
                     if response.status < 300:
                         return f"prefix cache reset ({engine} {path})"
-            except (HTTPError, OSError, TimeoutError):
-                continue
-        return "no cache-reset endpoint (vLLM offers one with VLLM_SERVER_DEV_MODE=1); salted prompts still miss"
+                    refused.append(f"{path}: HTTP {response.status}" + (f" ({note})" if note else ""))
+            except (HTTPError, OSError, TimeoutError) as exc:
+                refused.append(f"{path}: {type(exc).__name__}")
+        return f"prefix cache not reset ({'; '.join(refused)}); salted prompts still miss"
     finally:
         await pool.close()
 
 
 def reset_prefix_cache(target: Target) -> str:
     """Empty the engine's prefix cache where it offers an endpoint for that; says what happened."""
-    from .load import run_sync
-
     return run_sync(lambda: _reset_prefix_cache(target))

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import calc
+from ..engines.launcher import resolve_engine
 from ..errors import ProfileError
 from .clients import BenchRequest, Target, reset_prefix_cache
 from .load import Load, RunResult, run_load
@@ -20,41 +21,30 @@ from .report import EngineInfo, Report
 from .roofline import host_spec
 from .tokens import count_tokens, load_tokenizer
 
-# Engine flags used whenever the harness starts an engine itself.
-ENGINE_ARGS = {
-    # Eager mode skips vLLM's ≈3 min torch.compile warm-up on CPU; the same flag DGX Spark guides use.
-    "vllm": ["--enforce-eager"],
-}
-
-
-# Engines that serve one request at a time at a few tokens/s on a small CPU get fewer requests and
-# concurrency levels, so a lab still finishes in minutes; the reason is printed and kept in the report.
-SLOW_ON_CPU = {"transformers": "HF generate serves one request at a time at ~10 tok/s on 2 CPU cores"}
-
-
 def engine_workloads(engine: str, plan) -> tuple[dict[str, Workload], tuple[int, ...], str | None]:
     """The standard workloads and sweep levels for ``engine`` on ``plan``'s profile, plus a note when
-    they were scaled down (same prompts and output lengths, fewer requests)."""
+    they were scaled down (same prompts and output lengths, fewer requests).
+
+    An engine the registry marks slow on a CPU (``EngineSpec.slow_on_cpu``) gets fewer requests and
+    concurrency levels on the tiny profile, so a lab still finishes in minutes; the reason is printed
+    and kept in the report."""
     workloads = standard_workloads(plan.sizes)
     levels = tuple(plan.sizes.concurrency)
-    if plan.profile.name == "tiny" and engine in SLOW_ON_CPU:
+    slow = resolve_engine(engine).slow_on_cpu
+    if plan.profile.name == "tiny" and slow:
         workloads = {name: replace(w, num_requests=2) for name, w in workloads.items()}
-        return workloads, levels[:2], f"{engine}: 2 requests per workload, concurrency {levels[:2]} ({SLOW_ON_CPU[engine]})"
+        return workloads, levels[:2], f"{engine}: 2 requests per workload, concurrency {levels[:2]} ({slow})"
     return workloads, levels, None
 
 
 def engine_args(engine: str, max_model_len: int) -> list[str]:
-    args = list(ENGINE_ARGS.get(engine, []))
-    if engine == "vllm":
-        args += ["--max-model-len", str(max_model_len)]
-    return args
+    """Flags for an engine the harness starts itself (the registry's ``EngineSpec.harness_args``)."""
+    return resolve_engine(engine).harness_args(max_model_len)
 
 
 def weight_dtype(engine: str, model) -> str:
-    """What a decode step streams: GGUF engines run the quantised file, the others the HF weights."""
-    if engine in ("llamacpp", "ollama") and model.quantization:
-        return model.quantization.lower()
-    return model.dtype
+    """What a decode step streams (the registry's ``EngineSpec.weight_dtype``)."""
+    return resolve_engine(engine).weight_dtype(model)
 
 
 def new_report(plan, title: str = "engine comparison") -> Report:
@@ -71,7 +61,7 @@ def new_report(plan, title: str = "engine comparison") -> Report:
 def add_engine(report: Report, engine, model) -> Target:
     """Register a running :class:`EngineHandle` in the report and return its benchmark target."""
     report.engines[engine.spec.name] = EngineInfo(engine.spec.name, engine.spec.display_name,
-                                                  weight_dtype(engine.spec.name, model), engine.ready_after_s,
+                                                  engine.spec.weight_dtype(model), engine.ready_after_s,
                                                   engine.url)
     return Target.from_engine(engine)
 

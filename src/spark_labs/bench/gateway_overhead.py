@@ -116,7 +116,7 @@ def measure_gateway(upstream: Target, concurrency: int = 16, num_requests: int =
     with contextlib.ExitStack() as stack:
         gateway = stack.enter_context(GatewayProcess(upstream.url))
         if placement == "own-core":
-            stack.enter_context(own_core(gateway.process.pid, upstream_pids))
+            stack.enter_context(own_core(gateway.pid, upstream_pids))
         through = Target("gateway", gateway.url, upstream.model, upstream.protocol)
         for i in range(rounds):
             order = (("direct", upstream), ("gateway", through))

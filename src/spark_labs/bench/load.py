@@ -12,7 +12,6 @@ requests. If the client fell behind, the run is marked invalid — its numbers d
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import psutil
 
+from ..coroutines import run_sync
 from .clients import BenchRequest, Target, make_pool, send
 from .metrics import Summary, summarize
 from .records import RequestRecord
@@ -248,17 +248,6 @@ def _health(watch: _Watch, cpu_pct: float, records: list[RequestRecord], load: L
         health.reasons.append(f"requests left {late * 1e3:.1f} ms (p99) after their scheduled time: "
                               "the arrival process was not the one asked for")
     return health
-
-
-def run_sync(coro_factory: Callable[[], object]):
-    """Run a coroutine to completion from plain code *or* from Jupyter (whose loop is already running):
-    in a fresh thread with its own event loop, so a notebook cell simply blocks until the run ends."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro_factory())
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(coro_factory())).result()
 
 
 def run_load(target: Target, requests: Sequence[BenchRequest], load: Load = Load(),

@@ -1,16 +1,31 @@
 """A helper server the benchmarks start themselves (the calibration server, a gateway), in its own process
-so its CPU is not the measuring client's event loop."""
+so its CPU is not the measuring client's event loop.
+
+It runs through the engine launcher like any engine: supervised by the reaper (no orphan when Python
+dies), output in a log file (no pipe left unread), readiness proven to come from our own process, and
+failures raised as :mod:`spark_labs.errors` with the log's last lines.
+"""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from typing import Self
 
-import httpx
+import psutil
 
-from ..engines.ports import free_port
+from ..engines.launcher import EngineHandle, launch
+from ..engines.spec import Availability, EngineSpec
+
+
+def helper_spec(name: str, module: str, args: list[str], ready_path: str) -> EngineSpec:
+    """An :class:`EngineSpec` for ``python -m MODULE ARGS --port P`` (a server, not a model engine)."""
+
+    def command(model, port, host, extra_args, served_name) -> list[str]:
+        return [sys.executable, "-m", module, *args, *extra_args, "--port", str(port)]
+
+    return EngineSpec(name=name.replace(" ", "-"), display_name=name, protocol="openai", default_port=0,
+                      ready_path=ready_path, model_format="none", build_local=command,
+                      check_available=lambda: Availability(True))
 
 
 class LocalServer:
@@ -18,30 +33,22 @@ class LocalServer:
 
     def __init__(self, name: str, module: str, args: list[str], ready_path: str, timeout: float = 60.0):
         self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([sys.executable, "-m", module, *args, "--port", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{name} exited at start: {self.process.stderr.read()[-1500:]}")
-            try:
-                if httpx.get(self.url + ready_path, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{name} not ready within {timeout:.0f} s")
+        self.handle: EngineHandle = launch(helper_spec(name, module, args, ready_path), model=name, port="auto",
+                                           timeout=timeout, progress=False)
+        self.port = self.handle.port
+        self.url = self.handle.url
+
+    @property
+    def pid(self) -> int:
+        """The server process itself (the launcher's reaper is its parent)."""
+        children = psutil.Process(self.handle.pid).children()
+        return children[0].pid if children else self.handle.pid
+
+    def logs(self, lines: int = 40) -> str:
+        return self.handle.logs(lines)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.handle.stop(grace_s=15.0)
 
     def __enter__(self) -> Self:
         return self

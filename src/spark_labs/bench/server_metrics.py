@@ -1,7 +1,8 @@
 """The server's own view of a run: scrape Prometheus ``/metrics`` before and after, diff them.
 
 vLLM (and SGLang, and our gateway) keep histograms of TTFT, per-request TPOT, inter-token latency and
-end-to-end latency. The difference between two scrapes is exactly the run's requests, so the
+end-to-end latency; which series an engine keeps is in the registry (``EngineSpec.histograms``). The
+difference between two scrapes is exactly the run's requests, so the
 server's mean (``_sum / _count``) is an exact cross-check of ours; its percentiles are only as fine as
 its bucket edges, and we say which bucket they fall in.
 """
@@ -14,22 +15,9 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..engines.registry import ENGINES
+from ..engines.spec import EngineSpec
 from .metrics import percentile_from_histogram
-
-# Our metric name → the histogram each server keeps for it.
-HISTOGRAMS = {
-    "vllm": {"ttft": "vllm:time_to_first_token_seconds", "tpot": "vllm:request_time_per_output_token_seconds",
-             "itl": "vllm:inter_token_latency_seconds", "e2e": "vllm:e2e_request_latency_seconds"},
-    "sglang": {"ttft": "sglang:time_to_first_token_seconds", "itl": "sglang:inter_token_latency_seconds",
-               "e2e": "sglang:e2e_request_latency_seconds"},
-    "spark_labs": {"ttft": "spark_labs_time_to_first_token_seconds", "e2e": "spark_labs_e2e_request_latency_seconds"},
-}
-COUNTERS = {
-    "vllm": {"requests": "vllm:request_success", "prompt_tokens": "vllm:prompt_tokens",
-             "output_tokens": "vllm:generation_tokens"},
-    "sglang": {"prompt_tokens": "sglang:prompt_tokens", "output_tokens": "sglang:generation_tokens"},
-    "spark_labs": {"prompt_tokens": "spark_labs_prompt_tokens", "output_tokens": "spark_labs_completion_tokens"},
-}
 
 
 @dataclass
@@ -95,11 +83,19 @@ class Scrape:
                       {k: v - other.counters.get(k, 0.0) for k, v in self.counters.items()})
 
 
-def detect_flavour(scrape: Scrape) -> str | None:
-    for flavour, names in HISTOGRAMS.items():
-        if names["ttft"] in scrape.histograms:
-            return flavour
+def detect_flavour(scrape: Scrape) -> EngineSpec | None:
+    """The registry engine whose TTFT histogram the scrape has (our gateway reads as the transformers
+    engine: both are spark_labs.serve and keep the same series)."""
+    for spec in ENGINES.values():
+        if spec.histograms.get("ttft") in scrape.histograms:
+            return spec
     return None
+
+
+def histogram_names(scrape: Scrape) -> dict[str, str]:
+    """Our metric name → the server's histogram for it, for the engine that produced ``scrape``."""
+    spec = detect_flavour(scrape)
+    return dict(spec.histograms) if spec else {}
 
 
 class ServerMetricsProbe:
@@ -125,13 +121,13 @@ class ServerMetricsProbe:
 
     def compare(self, summary) -> list[dict]:
         """Rows of client-vs-server numbers for every metric both sides have (seconds)."""
-        if self.delta is None or (flavour := detect_flavour(self.delta)) is None:
+        if self.delta is None or (spec := detect_flavour(self.delta)) is None:
             return []
         rows = []
         # The server's clock starts when the request reaches it; ours at the scheduled send time. Means
         # are additive, so subtracting our mean client-queue time puts both on the server's footing.
         queue = summary.distributions["queue"].mean if "queue" in summary.distributions else 0.0
-        for ours, theirs in HISTOGRAMS[flavour].items():
+        for ours, theirs in spec.histograms.items():
             h = self.delta.histograms.get(theirs)
             d = summary.distributions.get(ours)
             if h is None or d is None or not h.count:
@@ -143,7 +139,7 @@ class ServerMetricsProbe:
                          "mean_diff_pct": 100 * (mean - h.mean) / h.mean if h.mean else math.nan,
                          "client_p50": d.p50, "server_p50_interpolated": h.quantile(0.5),
                          "server_p50_bucket": f"({lo:g}, {hi:g}] s"})
-        for ours, theirs in COUNTERS[flavour].items():
+        for ours, theirs in spec.counters.items():
             if theirs in self.delta.counters:
                 rows.append({"metric": ours, "server_metric": theirs + "_total",
                              "server_count": self.delta.counters[theirs]})

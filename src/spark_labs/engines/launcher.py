@@ -14,6 +14,7 @@ import atexit
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -22,9 +23,9 @@ from pathlib import Path
 import httpx
 
 from ..cache import cache_dir
-from ..errors import EngineNotInstalledError, EngineStartError, EngineTimeoutError, PortInUseError
+from ..errors import EngineError, EngineNotInstalledError, EngineStartError, EngineTimeoutError, PortInUseError
 from ..profiles import ModelRef, Profile, get_profile
-from .ports import free_port, port_holder, port_is_free
+from .ports import free_port, group_members, listeners, port_holder, port_is_free
 from .reaper import kill_group
 from .spec import EngineSpec
 
@@ -50,8 +51,9 @@ class EngineHandle:
     """A running engine. Use as a context manager, or call :meth:`stop` yourself."""
 
     def __init__(self, spec: EngineSpec, command: list[str], host: str, port: int, log_path: Path,
-                 process: subprocess.Popen, served_name: str, model_arg: str | None = None):
+                 process: subprocess.Popen, served_name: str, model_arg: str | None = None, docker: bool = False):
         self.spec = spec
+        self.docker = docker
         self.model_arg = model_arg  # what the engine was given: GGUF file, HF dir or HF id
         self.command = command
         self.host = host
@@ -82,7 +84,12 @@ class EngineHandle:
 
     @property
     def pid(self) -> int:
+        """The reaper's pid, which is also the process group id of the engine and all its workers."""
         return self.process.pid
+
+    def group_pids(self) -> set[int]:
+        """The engine's live processes (the reaper excluded): what serves, e.g. to pin to cores."""
+        return group_members(self.pid) - {self.pid}
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def is_running(self) -> bool:
@@ -102,7 +109,7 @@ class EngineHandle:
                     try:
                         response = client.get(probe)
                         last_seen = f"HTTP {response.status_code}"
-                        if response.status_code == 200:
+                        if response.status_code == 200 and self._port_is_ours():
                             break
                     except httpx.HTTPError as exc:
                         last_seen = type(exc).__name__
@@ -135,9 +142,13 @@ class EngineHandle:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, grace_s: float = 10.0) -> int | None:
-        """Stop the engine and every process it started; return its exit code."""
-        if self.process.poll() is None:
-            kill_group(self.process.pid, grace_s)  # the reaper leads the group: pgid == its pid
+        """Stop the engine and every process it started; return its exit code.
+
+        The group is signalled whatever happened to the reaper: a killed reaper leaves its group behind
+        (the engine keeps the port), and the group keeps the reaper's pid as its id while it has members.
+        """
+        if self._group_is_ours():
+            kill_group(self.pid, grace_s)
         try:
             code = self.process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
@@ -155,8 +166,48 @@ class EngineHandle:
         state = "running" if self.is_running() else f"exited({self.process.returncode})"
         return f"<EngineHandle {self.spec.name} {self.url} pid={self.pid} {state}>"
 
+    def _group_is_ours(self) -> bool:
+        """Whether process group ``self.pid`` is still this engine's. Linux frees a pid only once no
+        process uses it as pid or group id, so while any engine process lives the id cannot be reused;
+        once the reaper is reaped, a live process *with* that pid is a newcomer leading a group of its own."""
+        if self.process.poll() is None:
+            return True
+        try:
+            os.getpgid(self.pid)
+        except ProcessLookupError:
+            return True  # nobody has the pid: what is left of the group (if anything) is ours
+        return False
+
+    def _port_is_ours(self) -> bool:
+        """Whether the server answering on our port belongs to our process group.
+
+        Two launches on one port at the same moment both see a free port; the one whose engine binds
+        second would otherwise take the first one's answer for its own readiness. Raises
+        :class:`PortInUseError` (after stopping our engine) when another process listens there; False
+        while nothing of ours listens yet. A container's port is held by Docker's proxy, not by our group:
+        there ``docker run`` itself refuses a port or container name already taken."""
+        if self.docker:
+            return True
+        holders = listeners(self.port)
+        group = group_members(self.pid)
+        foreign = [description for pid, description in holders.items() if pid not in group]
+        if foreign:
+            self.stop()
+            raise self._port_taken_error(foreign[0])
+        return bool(set(holders) & group)
+
     # --- diagnostics -------------------------------------------------------------------------------
-    def _start_error(self) -> EngineStartError:
+    def _port_taken_error(self, holder: str) -> PortInUseError:
+        return PortInUseError(
+            f"Port {self.port} was taken by {holder} while {self.spec.display_name} was starting, so "
+            f"{self.spec.display_name} was stopped. Launch with port='auto' (or another port), or stop that "
+            f"process first.\nLast log lines ({self.log_path}):\n{self.logs(5)}"
+        )
+
+    def _start_error(self) -> EngineError:
+        if not self.docker and (foreign := [d for pid, d in listeners(self.port).items()
+                                            if pid not in group_members(self.pid)]):
+            return self._port_taken_error(foreign[0])
         code = self.process.returncode
         tail = self.logs(25)
         cause = likely_cause(tail, self.spec.startup_hints)
@@ -219,15 +270,18 @@ def launch(
     ``docker``: run the engine's container recipe (spark profile) instead of a local process.
     """
     spec = resolve_engine(engine)
-    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+
+    def prof() -> Profile:  # looked up only when needed: auto-detection may import torch
+        return profile if isinstance(profile, Profile) else get_profile(profile)
+
     if not docker:
         available = spec.availability()
         if not available:
             raise EngineNotInstalledError(
                 f"{spec.display_name} is not available here: {available.reason}\n"
-                f"How to get it on the '{prof.name}' profile: {available.install_hint}"
+                f"How to get it on the '{prof().name}' profile: {available.install_hint}"
             )
-    model_ref = model if model is not None else prof.model_for(lab)
+    model_ref = model if model is not None else prof().model_for(lab)
 
     if port in (None, "default"):
         port = spec.default_port
@@ -250,8 +304,8 @@ def launch(
                                      served_name=getattr(model_ref, "served_name", None))
     served_name = model_ref if isinstance(model_ref, str) else model_ref.served_name
 
-    log_path = cache_dir("logs") / f"{spec.name}-{port}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    log_file = open(log_path, "wb")  # noqa: SIM115 - handed to the child; closed below
+    log_file = new_log_file(spec.name, port)
+    log_path = Path(log_file.name)
     child_env = {**os.environ, **spec.env, **(env or {})}
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     reaper = [sys.executable, "-m", "spark_labs.engines.reaper", "--parent", str(os.getpid()), "--"]
@@ -262,11 +316,19 @@ def launch(
         )
     finally:
         log_file.close()
-    handle = EngineHandle(spec, command, host, port, log_path, process, served_name, model_arg)
+    handle = EngineHandle(spec, command, host, port, log_path, process, served_name, model_arg, docker=docker)
     _LIVE_HANDLES.add(handle)
     if wait:
-        handle.wait_ready(timeout=timeout or prof.sizes.timeout_s, progress=progress)
+        handle.wait_ready(timeout=timeout or prof().sizes.timeout_s, progress=progress)
     return handle
+
+
+def new_log_file(engine: str, port: int):
+    """A log file of its own for one launch: named engine-port-time for people, plus a random part so two
+    launches in the same second (on one port, even) never share a file."""
+    return tempfile.NamedTemporaryFile(  # noqa: SIM115 - handed to the child; the caller closes it
+        mode="wb", dir=cache_dir("logs"), prefix=f"{engine}-{port}-{time.strftime('%Y%m%d-%H%M%S')}-",
+        suffix=".log", delete=False)
 
 
 def running_engines() -> list[EngineHandle]:

@@ -4,7 +4,9 @@ The launcher starts ``python -m spark_labs.engines.reaper --parent PID -- <engin
 session, so the reaper leads a process group that also contains the engine and every worker the
 engine forks (vLLM's engine core, tokenizer pools, ...). The reaper polls its parent: when the parent
 is gone (kernel restart, ``kill -9``, interpreter exit) it terminates the whole group. A notebook
-crash therefore never leaves a server holding port 8000 and gigabytes of memory.
+crash therefore never leaves a server holding port 8000 and gigabytes of memory. Should the reaper
+itself be killed, the engine gets SIGTERM from the kernel (Linux parent-death signal), and the
+launcher's ``stop()`` still signals the group, which outlives its leader.
 """
 
 from __future__ import annotations
@@ -43,15 +45,21 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     # Zombies of the group still "exist"; the reaper itself is one of them while it runs.
-    import psutil
+    from .ports import group_members
 
-    for proc in psutil.process_iter(["pid", "status"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.pid != os.getpid() and proc.info["status"] != "zombie":
-                return True
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return False
+    return bool(group_members(pgid) - {os.getpid()})
+
+
+def _die_with_the_reaper() -> None:
+    """In the engine, before exec: ask Linux to SIGTERM it when the reaper dies, however the reaper dies
+    (a SIGKILL gives the reaper no chance to stop the group itself). Elsewhere the launcher's stop() and the
+    reaper's parent watch remain."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: None)
     signal.signal(signal.SIGINT, lambda *_: None)
     try:
-        child = subprocess.Popen(command)
+        # The reaper is single-threaded, so a preexec_fn is safe here.
+        child = subprocess.Popen(command, preexec_fn=_die_with_the_reaper)
     except FileNotFoundError as exc:
         print(f"spark-labs reaper: cannot start engine: {exc}", file=sys.stderr, flush=True)
         return 127

@@ -211,6 +211,16 @@ VLLM = EngineSpec(
         "pulls); spark: run the NGC vLLM container (spark-labs engine command vllm --docker)"),
     env={"VLLM_CPU_KVCACHE_SPACE": "1"},  # GiB of KV cache on CPU builds; ignored by CUDA builds
     startup_hints=(("no space left", "the HF cache disk is full"),),
+    # Eager mode skips vLLM's ≈3 min torch.compile warm-up on CPU when the harness starts it.
+    bench_args=("--enforce-eager",), context_length_flag="--max-model-len",
+    cache_reset_path="/reset_prefix_cache",
+    cache_reset_note="vLLM offers /reset_prefix_cache only with VLLM_SERVER_DEV_MODE=1",
+    histograms={"ttft": "vllm:time_to_first_token_seconds", "tpot": "vllm:request_time_per_output_token_seconds",
+                "itl": "vllm:inter_token_latency_seconds", "e2e": "vllm:e2e_request_latency_seconds"},
+    counters={"requests": "vllm:request_success", "prompt_tokens": "vllm:prompt_tokens",
+              "output_tokens": "vllm:generation_tokens"},
+    per_request_metrics_args=("--enable-per-request-metrics",),
+    module_stars=(4, 4),
 )
 
 SGLANG = EngineSpec(
@@ -220,6 +230,11 @@ SGLANG = EngineSpec(
     check_available=lambda: _python_module_available(
         "sglang", "tiny: not available (SGLang has no CPU build; the lab skips it); spark: run the SGLang "
         "container (spark-labs engine command sglang --docker)"),
+    cache_reset_path="/flush_cache",
+    histograms={"ttft": "sglang:time_to_first_token_seconds", "itl": "sglang:inter_token_latency_seconds",
+                "e2e": "sglang:e2e_request_latency_seconds"},
+    counters={"prompt_tokens": "sglang:prompt_tokens", "output_tokens": "sglang:generation_tokens"},
+    module_stars=(4, 4),
 )
 
 TRTLLM = EngineSpec(
@@ -230,6 +245,7 @@ TRTLLM = EngineSpec(
     check_available=lambda: _binary_available(
         "trtllm-serve", "tiny: not available (TensorRT-LLM needs an NVIDIA GPU; the lab skips it); spark: run "
         "the TensorRT-LLM container (spark-labs engine command trtllm --docker)"),
+    module_stars=(5, 3),
 )
 
 LLAMACPP = EngineSpec(
@@ -240,6 +256,7 @@ LLAMACPP = EngineSpec(
         "llama_cpp", "tiny: pip install 'llama-cpp-python[server]' (compiles ≈10 min on 2 cores); spark: the "
         "same with CMAKE_ARGS='-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=121a-real' (GB10), or the container "
         "(spark-labs engine command llamacpp --docker)"),
+    module_stars=(3, 5),
 )
 
 OLLAMA = EngineSpec(
@@ -250,6 +267,7 @@ OLLAMA = EngineSpec(
         "ollama", "tiny and spark: install the Ollama binary with ollama.com's Linux install script "
         "(curl -fsSL https://ollama.com/install.sh | sh; it is not on PyPI or in Debian), or on a GPU host run "
         "the ollama/ollama container (spark-labs engine command ollama --docker)"),
+    module_stars=(3, 4),
 )
 
 TRANSFORMERS = EngineSpec(
@@ -259,6 +277,10 @@ TRANSFORMERS = EngineSpec(
     check_available=lambda: (
         _python_module_available("transformers", "tiny and spark: pip install transformers (make install)")
         and _python_module_available("spark_labs.serve", "tiny and spark: reinstall spark-labs (make install)")),
+    slow_on_cpu="HF generate serves one request at a time",
+    # spark_labs.serve's series: the same names for this server and for the production gateway.
+    histograms={"ttft": "spark_labs_time_to_first_token_seconds", "e2e": "spark_labs_e2e_request_latency_seconds"},
+    counters={"prompt_tokens": "spark_labs_prompt_tokens", "output_tokens": "spark_labs_completion_tokens"},
 )
 
 ENGINES: dict[str, EngineSpec] = {

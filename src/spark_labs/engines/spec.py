@@ -47,6 +47,39 @@ class EngineSpec:
     env: dict[str, str] = field(default_factory=dict)
     startup_hints: tuple[tuple[str, str], ...] = ()  # (log substring, likely cause) pairs
 
+    # --- what the benchmark harness (spark_labs.bench) needs to know; it names no engine itself ------
+    # Flags added whenever the harness starts this engine itself, and the flag that caps its context
+    # length (given the profile's max_model_len), where it has one.
+    bench_args: tuple[str, ...] = ()
+    context_length_flag: str | None = None
+    # Why this engine gets fewer requests and concurrency levels on the tiny profile (it is slow on a
+    # small CPU), or None.
+    slow_on_cpu: str | None = None
+    # POST here empties the prefix cache before a measured run, and what to know when it refuses.
+    cache_reset_path: str | None = None
+    cache_reset_note: str = ""
+    # The engine's Prometheus series for our metric names (ttft, tpot, itl, e2e / prompt_tokens, ...),
+    # for the server-side cross-check. Counters are named without their ``_total`` suffix.
+    histograms: dict[str, str] = field(default_factory=dict)
+    counters: dict[str, str] = field(default_factory=dict)
+    # Flags that make the engine put its own per-request timings into each response (exact server-side
+    # percentiles for ``spark-labs bench accuracy``); empty when it has none.
+    per_request_metrics_args: tuple[str, ...] = ()
+    # The original course module's README rates each engine's prefill and decode with 1-5 stars; lab 01
+    # holds those claims against measured stars. None: the module rated no such engine.
+    module_stars: tuple[int, int] | None = None
+
+    def harness_args(self, max_model_len: int) -> list[str]:
+        """Flags for an engine the harness starts itself on a profile with ``max_model_len``."""
+        context = [self.context_length_flag, str(max_model_len)] if self.context_length_flag else []
+        return [*self.bench_args, *context]
+
+    def weight_dtype(self, model: "ModelRef") -> str:
+        """What a decode step streams: GGUF engines run the quantised file, the others the HF weights."""
+        if self.model_format == "gguf" and model.quantization:
+            return model.quantization.lower()
+        return model.dtype
+
     def availability(self) -> Availability:
         if self.check_available is None:
             return Availability(False, f"{self.display_name} has no local launcher", "")
