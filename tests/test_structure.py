@@ -95,3 +95,23 @@ def test_run_sync_works_inside_a_running_loop():
 
     assert run_sync(answer) == 42
     assert asyncio.run(cell()) == 42
+
+
+def _code_strings(path: Path) -> list[tuple[int, str]]:
+    """String constants in a module's code, docstrings left out."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_the_benchmark_harness_names_no_engine():
+    """Engine facts (flags, dtypes, cache-reset routes, metric names, claims) live in the registry's
+    EngineSpec, so adding an engine touches the registry, its tests and its docs only."""
+    from spark_labs.engines import ENGINES
+
+    found = [f"{path.name}:{line} {text!r}" for path in sorted((PACKAGE / "bench").glob("*.py"))
+             for line, text in _code_strings(path) if text.lower() in ENGINES]
+    assert not found, "engine names in spark_labs.bench code: " + ", ".join(found)
