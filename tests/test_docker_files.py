@@ -12,9 +12,10 @@ import yaml
 
 from spark_labs import cli
 from spark_labs.engines import ENGINES
+from spark_labs.engines.profile_args import spark_command
 
 ROOT = Path(__file__).resolve().parents[1]
-GPU_SERVICES = ("lab", "vllm", "ollama", "trtllm")
+GPU_SERVICES = ("lab", "vllm", "sglang", "ollama", "trtllm")
 
 
 def _pyproject() -> dict:
@@ -67,16 +68,14 @@ def test_lab_and_doctor_use_the_package_image_and_real_entry_points():
 
 
 def test_engine_services_run_what_the_registry_builds():
-    """compose and `spark-labs engine command ENGINE --docker` must not drift apart."""
+    """compose and `spark-labs engine command ENGINE --docker` (the spark profile's command) must not drift apart."""
     services = _services()
-    for name in ("vllm", "trtllm"):
+    for name in ("vllm", "sglang", "trtllm"):
         service, spec = services[name], ENGINES[name]
         assert service["image"] == spec.docker_image
         assert service["ports"] == [f"{spec.default_port}:{spec.default_port}"]
-        model = service["command"][2] if name == "vllm" else service["command"][1]
-        built = _after_image(spec.docker_command(model, served_name=model), spec.docker_image)
-        assert service["command"][:len(built)] == built, name
-    assert "--enforce-eager" in services["vllm"]["command"]
+        assert service["command"] == _after_image(spark_command(name), spec.docker_image), name
+    assert "--enforce-eager" not in services["vllm"]["command"]  # the playbooks keep CUDA graphs on
     assert services["trtllm"]["ulimits"] == {"memlock": -1, "stack": 67108864}
     assert services["ollama"]["image"] == ENGINES["ollama"].docker_image
     assert services["ollama"]["ports"] == ["11434:11434"]

@@ -32,13 +32,14 @@ def test_vllm_docker_command_for_spark():
         "docker", "run", "--rm", "--name", "spark-labs-vllm-8000", "--gpus", "all", "--ipc=host", "-p", "8000:8000",
         "-v", CACHE, "-e", "HF_TOKEN", "nvcr.io/nvidia/vllm:26.05.post1-py3",
         "vllm", "serve", MODEL, "--host", "0.0.0.0", "--port", "8000", "--served-model-name", MODEL,
-        "--dtype", "bfloat16", "--enforce-eager",
+        "--dtype", "bfloat16",
     ]
 
 
-def test_vllm_cuda_graphs_are_an_explicit_choice():
-    command = ENGINES["vllm"].docker_command(MODEL, port=9000, enforce_eager=False, extra_args=["--max-model-len", "8192"])
-    assert "--enforce-eager" not in command and "9000:8000" in command and "spark-labs-vllm-9000" in command
+def test_vllm_eager_mode_is_an_explicit_choice():
+    """The playbooks run vLLM with CUDA graphs; --enforce-eager only when asked for."""
+    command = ENGINES["vllm"].docker_command(MODEL, port=9000, enforce_eager=True, extra_args=["--max-model-len", "8192"])
+    assert "--enforce-eager" in command and "9000:8000" in command and "spark-labs-vllm-9000" in command
     assert command[-2:] == ["--max-model-len", "8192"]
 
 
@@ -202,8 +203,10 @@ def test_engine_cli_prints_a_pasteable_command(capsys):
     out = capsys.readouterr().out.strip()
     assert out.startswith("docker run --rm --name spark-labs-trtllm-8355 --gpus all --ipc=host -p 8355:8355")
     assert "trtllm-serve" in out
-    assert main(["command", "vllm", "--docker", "--cuda-graphs"]) == 0
+    assert main(["command", "vllm", "--docker"]) == 0
     assert "--enforce-eager" not in capsys.readouterr().out
+    assert main(["command", "vllm", "--docker", "--eager"]) == 0
+    assert "--enforce-eager" in capsys.readouterr().out
     assert main(["list"]) == 0
     assert "sglang" in capsys.readouterr().out
 

@@ -7,10 +7,8 @@ Prefill is compute-bound: ``time ≥ 2 × params × prompt_tokens / peak_flops``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from .errors import ProfileError
@@ -71,23 +69,21 @@ class ModelShape:
         )
 
 
-# config.json of the course's reference models ship inside the package, so sizing never needs the network.
-EMBEDDED_CONFIGS = {"meta-llama/Llama-3.1-8B-Instruct": "Llama-3.1-8B-Instruct.json",
-                    "HuggingFaceTB/SmolLM2-135M-Instruct": "SmolLM2-135M-Instruct.json"}
-
-
+# config.json of the course's reference models ship inside the package (the allow-list in
+# spark_labs.model_catalog, each with its source and the date it was checked), so sizing never needs the network.
 def embedded_config(name: str) -> dict[str, Any]:
-    """The shipped ``config.json`` of ``name`` (one of :data:`EMBEDDED_CONFIGS`) as a dict."""
-    if name not in EMBEDDED_CONFIGS:
-        raise ProfileError(f"No embedded config for {name!r}; embedded: {', '.join(EMBEDDED_CONFIGS)}")
-    text = resources.files("spark_labs").joinpath("data", "configs", EMBEDDED_CONFIGS[name]).read_text()
-    return json.loads(text)
+    """The shipped ``config.json`` of ``name`` (an id of :func:`spark_labs.model_catalog.catalog`) as a dict."""
+    from .model_catalog import catalog
+
+    if name not in catalog():
+        raise ProfileError(f"No embedded config for {name!r}; embedded: {', '.join(catalog())}")
+    return catalog()[name].config()
 
 
 LLAMA_3_1_8B = ModelShape.from_config(embedded_config("meta-llama/Llama-3.1-8B-Instruct"))
 SMOLLM2_135M = ModelShape.from_config(embedded_config("HuggingFaceTB/SmolLM2-135M-Instruct"))
-LLAMA_3_1_70B = ModelShape("meta-llama/Llama-3.1-70B-Instruct", 8192, 80, 64, 8, 28672, 128256)
-QWEN3_8B = ModelShape("Qwen/Qwen3-8B", 4096, 36, 32, 8, 12288, 151936, head_dim=128)
+LLAMA_3_1_70B = ModelShape.from_config(embedded_config("meta-llama/Llama-3.1-70B-Instruct"))
+QWEN3_8B = ModelShape.from_config(embedded_config("Qwen/Qwen3-8B"))
 KNOWN_MODELS = {m.name: m for m in (LLAMA_3_1_8B, LLAMA_3_1_70B, QWEN3_8B, SMOLLM2_135M)}
 
 ShapeLike = ModelShape | Mapping[str, Any] | Any  # a shape, a config.json dict or a transformers config

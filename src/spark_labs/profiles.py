@@ -10,7 +10,7 @@ A notebook never hard-codes any of this: it calls :func:`plan` and uses what com
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .errors import ProfileError
 
@@ -35,6 +35,20 @@ class ModelRef:
     dtype: str
     embedded: bool = False
     quantization: str | None = None  # e.g. "Q4_1" for the embedded GGUF
+    # What the plan tells learners about the model, checked against its vendored config.json and calc
+    # (tests/test_model_catalog.py): parameters in billions, KV-cache bytes per token in bf16.
+    params_billion: float | None = None
+    kv_bytes_per_token: int | None = None
+    # Reasoning models (Qwen3 thinks by default): the engine's reasoning parser splits the thinking into
+    # `reasoning_content` deltas, and `thinking=False` asks the chat template to skip it (see chat_extras).
+    reasoning_parser: str | None = None
+    thinking: bool = True
+
+    def chat_extras(self) -> dict:
+        """Fields every chat request for this model carries: thinking off where a lab is not about it."""
+        if self.reasoning_parser and not self.thinking:
+            return {"chat_template_kwargs": {"enable_thinking": False}}
+        return {}
 
     def gguf_path(self) -> str:
         """Local GGUF file for GGUF engines (llama.cpp, Ollama)."""
@@ -83,7 +97,8 @@ class Profile:
     def model_for(self, lab: str | None = None) -> ModelRef:
         override = os.environ.get(MODEL_ENV)
         if self.name == "spark" and override:
-            return replace(self.default_model, hf_id=override, served_name=override)
+            # A learner's own model: none of the default model's size claims or reasoning settings carry over.
+            return ModelRef(hf_id=override, served_name=override, dtype=self.default_model.dtype)
         return self.lab_models.get(lab or "", self.default_model)
 
 
@@ -126,6 +141,8 @@ _TINY = Profile(
         dtype="bfloat16",
         embedded=True,
         quantization="Q4_1",
+        params_billion=0.135,
+        kv_bytes_per_token=23040,  # 22.5 KiB
     ),
     sizes=Sizes(
         num_requests=8,
@@ -148,6 +165,8 @@ _SPARK = Profile(
         hf_id="meta-llama/Llama-3.1-8B-Instruct",
         served_name="meta-llama/Llama-3.1-8B-Instruct",
         dtype="bfloat16",
+        params_billion=8.03,
+        kv_bytes_per_token=128 * 1024,
     ),
     sizes=Sizes(
         num_requests=64,
@@ -159,7 +178,9 @@ _SPARK = Profile(
         timeout_s=900.0,
     ),
     lab_models={
-        "04": ModelRef(hf_id="Qwen/Qwen3-8B", served_name="Qwen/Qwen3-8B", dtype="bfloat16"),
+        # Qwen3 is one hybrid model (no "-Instruct" variant exists); the lab is not about thinking, so it is off.
+        "04": ModelRef(hf_id="Qwen/Qwen3-8B", served_name="Qwen/Qwen3-8B", dtype="bfloat16", params_billion=8.19,
+                       kv_bytes_per_token=144 * 1024, reasoning_parser="qwen3", thinking=False),
     },
 )
 

@@ -36,6 +36,9 @@ class Target:
     api_key: str | None = None
     metrics_url: str | None = None  # Prometheus endpoint, for the server-side cross-check
     engine: str | None = None  # registry key of the engine behind ``url``, when known
+    # Body fields every chat request carries, from the profile's model: Qwen3 on the spark profile gets
+    # {"chat_template_kwargs": {"enable_thinking": False}} where a lab is not about thinking.
+    chat_extras: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -46,7 +49,8 @@ class Target:
         """From a :class:`~spark_labs.engines.EngineHandle` (or anything with url/served_name/spec)."""
         default = f"{engine.spec.protocol}-chat"  # openai-chat or ollama-chat
         return cls(name=name or engine.spec.name, url=engine.url, model=engine.served_name,
-                   protocol=protocol or default, metrics_url=engine.metrics_url, engine=engine.spec.name)
+                   protocol=protocol or default, metrics_url=engine.metrics_url, engine=engine.spec.name,
+                   chat_extras=dict(getattr(engine, "chat_extras", None) or {}))
 
     @property
     def headers(self) -> dict[str, str]:
@@ -78,7 +82,8 @@ def build_body(target: Target, request: BenchRequest) -> tuple[str, dict]:
             # vLLM and SGLang honour ignore_eos; llama.cpp's server honours min_tokens. Unknown fields are ignored.
             body.update(ignore_eos=True, min_tokens=request.max_tokens)
         if p == "openai-chat":
-            return "/v1/chat/completions", {**body, "messages": [{"role": "user", "content": request.prompt}]}
+            return "/v1/chat/completions", {**body, **target.chat_extras,
+                                            "messages": [{"role": "user", "content": request.prompt}]}
         return "/v1/completions", {**body, "prompt": request.prompt}
     body = {"model": target.model, "stream": True,
             "options": {"num_predict": request.max_tokens, "temperature": 0.0}}
@@ -102,6 +107,7 @@ def _read_openai(line: str, record: RequestRecord, t_ns: int) -> bool:
     if usage := event.get("usage"):
         record.output_tokens.server = usage.get("completion_tokens")
         record.prompt_tokens.server = usage.get("prompt_tokens")
+        record.reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
     if metrics := event.get("metrics"):  # vLLM with --enable-per-request-metrics: engine-side, milliseconds
         _vllm_request_metrics(metrics, record)
     if timings := event.get("timings"):  # llama.cpp's native server: milliseconds
@@ -111,7 +117,15 @@ def _read_openai(line: str, record: RequestRecord, t_ns: int) -> bool:
         record.prompt_tokens.server = record.prompt_tokens.server or timings.get("prompt_n")
         record.output_tokens.server = record.output_tokens.server or timings.get("predicted_n")
     for choice in event.get("choices") or ():
-        text = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+        if "delta" not in choice:
+            text = choice.get("text")
+        else:
+            delta = choice.get("delta") or {}
+            # A reasoning parser sends the thinking apart from the answer: `reasoning_content` (vLLM, SGLang),
+            # `reasoning` in newer vLLM.
+            if thought := delta.get("reasoning_content") or delta.get("reasoning"):
+                record.chunks.append(Chunk(t_ns, thought, reasoning=True))
+            text = delta.get("content")
         if text:
             record.chunks.append(Chunk(t_ns, text))
     return False

@@ -30,6 +30,13 @@ class MetricDefinition:
 DEFINITIONS = (
     MetricDefinition("ttft", "s", "first content-bearing chunk − scheduled send time (includes client queue)",
                      "ttft_ms", "time_to_first_token_ms", "time_to_first_token"),
+    MetricDefinition("ttft_reasoning", "s", "first reasoning chunk − scheduled send time (reasoning models: "
+                     "when thinking starts; equals ttft then)", "—", "—", "—"),
+    MetricDefinition("ttft_answer", "s", "first answer (non-reasoning) chunk − scheduled send time: what a "
+                     "user of a reasoning model waits before the answer starts", "—", "—", "—"),
+    MetricDefinition("reasoning_tokens", "tokens", "output tokens spent thinking (server count, else the "
+                     "tokens the reasoning chunks carry); counted in output tokens too",
+                     "—", "—", "reasoning_token_count"),
     MetricDefinition("tpot", "s", "(E2E − TTFT) / (output tokens − 1); undefined for one-token answers",
                      "tpot_ms", "inter_token_latency_ms", "inter_token_latency"),
     MetricDefinition("itl", "s", "each gap between content chunks, split evenly over the tokens the later "
@@ -114,6 +121,21 @@ class RequestMetrics:
     inter_chunk_s: list[float]
     prefill_tok_s: float | None
     decode_tok_s: float | None
+    # Reasoning models only (None / 0 otherwise): thinking and answer timed and counted apart.
+    ttft_reasoning_s: float | None = None
+    ttft_answer_s: float | None = None
+    reasoning_tokens: int = 0
+
+
+def _reasoning_split(record: RequestRecord, chunks, counts: list[int]) -> tuple[float | None, float | None, int]:
+    """TTFT to the first reasoning chunk, TTFT to the first answer chunk, and the reasoning token count
+    (the server's, else the tokens the reasoning chunks carry)."""
+    first = {kind: next((c.t_ns for c in chunks if c.reasoning is kind), None) for kind in (True, False)}
+    since = {kind: (t - record.scheduled_ns) / NS if t is not None else None for kind, t in first.items()}
+    thinking = sum(k for c, k in zip(chunks, counts) if c.reasoning)
+    if record.reasoning_tokens is not None:
+        thinking = record.reasoning_tokens
+    return since[True], since[False], thinking
 
 
 def request_metrics(record: RequestRecord) -> RequestMetrics:
@@ -129,10 +151,12 @@ def request_metrics(record: RequestRecord) -> RequestMetrics:
     prompt = record.prompt_tokens.best if record.prompt_tokens.best is not None else record.prompt_tokens.requested
     since_send = (chunks[0].t_ns - record.sent_ns) / NS if chunks else None
     prefill = prompt / since_send if prompt and since_send else None
+    ttft_reasoning, ttft_answer, thinking = _reasoning_split(record, chunks, counts)
     return RequestMetrics(ok=record.ok, queue_s=(record.sent_ns - scheduled) / NS, ttft_s=ttft, e2e_s=e2e,
                           output_tokens=n, prompt_tokens=prompt, tpot_s=tpot, itl_s=itl,
                           inter_chunk_s=inter_chunk, prefill_tok_s=prefill,
-                          decode_tok_s=1 / tpot if tpot else None)
+                          decode_tok_s=1 / tpot if tpot else None, ttft_reasoning_s=ttft_reasoning,
+                          ttft_answer_s=ttft_answer, reasoning_tokens=thinking)
 
 
 @dataclass
@@ -218,6 +242,11 @@ def summarize(records: list[RequestRecord], slo: dict[str, float] | None = None)
         "server_ttft": [r.server_timing["ttft_s"] for r in records if r.ok and "ttft_s" in r.server_timing],
         "server_tpot": [r.server_timing["tpot_s"] for r in records if r.ok and "tpot_s" in r.server_timing],
     }
+    if any(m.ttft_reasoning_s is not None for m in good):  # a reasoning model thought: time and count it apart
+        samples["ttft_reasoning"] = [m.ttft_reasoning_s for m in good if m.ttft_reasoning_s is not None]
+        samples["ttft_answer"] = [m.ttft_answer_s for m in good if m.ttft_answer_s is not None]
+        samples["reasoning_tokens"] = [float(m.reasoning_tokens) for m in good]
+        samples["answer_tokens"] = [float(m.output_tokens - m.reasoning_tokens) for m in good]
     distributions = {k: d for k, v in samples.items() if (d := Distribution.of(v)) is not None}
     warnings = _warnings(records, per, distributions)
     return Summary(

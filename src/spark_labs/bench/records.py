@@ -16,6 +16,9 @@ class Chunk:
     t_ns: int  # when the chunk's bytes were handed to us
     text: str
     tokens: int | None = None  # tokens this chunk carries, when the server says so
+    # A reasoning model's thinking (vLLM's reasoning parser sends it as `reasoning_content` deltas),
+    # kept apart from the answer so the two can be counted and timed separately.
+    reasoning: bool = False
 
 
 @dataclass
@@ -56,6 +59,7 @@ class RequestRecord:
     server_timing: dict[str, float] = field(default_factory=dict)  # seconds, as the server reported them
     forced_length: bool = False  # we asked the engine to ignore EOS / honour min_tokens
     prompt_text: str = ""
+    reasoning_tokens: int | None = None  # the server's count of thinking tokens (usage.completion_tokens_details)
 
     @property
     def ok(self) -> bool:
@@ -64,8 +68,17 @@ class RequestRecord:
     @property
     def text(self) -> str:
         return "".join(c.text for c in self.chunks)
+        """Everything generated, thinking included: what the server's completion token count covers."""
 
     @property
+    @property
+    def answer_text(self) -> str:
+        return "".join(c.text for c in self.chunks if not c.reasoning)
+
+    @property
+    def reasoning_text(self) -> str:
+        return "".join(c.text for c in self.chunks if c.reasoning)
+
     def content_chunks(self) -> list[Chunk]:
         return [c for c in self.chunks if c.text or c.tokens]
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..profiles import get_profile
 from .launcher import launch, resolve_engine
+from .profile_args import spark_command
 from .registry import ENGINES
 
 
@@ -22,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("engine")
     command.add_argument("--docker", action="store_true", help="the container recipe (spark profile)")
     command.add_argument("--port", type=int)
-    command.add_argument("--cuda-graphs", action="store_true",
-                         help="vLLM container: drop --enforce-eager (the Spark baseline) to use CUDA graphs")
+    command.add_argument("--eager", action="store_true",
+                         help="vLLM: add --enforce-eager (CUDA graphs off; the playbooks keep them on)")
     start = sub.add_parser("start", help="start an engine and keep it running until Ctrl-C")
     start.add_argument("engine")
     start.add_argument("--port", default=None, help="a port number or 'auto'")
@@ -46,9 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     spec = resolve_engine(args.engine)
     model = get_profile().model_for(None)
     if args.action == "command":
-        options = {"enforce_eager": False} if args.cuda_graphs and spec.name == "vllm" else {}
-        argv_ = (spec.docker_command(model, port=args.port, extra_args=extra, **options) if args.docker
-                 else spec.local_command(model, port=args.port or spec.default_port, extra_args=extra))
+        if args.eager and spec.name != "vllm":
+            parser.error(f"--eager switches off vLLM's CUDA graphs; {spec.display_name} has no such switch")
+        if args.docker:  # the container recipe plus the spark profile's flags, as compose runs it
+            argv_ = spark_command(spec, port=args.port, eager=args.eager, extra_args=extra)
+        else:
+            eager = ["--enforce-eager"] if args.eager else []
+            argv_ = spec.local_command(model, port=args.port or spec.default_port, extra_args=[*eager, *extra])
         print(shlex.join(argv_))
         return 0
 

@@ -26,6 +26,7 @@ from ..cache import cache_dir
 from ..errors import EngineError, EngineNotInstalledError, EngineStartError, EngineTimeoutError, PortInUseError
 from ..profiles import ModelRef, Profile, get_profile
 from .ports import free_port, group_members, listeners, port_holder, port_is_free
+from .profile_args import serving_args
 from .reaper import kill_group
 from .spec import EngineSpec
 
@@ -63,6 +64,7 @@ class EngineHandle:
         self.served_name = served_name
         self.started_at = time.monotonic()
         self.ready_after_s: float | None = None
+        self.chat_extras: dict = {}  # body fields every chat request carries (launch sets them from the model)
 
     # --- addresses ---------------------------------------------------------------------------------
     @property
@@ -296,6 +298,9 @@ def launch(
         )
 
     if docker:
+        # The profile's own flags first (spark: context length, memory fraction, reasoning parser), the
+        # caller's after them so a caller can override one.
+        extra_args = [*serving_args(spec, model_ref, prof(), docker), *extra_args]
         command = spec.docker_command(model_ref, port=port, extra_args=extra_args)
         model_arg = model_ref if isinstance(model_ref, str) else model_ref.hf_id
     else:
@@ -317,6 +322,8 @@ def launch(
     finally:
         log_file.close()
     handle = EngineHandle(spec, command, host, port, log_path, process, served_name, model_arg, docker=docker)
+    # What chat requests to this model must carry (Qwen3 with thinking off); benchmark targets read it.
+    handle.chat_extras = model_ref.chat_extras() if isinstance(model_ref, ModelRef) else {}
     _LIVE_HANDLES.add(handle)
     if wait:
         handle.wait_ready(timeout=timeout or prof().sizes.timeout_s, progress=progress)

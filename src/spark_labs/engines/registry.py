@@ -16,11 +16,15 @@ dgx-spark-playbooks, read at commit 0db7c14, 2026-07-24):
 On top of the playbooks every recipe carries the course's Spark flags (seeds): ``--gpus all --ipc=host
 -p HOST:CONTAINER``, the HF cache mount, ``-e HF_TOKEN`` and ``--dtype bfloat16`` where the engine has it.
 
-``--enforce-eager`` (vLLM): the seeds require it on Spark; the vLLM team's "vLLM on the DGX Spark" post
-(blog.vllm.ai, 2026-05-26) still calls it "the key stability flag for a predictable Spark baseline" on
-sm_121, while NVIDIA's playbook step omits it. So the vLLM container recipe adds it by default and
-``enforce_eager=False`` (CLI: ``--cuda-graphs``) drops it to measure what CUDA graphs buy. On the CPU
-profile the tests and demo pass it to skip the ≈3 min torch.compile warm-up.
+``--enforce-eager`` (vLLM) is off: no Spark playbook uses it (CUDA graphs stay on, the form NVIDIA's
+nvidia/vllm step runs), and eager mode costs most at batch 1, the first case learners measure. The
+original course module turned it on by default; here it is an explicit switch, ``enforce_eager=True``
+(CLI: ``spark-labs engine command vllm --docker --eager``), for a build that fails while capturing CUDA
+graphs. Measuring what graphs buy on the GPU path belongs to lab 03 (eager vs compiled), not built yet.
+On the CPU profile the tests and demo pass it to skip the ≈3 min torch.compile warm-up.
+The spark profile's per-engine serving flags (context length, memory fraction, reasoning parser) are
+in :mod:`spark_labs.engines.profile_args`; tests/test_spark_commands.py parses the resulting commands
+with the engines' own parsers where those install without a GPU.
 """
 
 from __future__ import annotations
@@ -82,8 +86,9 @@ def _vllm_local(model, port, host, extra_args, served_name):
             *_vllm_args(model, port, host, served_name, extra_args)]
 
 
-def _vllm_docker(model, port, extra_args, served_name, image, enforce_eager=True):
-    # The NGC image's `vllm serve MODEL` (playbook form); the CPU wheel's console-script problem does not apply.
+def _vllm_docker(model, port, extra_args, served_name, image, enforce_eager=False):
+    # The NGC image's `vllm serve MODEL` (playbook form, CUDA graphs on); the CPU wheel's console-script
+    # problem does not apply.
     eager = ["--enforce-eager"] if enforce_eager else []
     args = _vllm_args(model, 8000, "0.0.0.0", served_name, [*eager, *extra_args])[2:]  # model is positional
     return [*_docker_run("vllm", port, 8000, image), "vllm", "serve", model, *args]
