@@ -15,7 +15,7 @@ export SPARK_LABS_PROFILE ?= $(PROFILE)
 export HF_HUB_OFFLINE ?= $(if $(filter tiny,$(PROFILE)),1,0)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway clean help
+.PHONY: install browser demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway clean help
 
 help:
 	@echo "make demo   - install, start llama.cpp + vLLM on the embedded model, compare them"
@@ -39,7 +39,18 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PY) -m spark_labs.cli demo
 
-test: install
+# The browser tests drive the system Chromium (Playwright never downloads one). Installed here when missing
+# and possible (root + apt-get, as on CI); otherwise those tests fail and name the command that fixes it.
+browser:
+	@[ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium for the browser tests (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji; \
+	  else \
+	    echo "Chromium is missing and cannot be installed here: run 'sudo apt-get install -y chromium fonts-noto-color-emoji'"; \
+	  fi; }
+
+test: install browser
 	@start=$$(date +%s); \
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	echo "tests took $$(( $$(date +%s) - start )) s"; exit $$rc
@@ -47,10 +58,10 @@ test: install
 test-unit: install
 	$(PY) -m pytest -m "not integration and not notebook" $(PYTEST_ARGS)
 
-test-integration: install
+test-integration: install browser
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-test-notebooks: install
+test-notebooks: install browser
 	$(PY) -m pytest -m notebook $(PYTEST_ARGS)
 
 # Performance claims live here, not in timed unit tests.

@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("spark_labs.doctor", "main", "show profile, hardware, memory and which engines can run here"),
     "prepare-model": ("spark_labs.doctor", "prepare_model_main", "export the embedded model to HF format once"),
     "serve": ("spark_labs.serve.cli", "main", "serve a model with spark-labs' OpenAI-compatible server"),
+    "ui": ("spark_labs.ui.cli", "main", "serve the chat UI over an Ollama API (Ollama or the gateway)"),
     "labs": ("spark_labs.notebooks.cli", "main", "build labs/ from solutions/ (labs build | check | record)"),
     "grade": ("spark_labs.grading.cli", "main", "grade submitted notebooks with nbval into a gradebook"),
     "engine": ("spark_labs.engines.cli", "main", "start/stop one engine (commands, docker recipes)"),

@@ -1,0 +1,63 @@
+"""``spark-labs ui``: serve the course's chat UI over an Ollama API.
+
+    spark-labs ui                                           # real Ollama on this machine (OLLAMA_HOST or :11434)
+    spark-labs ui --ollama http://127.0.0.1:8001            # the gateway's Ollama routes (spark-labs serve)
+    spark-labs ui --ollama http://spark.local:11434 --port 8080
+
+Open the printed address in a browser. The page calls /api/tags and /api/chat on its own origin; this
+server relays them to the Ollama API, with the API key the page sends (if the gateway asks for one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import httpx
+
+from ..engines.ports import free_port
+
+
+def default_ollama_url() -> str:
+    """Where Ollama's own clients look: ``OLLAMA_HOST`` (``host:port`` or a URL), else 127.0.0.1:11434."""
+    host = os.environ.get("OLLAMA_HOST", "").strip() or "127.0.0.1:11434"
+    if "://" not in host:
+        host = "http://" + host
+    return host.replace("://0.0.0.0", "://127.0.0.1").rstrip("/")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spark-labs ui", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ollama", default=None, metavar="URL",
+                        help="Ollama API root to relay to (default: OLLAMA_HOST or http://127.0.0.1:11434)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable from "
+                        "other machines; the page then relays to --ollama for them)")
+    parser.add_argument("--port", default="8080", help="port to listen on, or 'auto' for a free one")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    ollama = (args.ollama or default_ollama_url()).rstrip("/")
+    if not ollama.startswith(("http://", "https://")):
+        raise SystemExit(f"spark-labs ui: --ollama must be an http(s) URL like http://127.0.0.1:11434, got {ollama!r}")
+    if args.port == "auto":
+        port = free_port(args.host)
+    elif args.port.isdigit():
+        port = int(args.port)
+    else:
+        raise SystemExit(f"spark-labs ui: --port must be a number or 'auto', got {args.port!r}")
+    try:
+        version = httpx.get(ollama + "/api/version", timeout=3).json().get("version", "?")
+        print(f"Ollama API at {ollama} answers (version {version})")
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"warning: the Ollama API at {ollama} does not answer yet ({type(exc).__name__}); the page will "
+              "say 'engine down' until it does")
+
+    from ..serve.runner import GatewayServer, server_config
+    from .app import create_ui_app
+
+    print(f"spark-labs chat UI: http://{args.host}:{port}/  (Ctrl-C stops it)", flush=True)
+    GatewayServer(server_config(create_ui_app(ollama), args.host, port), drain_timeout_s=1.0).run()
+    return 0
