@@ -1,10 +1,11 @@
 """A minimal HTTP/1.1 client on asyncio streams, for the two hot paths that stream tokens: the benchmark
 harness (``spark_labs.bench``) and the gateway's proxy to its upstreams (``spark_labs.serve``).
 
-Why not httpx or aiohttp: on a 2-core machine their per-request machinery added 1.5 ms (aiohttp) to
-450 ms (httpx, 64 concurrent streams) between "send" and the server seeing the request, while a
-plain asyncio stream write adds ~0.07 ms. A harness must be much faster than what it measures, and a
-gateway should add as little as it can, so this module does only what inference servers need:
+Why not httpx or aiohttp: their per-request machinery adds more between "send" and the server seeing
+the request than a plain asyncio stream write; ``spark-labs bench overhead --client http11|httpx|aiohttp``
+measures the three side by side (docs/bench.md keeps the numbers it printed, with the command). A
+harness must be much faster than what it measures, and a gateway should add as little as it can, so
+this module does only what inference servers need:
 keep-alive connections, a request with a JSON body, and a response body read line by line as it
 arrives — chunked, sized, or close-delimited. Plain ``http://`` only (engines and gateways on the same
 machine or LAN). Leaving an exchange before its body was read closes the connection, which is how an
@@ -23,17 +24,26 @@ class HTTPError(Exception):
     """The connection failed or the server broke the protocol; the message says which."""
 
 
+def has_body(method: str, status: int) -> bool:
+    """RFC 9112 §6.3: answers to HEAD, 1xx, 204 and 304 end with their headers, whatever Content-Length
+    or Transfer-Encoding say (a 304 may carry the Content-Length of the resource it did not send)."""
+    return method != "HEAD" and status >= 200 and status not in (204, 304)
+
+
 class Response:
-    def __init__(self, status: int, headers: dict[str, str], reader: asyncio.StreamReader):
+    def __init__(self, status: int, headers: dict[str, str], reader: asyncio.StreamReader, method: str = "GET"):
         self.status = status
         self.headers = headers
         self._reader = reader
+        self._has_body = has_body(method, status)
         self.complete = False  # the whole body was read, so the connection can be reused
 
     async def _pieces(self) -> AsyncIterator[bytes]:
         """The body as it arrives, de-chunked."""
         reader = self._reader
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+        if not self._has_body:
+            pass
+        elif self.headers.get("transfer-encoding", "").lower() == "chunked":
             while True:
                 size_line = await reader.readline()
                 if not size_line:
@@ -156,7 +166,7 @@ class _Exchange:
             while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
                 name, _, value = line.decode("latin-1").partition(":")
                 headers[name.strip().lower()] = value.strip()
-            self.response = Response(status, headers, reader)
+            self.response = Response(status, headers, reader, self.method)
             return self.response
         except BaseException:
             await self._finish(reuse=False)

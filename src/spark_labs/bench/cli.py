@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..engines.launcher import resolve_engine
+from .transports import CLIENTS
 
 # Wide tables stay readable when output goes to a file or CI log instead of a terminal.
 console = Console(width=None if sys.stdout.isatty() else 220)
@@ -218,10 +219,12 @@ def cmd_overhead(args) -> int:
 
     results = []
     for arrivals in ("steady", "burst"):
-        with console.status(f"calibration server, {arrivals} arrivals …"):
-            results += sweep(tuple(args.streams), args.ttft_ms, args.tpot_ms, args.tokens, arrivals)
-    frame = pd.DataFrame([asdict(r) for r in results]).drop(columns=["reasons"])
-    console.print(_table(frame, f"Harness overhead vs a server with TTFT {args.ttft_ms} ms, TPOT {args.tpot_ms} ms"))
+        with console.status(f"calibration server, {arrivals} arrivals, {args.client} client …"):
+            results += sweep(tuple(args.streams), args.ttft_ms, args.tpot_ms, args.tokens, arrivals,
+                             client=args.client)
+    frame = pd.DataFrame([asdict(r) for r in results]).drop(columns=["reasons", "client"])
+    console.print(_table(frame, f"Harness overhead ({args.client} client) vs a server with TTFT {args.ttft_ms} ms, "
+                                f"TPOT {args.tpot_ms} ms"))
     at = [r for r in results if r.streams == 64 and r.arrivals == "steady"]
     if at:
         console.print(f"at 64 concurrent streams (steady arrivals) the harness adds {at[0].harness_ttft_p50_ms:.2f} ms "
@@ -336,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ttft-ms", type=float, default=50.0)
     p.add_argument("--tpot-ms", type=float, default=20.0)
     p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("--client", default="http11", choices=CLIENTS,
+                   help="HTTP library the harness sends with: http11 (what it always uses) or httpx / aiohttp, "
+                        "to see what a general-purpose client would add (default http11)")
     p.set_defaults(fn=cmd_overhead)
     p = sub.add_parser("gateway", parents=[common], help="gateway overhead vs the same upstream direct")
     p.add_argument("--upstream", default="calibration", help="calibration, an engine name (vllm, llamacpp) or a URL")

@@ -5,8 +5,9 @@ is read differ — plus plain non-streaming HTTP for routes that answer in one p
 tokenizes or computes metrics: the hot path only reads bytes and stamps the clock, so the harness
 stays out of the way of what it measures (see ``spark-labs bench overhead``).
 
-Requests travel over :mod:`spark_labs.http11`, a small asyncio HTTP/1.1 client: general-purpose
-clients added milliseconds per request on a 2-core machine (the module says how many).
+Requests travel over :mod:`spark_labs.http11`, a small asyncio HTTP/1.1 client, because general-purpose
+clients add more between "send" and the first token; ``spark-labs bench overhead --client httpx|aiohttp``
+measures how much on the machine at hand (docs/bench.md records what it printed here).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from ..coroutines import run_sync
 from ..http11 import HTTPError, Pool
 from .records import Chunk, RequestRecord
+from .transports import CLIENTS, make_client
 
 PROTOCOLS = ("openai-chat", "openai-completions", "ollama-chat", "ollama-generate", "http")
 
@@ -36,6 +38,7 @@ class Target:
     api_key: str | None = None
     metrics_url: str | None = None  # Prometheus endpoint, for the server-side cross-check
     engine: str | None = None  # registry key of the engine behind ``url``, when known
+    client: str = "http11"  # HTTP client library the harness reaches it with (see bench.transports)
     # Body fields every chat request carries, from the profile's model: Qwen3 on the spark profile gets
     # {"chat_template_kwargs": {"enable_thinking": False}} where a lab is not about thinking.
     chat_extras: dict[str, Any] = field(default_factory=dict, hash=False)
@@ -43,6 +46,8 @@ class Target:
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        if self.client not in CLIENTS:
+            raise ValueError(f"unknown HTTP client {self.client!r}; choose one of {', '.join(CLIENTS)}")
 
     @classmethod
     def from_engine(cls, engine: Any, protocol: str | None = None, name: str | None = None) -> Target:
@@ -221,7 +226,7 @@ async def send(pool: Pool, target: Target, request: BenchRequest,
 
 def make_pool(target: Target, concurrency: int) -> Pool:
     """One pool per run: connections are reused, so TTFT holds no TCP handshake after warm-up."""
-    return Pool(target.url, max(concurrency, 1))
+    return make_client(target.client, target.url, max(concurrency, 1))
 
 
 def _cache_reset_endpoints(target: Target) -> list[tuple[str, str, str]]:

@@ -6,12 +6,14 @@ Two numbers per run:
   server timer slack, client read path);
 - *delivery lag*: client stamp − the server's own write stamp carried in each chunk (the client's
   read path alone, plus the kernel's loopback).
-A stream-count sweep then finds the chunk rate at which the client falls behind.
+A stream-count sweep then finds the chunk rate at which the client falls behind. ``client`` picks the
+HTTP library the harness sends with (``http11``, the one it always uses, or ``httpx`` / ``aiohttp`` for
+comparison), so the reason for ``spark_labs.http11`` is a measurement anyone can repeat.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,6 +38,7 @@ class OverheadResult:
     client_cpu_pct: float
     valid: bool
     reasons: list[str]
+    client: str = "http11"  # the HTTP library the harness sent with
 
 
 class CalibrationServer(LocalServer):
@@ -46,8 +49,8 @@ class CalibrationServer(LocalServer):
         super().__init__("calibration server", "spark_labs.bench.calibration",
                          ["--ttft-ms", str(ttft_ms), "--tpot-ms", str(tpot_ms)], "/health", timeout=15)
 
-    def target(self) -> Target:
-        return Target("calibration", self.url, "calibration")
+    def target(self, client: str = "http11") -> Target:
+        return Target("calibration", self.url, "calibration", client=client)
 
 
 def _stamps(chunk) -> tuple[int, int, int]:
@@ -78,7 +81,7 @@ def analyse(result: RunResult, ttft_ms: float, streams: int, arrivals: str) -> O
 
 
 def measure(server: CalibrationServer, streams: int, tokens: int = 64, rounds: int = 3,
-            arrivals: str = "steady") -> OverheadResult:
+            arrivals: str = "steady", client: str = "http11") -> OverheadResult:
     """About ``streams`` concurrent streams of ``tokens`` chunks each, ``streams × rounds`` requests.
 
     ``steady``: Poisson arrivals at the rate that keeps ``streams`` requests in flight on average
@@ -93,18 +96,18 @@ def measure(server: CalibrationServer, streams: int, tokens: int = 64, rounds: i
     else:
         service_s = (server.ttft_ms + (tokens - 1) * server.tpot_ms) / 1e3
         load = Load("poisson", 0, rate=streams / service_s, warmup=0)
-    result = run_load(server.target(), requests, load, progress=False, server_metrics=False)
-    return analyse(result, server.ttft_ms, streams, arrivals)
+    result = run_load(server.target(client), requests, load, progress=False, server_metrics=False)
+    return replace(analyse(result, server.ttft_ms, streams, arrivals), client=client)
 
 
 def sweep(streams: tuple[int, ...] = (1, 16, 64, 128, 256, 512), ttft_ms: float = 50.0, tpot_ms: float = 20.0,
-          tokens: int = 64, arrivals: str = "steady", on_result=None) -> list[OverheadResult]:
+          tokens: int = 64, arrivals: str = "steady", on_result=None, client: str = "http11") -> list[OverheadResult]:
     """Raise the stream count until the client falls behind (or the list ends)."""
     results = []
     with CalibrationServer(ttft_ms, tpot_ms) as server:
-        measure(server, 4, tokens=4, rounds=1)  # warm imports and the server
+        measure(server, 4, tokens=4, rounds=1, client=client)  # warm imports and the server
         for n in streams:
-            result = measure(server, n, tokens, arrivals=arrivals)
+            result = measure(server, n, tokens, arrivals=arrivals, client=client)
             results.append(result)
             if on_result:
                 on_result(result)

@@ -1,0 +1,40 @@
+"""The three HTTP client libraries ``spark-labs bench overhead --client`` compares, each streaming real
+chunks from the calibration server (the harness's own synthetic server: it measures clients, not engines)."""
+
+from __future__ import annotations
+
+import pytest
+
+from spark_labs.bench.clients import BenchRequest, Target
+from spark_labs.bench.load import Load, run_load
+from spark_labs.bench.overhead import CalibrationServer, measure
+from spark_labs.bench.transports import CLIENTS
+from spark_labs.engines.ports import free_port
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    with CalibrationServer(20.0, 2.0) as server:
+        yield server
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_every_client_streams_every_chunk_and_is_named_in_the_result(calibration, client):
+    result = measure(calibration, streams=4, tokens=8, rounds=1, arrivals="burst", client=client)
+    assert result.client == client
+    assert result.valid, result.reasons
+    assert result.harness_ttft_p50_ms > 0 and result.delivery_lag_p50_ms >= 0
+
+
+@pytest.mark.parametrize("client", ["httpx", "aiohttp"])
+def test_a_server_that_is_not_there_is_a_record_error_with_every_client(client):
+    target = Target("nobody", f"http://127.0.0.1:{free_port()}", "m", client=client)
+    requests = [BenchRequest(f"r{i}", "x", 4, "calibration", force_length=False) for i in range(2)]
+    result = run_load(target, requests, Load("concurrent", 2, warmup=0), progress=False)
+    assert result.summary.failed == 2
+    assert "is the server at" in result.records[0].error
+
+
+def test_an_unknown_client_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="http11, httpx, aiohttp"):
+        Target("t", "http://127.0.0.1:1", "m", client="requests")

@@ -1,0 +1,57 @@
+"""spark_labs.http11 against a real asyncio HTTP server that answers with exactly the bytes a test gives."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from spark_labs.http11 import Pool
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+async def _exchange(first_answer: bytes, method: str = "GET") -> tuple[int, bytes, int, bytes, int]:
+    """Two requests on one keep-alive connection: the first gets ``first_answer``, the second a plain
+    200. Returns both statuses and bodies, and how many connections the pool opened."""
+    answers = [first_answer, OK]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in answers:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+        await reader.read()  # keep the connection open until the client closes it
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = Pool(f"http://127.0.0.1:{port}", 1)
+    try:
+        async with asyncio.timeout(5):
+            async with pool.request(method, "/first") as response:
+                first = (response.status, await response.read())
+            async with pool.request("GET", "/second") as response:
+                second = (response.status, await response.read())
+    finally:
+        await pool.close()
+        server.close()
+    return (*first, *second, pool.connections_opened)
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 204 No Content\r\n\r\n",  # no length at all: the body must not be read "until close"
+    b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n",  # the length of a resource it did not send
+    b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+], ids=["204", "304-with-length", "204-chunked-header"])
+def test_bodyless_answers_end_at_their_headers_and_the_connection_is_reused(answer):
+    status, body, next_status, next_body, connections = asyncio.run(_exchange(answer))
+    assert (status, body) == (int(answer.split()[1]), b"")
+    assert (next_status, next_body) == (200, b"ok")  # the next answer was not eaten as a body
+    assert connections == 1
+
+
+def test_head_answer_has_no_body_even_with_a_length():
+    status, body, next_status, next_body, connections = asyncio.run(
+        _exchange(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", method="HEAD"))
+    assert (status, body, next_status, next_body, connections) == (200, b"", 200, b"ok", 1)
