@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .engines import ENGINES
+from .engines.readiness import ReadinessReaders, engine_readiness, page_cache_note
 from .hardware import detect_hardware
 from .memory import memory_snapshot
 from .profiles import get_profile
@@ -40,7 +41,29 @@ def main(argv: list[str] | None = None) -> int:
         engines.add_row(spec.display_name, str(spec.default_port), spec.protocol,
                         "[green]yes[/]" if available else "[red]no[/]", available.install_hint)
     console.print(engines)
+    if profile.name == "spark":
+        print_readiness(console, profile, snapshot)
     return 0
+
+
+def print_readiness(console: Console, profile, snapshot, readers: ReadinessReaders | None = None) -> None:
+    """Which engines could start right now (image or install, port, memory), after the page-cache note."""
+    if note := page_cache_note(snapshot):
+        console.print(f"[yellow]{note}[/]")
+    table = Table(title=f"ready to start now? (spark profile, {profile.default_model.hf_id})")
+    for column in ("engine", "runs as", "installed", "port", "needs", "headroom", "without page cache", "ready"):
+        table.add_column(column)
+
+    def gb(value: float | None) -> str:
+        return "?" if value is None else f"{value / 1e9:.0f} GB"
+
+    for row in engine_readiness(profile, snapshot, readers):
+        installed = {True: "yes", False: "[red]no[/]", None: "?"}[row.installed]
+        verdict = "[green]ready[/]" if row.ready else "[red]no[/]: " + "; ".join(row.problems)
+        table.add_row(ENGINES[row.engine].display_name, row.runs_as, installed,
+                      "free" if row.port_free else "[red]taken[/]", gb(row.need_bytes), gb(row.headroom_bytes),
+                      gb(row.headroom_without_cache_bytes), verdict)
+    console.print(table)
 
 
 def prepare_model_main(argv: list[str] | None = None) -> int:
