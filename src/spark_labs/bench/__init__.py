@@ -13,6 +13,7 @@ from .metrics import DEFINITIONS, request_metrics, summarize
 from .prompts import Workload, prompt_set, standard_workloads
 from .records import Chunk, RequestRecord, TokenCounts
 from .report import Report
+from .start_regimes import compare_start_regimes
 
 __all__ = [
            "DEFINITIONS",
@@ -26,6 +27,7 @@ __all__ = [
            "TokenCounts",
            "Workload",
            "compare_engines",
+           "compare_start_regimes",
            "measure",
            "micro",
            "new_report",

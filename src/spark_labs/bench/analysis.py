@@ -10,6 +10,8 @@ from itertools import pairwise
 
 import pandas as pd
 
+from .lockstep import lockstep_line
+
 
 @dataclass(frozen=True)
 class Knee:
@@ -92,6 +94,8 @@ def diagnose_run(row: pd.Series) -> list[str]:
         elif mbu > 0.6:
             lines.append(f"{who}: decode reaches {mbu:.0%} of the memory-bandwidth roof — near the ceiling; "
                          "only fewer bytes per step (quantisation) or larger batches raise throughput.")
+    if line := lockstep_line(who, row):
+        lines.append(line)
     ratio = row.get("littles_ratio")
     if ratio is not None and not math.isnan(ratio) and abs(ratio - 1) > 0.15:
         lines.append(f"{who}: Little's law check off by {abs(ratio - 1):.0%} (sampled in-flight vs "

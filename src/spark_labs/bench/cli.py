@@ -4,6 +4,7 @@
   spark-labs bench run --url http://127.0.0.1:8000 --model my-model --mode poisson --rate 2
   spark-labs bench sweep --engine llamacpp --concurrency 1,2,4,8
   spark-labs bench micro --engine llamacpp            # pp512 / tg128, llama-bench style
+  spark-labs bench regimes --engine llamacpp --concurrency 4   # lockstep start vs ramp-up, side by side
   spark-labs bench compare --engines llamacpp,vllm    # the full report (what `make demo` runs)
   spark-labs bench accuracy                          # ours vs vLLM's histograms vs `vllm bench serve`
   spark-labs bench overhead                          # what the harness itself adds
@@ -25,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..engines.launcher import resolve_engine
+from .clients import PROTOCOLS
 from .transports import CLIENTS
 
 # Wide tables stay readable when output goes to a file or CI log instead of a terminal.
@@ -47,14 +49,33 @@ def _table(frame: pd.DataFrame, title: str) -> Table:
 
 def _target_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("what to measure (an engine to start, or a running server)")
-    group.add_argument("--engine", help="start this engine on the profile's model, measure, stop it")
-    group.add_argument("--url", help="a running server's root URL, e.g. http://127.0.0.1:8000")
-    group.add_argument("--model", help="served model name at --url")
-    group.add_argument("--protocol", default=None, help="openai-chat (default), openai-completions, ollama-chat, "
-                                                          "ollama-generate")
-    group.add_argument("--metrics-url", help="Prometheus endpoint of --url, for the server-side cross-check")
-    group.add_argument("--api-key")
-    group.add_argument("--engine-arg", action="append", default=[], help="extra flag for --engine (repeatable)")
+    which = group.add_mutually_exclusive_group()
+    which.add_argument("--engine", help="start this engine on the profile's model, measure, stop it "
+                                        "(default: the profile's first engine)")
+    which.add_argument("--url", help="a running server's root URL, e.g. http://127.0.0.1:8000")
+    group.add_argument("--model", help="with --url: the model name the server serves")
+    group.add_argument("--protocol", default=None, choices=PROTOCOLS[:-1],
+                       help="with --url: the streaming API to speak (default openai-chat)")
+    group.add_argument("--metrics-url", help="with --url: its Prometheus endpoint, for the server-side cross-check")
+    group.add_argument("--api-key", help="with --url: sent as 'Authorization: Bearer KEY'")
+    group.add_argument("--name", help="with --url: the server's label in the report (default 'server')")
+    group.add_argument("--engine-arg", action="append", default=[],
+                       help="with --engine: one extra flag for the engine's command line (repeatable)")
+
+
+# Flags that describe a running server: they mean nothing when the harness starts the engine itself.
+_URL_ONLY = ("model", "protocol", "metrics_url", "api_key", "name")
+
+
+def _check_target_flags(parser: argparse.ArgumentParser, args) -> None:
+    if args.url:
+        if args.engine_arg:
+            parser.error("--engine-arg applies to an engine the harness starts (--engine), not to --url")
+    else:
+        given = [f"--{flag.replace('_', '-')}" for flag in _URL_ONLY if getattr(args, flag) is not None]
+        if given:
+            parser.error(f"{', '.join(given)} describe{'s' if len(given) == 1 else ''} a running server: "
+                         "pass --url too, or leave them out when the harness starts the engine")
 
 
 @contextlib.contextmanager
@@ -89,6 +110,8 @@ def _workload(args):
     from .prompts import Workload, standard_workloads
 
     if args.workload.startswith("synthetic"):
+        if args.max_tokens:
+            raise SystemExit("--max-tokens does not apply to synthetic:IN:OUT workloads: OUT is the output length")
         _, prompt_len, output_len = (args.workload.split(":") + ["", ""])[:3]
         if not prompt_len or not output_len:
             raise SystemExit("synthetic workloads are written synthetic:PROMPT_TOKENS:OUTPUT_TOKENS, e.g. synthetic:512:128")
@@ -127,7 +150,10 @@ def cmd_run(args) -> int:
 
     report = new_report(args.plan, "bench run")
     tokenizer = load_tokenizer(args.plan.model)
-    load = Load(args.mode, args.concurrency[0], args.rate, args.gamma_shape, args.warmup)
+    try:
+        load = Load(args.mode, args.concurrency[0], args.rate, args.gamma_shape or 1.0, args.warmup, ramp_up=args.ramp_up)
+    except ValueError as exc:
+        raise SystemExit(f"spark-labs bench run: {exc}") from None
     with _target(args, report) as target, _progress() as progress:
         measure(report, target, _workload(args), load, tokenizer, progress)
     _save(report, args.out)
@@ -140,7 +166,8 @@ def cmd_sweep(args) -> int:
 
     report = new_report(args.plan, "concurrency sweep")
     with _target(args, report) as target, _progress() as progress:
-        sweep(report, target, _workload(args), args.concurrency, load_tokenizer(args.plan.model), progress)
+        sweep(report, target, _workload(args), args.concurrency, load_tokenizer(args.plan.model), progress,
+              ramp_up=args.ramp_up)
     _save(report, args.out)
     for engine, knee in report.knees(args.workload).items():
         console.print(f"[bold]knee[/] {engine}: {knee}")
@@ -159,6 +186,27 @@ def cmd_micro(args) -> int:
     with _target(args, report) as target, console.status("pp / tg …"):
         frame = micro(target, load_tokenizer(args.plan.model), args.pp, args.tg, args.repeats)
     console.print(_table(frame, "llama-bench-style microbenchmarks through the HTTP API"))
+    return 0
+
+
+def cmd_regimes(args) -> int:
+    from .experiments import new_report
+    from .start_regimes import compare_start_regimes
+    from .tokens import load_tokenizer
+
+    report = new_report(args.plan, "lockstep start vs ramp-up")
+    with _target(args, report) as target, _progress() as progress:
+        try:
+            table, fig = compare_start_regimes(target, args.concurrency[0], args.requests_per_stream,
+                                               args.max_tokens or 32, load_tokenizer(args.plan.model), report,
+                                               progress)
+        except ValueError as exc:
+            raise SystemExit(f"spark-labs bench regimes: {exc}") from None
+    _save(report, args.out)
+    console.print(_table(table, "The same closed loop, two start regimes (measured in this run)"))
+    if args.out:
+        fig.write_html(Path(args.out) / "regimes.html", include_plotlyjs=True)
+        console.print(f"wrote {args.out}/regimes.html (both request timelines)")
     return 0
 
 
@@ -296,70 +344,161 @@ def cmd_metrics(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..profiles import plan
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 1,2,4") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more numbers >= 1, e.g. 4 or 1,2,4,8")
+    return values
 
+
+def _profile_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", choices=["tiny", "spark", "auto"],
+                   help="which profile's model, sizes and engines (default: SPARK_LABS_PROFILE, else detected)")
+
+
+def _out_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="directory for report.html / report.md / report.json")
+
+
+def _workload_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workload", default="chat",
+                   help="chat, prefill-heavy, decode-heavy, code, or synthetic:IN:OUT (default chat)")
+    p.add_argument("--num-requests", type=int, help="requests to send (default: the workload's own count)")
+    p.add_argument("--max-tokens", type=int, help="output tokens per request (default: the workload's own)")
+
+
+def _single_level(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--concurrency", type=_ints, default=None,
+                   help=f"{what} (one number; default: the profile's highest sweep level)")
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``bench`` parser and its sub-command parsers by name (their usage lines make the errors)."""
     parser = argparse.ArgumentParser(prog="spark-labs bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def ints(text: str) -> list[int]:
-        return [int(x) for x in text.split(",") if x]
+    p = sub.add_parser("run", help="one workload under one load")
+    for add in (_profile_arg, _out_arg, _target_args, _workload_args):
+        add(p)
+    _single_level(p, "requests in flight: the closed loop's width, or the open loop's cap")
+    p.add_argument("--mode", default="concurrent", choices=["sequential", "concurrent", "poisson", "gamma"],
+                   help="sequential, closed loop (concurrent, the default) or open-loop arrivals (poisson, gamma)")
+    p.add_argument("--rate", type=float, help="poisson / gamma: requests per second")
+    p.add_argument("--gamma-shape", type=float, default=None,
+                   help="gamma: below 1 burstier than Poisson, above 1 smoother (default 1)")
+    p.add_argument("--warmup", type=int, default=1, help="requests sent and discarded before measuring (default 1)")
+    p.add_argument("--ramp-up", type=float, default=None, metavar="SECONDS",
+                   help="closed loop: spread the streams' first requests over this many seconds (default: one "
+                        "request's E2E, measured by the warm-up); 0 starts every stream together (lockstep)")
+    p.set_defaults(fn=cmd_run)
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--profile", help="tiny or spark (default: detected)")
-    common.add_argument("--out", help="directory for report.html / report.md / report.json")
-    common.add_argument("--concurrency", type=ints, default=None, help="e.g. 4, or 1,2,4,8 for a sweep")
-    common.add_argument("--num-requests", type=int)
-    common.add_argument("--name", help="label for a --url server in the report")
+    p = sub.add_parser("sweep", help="one workload at rising concurrency, with the knee")
+    for add in (_profile_arg, _out_arg, _target_args, _workload_args):
+        add(p)
+    p.add_argument("--concurrency", type=_ints, default=None,
+                   help="the levels, e.g. 1,2,4,8 (default: the profile's sweep levels)")
+    p.add_argument("--ramp-up", type=float, default=None, metavar="SECONDS",
+                   help="spread each level's first requests over this many seconds (default: one request's "
+                        "E2E); 0 starts every stream together (lockstep)")
+    p.set_defaults(fn=cmd_sweep)
 
-    for name, fn, help_text in (("run", cmd_run, "one workload under one load"),
-                                ("sweep", cmd_sweep, "one workload at rising concurrency, with the knee"),
-                                ("micro", cmd_micro, "pp512 / tg128 through the HTTP API"),
-                                ("accuracy", cmd_accuracy, "ours vs vLLM's server metrics vs vllm bench serve")):
-        p = sub.add_parser(name, parents=[common], help=help_text)
-        _target_args(p)
-        p.set_defaults(fn=fn)
-        p.add_argument("--workload", default="chat", help="chat, prefill-heavy, decode-heavy, code, synthetic:IN:OUT")
-        p.add_argument("--max-tokens", type=int)
-        p.add_argument("--mode", default="concurrent", choices=["sequential", "concurrent", "poisson", "gamma"])
-        p.add_argument("--rate", type=float, help="open loop: requests per second")
-        p.add_argument("--gamma-shape", type=float, default=1.0)
-        p.add_argument("--warmup", type=int, default=1)
-        p.add_argument("--pp", type=int, default=512)
-        p.add_argument("--tg", type=int, default=128)
-        p.add_argument("--repeats", type=int, default=3)
-        p.add_argument("--input-len", type=int, default=64)
-        p.add_argument("--output-len", type=int, default=32)
-    p = sub.add_parser("compare", parents=[common], help="the profile's engines on the same workloads: full report")
-    p.add_argument("--engines", help="comma list (default: the profile's engines)")
+    p = sub.add_parser("micro", help="pp512 / tg128 through the HTTP API")
+    for add in (_profile_arg, _target_args):
+        add(p)
+    p.add_argument("--pp", type=int, default=512, help="prompt tokens of the prefill test (default 512)")
+    p.add_argument("--tg", type=int, default=128, help="forced output tokens of the decode test (default 128)")
+    p.add_argument("--repeats", type=int, default=3, help="requests per test (default 3)")
+    p.set_defaults(fn=cmd_micro)
+
+    p = sub.add_parser("accuracy", help="ours vs the server's metrics vs vllm bench serve, on the same server")
+    for add in (_profile_arg, _out_arg, _target_args):
+        add(p)
+    _single_level(p, "requests in flight for both tools")
+    p.add_argument("--num-requests", type=int, help="requests per tool (default 32)")
+    p.add_argument("--input-len", type=int, default=64, help="prompt tokens per request (default 64)")
+    p.add_argument("--output-len", type=int, default=32, help="forced output tokens per request (default 32)")
+    p.set_defaults(fn=cmd_accuracy)
+
+    p = sub.add_parser("regimes",
+                       help="one closed loop twice: every stream started together (lockstep), then with a ramp-up")
+    for add in (_profile_arg, _out_arg, _target_args):
+        add(p)
+    _single_level(p, "streams of the closed loop")
+    p.add_argument("--max-tokens", type=int, help="forced output tokens per request (default 32)")
+    p.add_argument("--requests-per-stream", type=int, default=4, help="requests each stream sends (default 4)")
+    p.set_defaults(fn=cmd_regimes)
+
+    p = sub.add_parser("compare", help="the profile's engines on the same workloads: full report")
+    for add in (_profile_arg, _out_arg):
+        add(p)
+    p.add_argument("--engines", help="comma list, e.g. llamacpp,vllm (default: the profile's engines)")
+    p.add_argument("--concurrency", type=_ints, default=None,
+                   help="sweep levels, e.g. 1,2,4 (default: the profile's, fewer for engines slow on a CPU)")
     p.set_defaults(fn=cmd_compare)
+
     p = sub.add_parser("overhead", help="harness overhead against the calibration server")
-    p.add_argument("--streams", type=ints, default=[1, 16, 64, 128, 256, 512])
-    p.add_argument("--ttft-ms", type=float, default=50.0)
-    p.add_argument("--tpot-ms", type=float, default=20.0)
-    p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("--streams", type=_ints, default=[1, 16, 64, 128, 256, 512],
+                   help="concurrent stream counts to try, rising until the client falls behind "
+                        "(default 1,16,64,128,256,512)")
+    p.add_argument("--ttft-ms", type=float, default=50.0, help="the calibration server's TTFT (default 50)")
+    p.add_argument("--tpot-ms", type=float, default=20.0, help="the calibration server's TPOT (default 20)")
+    p.add_argument("--tokens", type=int, default=64, help="chunks per stream (default 64)")
     p.add_argument("--client", default="http11", choices=CLIENTS,
                    help="HTTP library the harness sends with: http11 (what it always uses) or httpx / aiohttp, "
                         "to see what a general-purpose client would add (default http11)")
     p.set_defaults(fn=cmd_overhead)
-    p = sub.add_parser("gateway", parents=[common], help="gateway overhead vs the same upstream direct")
-    p.add_argument("--upstream", default="calibration", help="calibration, an engine name (vllm, llamacpp) or a URL")
-    p.add_argument("--model", help="served model name at a URL upstream")
-    p.add_argument("--max-tokens", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--ttft-ms", type=float, default=50.0)
-    p.add_argument("--tpot-ms", type=float, default=20.0)
-    p.set_defaults(fn=cmd_gateway)
-    sub.add_parser("metrics", help="metric definitions and their names in other tools").set_defaults(fn=cmd_metrics)
 
-    args = parser.parse_args(argv)
-    if hasattr(args, "concurrency"):
-        args.plan = plan("01", getattr(args, "profile", None))
+    p = sub.add_parser("gateway", help="gateway overhead vs the same upstream direct")
+    _profile_arg(p)
+    p.add_argument("--upstream", default="calibration",
+                   help="calibration (default), an engine name (vllm, llamacpp) or a URL")
+    p.add_argument("--model", help="served model name at a URL upstream (default: the profile's)")
+    p.add_argument("--concurrency", type=_ints, default=None, help="requests in flight (one number; default 16)")
+    p.add_argument("--num-requests", type=int, help="requests per side and round (default 64)")
+    p.add_argument("--max-tokens", type=int, default=32, help="output tokens per request (default 32)")
+    p.add_argument("--rounds", type=int, default=3, help="direct/gateway rounds, alternating order (default 3)")
+    p.add_argument("--ttft-ms", type=float, default=50.0, help="calibration upstream: its TTFT (default 50)")
+    p.add_argument("--tpot-ms", type=float, default=20.0, help="calibration upstream: its TPOT (default 20)")
+    p.set_defaults(fn=cmd_gateway)
+
+    sub.add_parser("metrics", help="metric definitions and their names in other tools").set_defaults(fn=cmd_metrics)
+    return parser, sub.choices
+
+
+# Commands that run one load at one concurrency (a list would silently use its first number).
+_SINGLE_LEVEL = ("run", "accuracy", "regimes", "gateway")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..profiles import plan
+
+    parser, commands = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    sub = commands[args.command]
+    if unknown:  # said in the sub-command's words: these flags exist elsewhere, just not here
+        sub.error(f"unrecognized arguments: {' '.join(unknown)} (`spark-labs bench {args.command} --help` lists "
+                  "the flags it takes)")
+    if hasattr(args, "url"):
+        _check_target_flags(sub, args)
+    if args.command in _SINGLE_LEVEL and args.concurrency and len(args.concurrency) > 1:
+        sub.error(f"--concurrency takes one number for {args.command}; `spark-labs bench sweep` runs several levels")
+    if args.command == "run":
+        if args.rate is not None and args.mode not in ("poisson", "gamma"):
+            sub.error(f"--rate sets open-loop arrivals; add --mode poisson or --mode gamma (not {args.mode})")
+        if args.gamma_shape is not None and args.mode != "gamma":
+            sub.error("--gamma-shape applies to --mode gamma only")
+    if args.command == "gateway" and not args.upstream.startswith("http") and args.model:
+        sub.error("--model names the model at a URL upstream; an engine upstream serves the profile's model")
+    if hasattr(args, "profile"):
+        args.plan = plan("01", args.profile)
         if args.command == "sweep":
             args.concurrency = args.concurrency or list(args.plan.sizes.concurrency)
         elif args.command == "gateway":
             args.concurrency = args.concurrency or [16]
-        elif args.command != "compare":
+        elif args.command in _SINGLE_LEVEL:
             args.concurrency = args.concurrency or [max(args.plan.sizes.concurrency)]
     return args.fn(args)

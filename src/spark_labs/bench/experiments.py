@@ -78,13 +78,14 @@ def measure(report: Report, target: Target, workload: Workload, load: Load, toke
 
 
 def sweep(report: Report, target: Target, workload: Workload, concurrencies: Sequence[int], tokenizer=None,
-          progress=True) -> list[RunResult]:
-    """The same workload at rising closed-loop concurrency (each level gets ≥ concurrency × 2 requests)."""
+          progress=True, ramp_up: float | None = None) -> list[RunResult]:
+    """The same workload at rising closed-loop concurrency (each level gets ≥ concurrency × 2 requests);
+    ``ramp_up`` as in :class:`Load` (None: the default ramp-up, 0: every stream starts together)."""
     results = []
     for c in concurrencies:
         sized = Workload(workload.name, workload.kind, max(workload.num_requests, 2 * c), workload.max_tokens,
                          workload.prompt_tokens, workload.force_length)
-        results.append(measure(report, target, sized, Load("concurrent", c), tokenizer, progress))
+        results.append(measure(report, target, sized, Load("concurrent", c, ramp_up=ramp_up), tokenizer, progress))
     return results
 
 

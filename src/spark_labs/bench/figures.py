@@ -6,6 +6,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .lockstep import arrivals
+
 PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3")
 
 
@@ -53,22 +55,71 @@ def cdfs(report, workload: str | None = None) -> go.Figure:
 
 
 def timeline(report, run_index: int = -1) -> go.Figure:
-    """Gantt of one run: per request, client queue (grey), waiting for the first token, then decoding."""
-    run = report.runs[run_index]
+    """Gantt of one run, one lane per stream: client queue (grey), waiting for the first token, decoding;
+    a tick where each request was sent, a diamond where each stream started, and a dotted line wherever
+    several requests were sent together — lockstep shows as ticks stacked on one vertical line."""
+    return timelines(report, [run_index])
+
+
+def timelines(report, run_indices, titles=None) -> go.Figure:
+    """:func:`timeline` for several runs, stacked (e.g. the same load with a lockstep start and a ramp-up)."""
+    runs = [report.runs[i] for i in run_indices]
+    titles = titles or [_timeline_title(run) for run in runs]
     frame = report.requests_frame()
-    frame = frame[(frame["engine"] == run.target) & (frame["workload"] == run.workload) &
-                  (frame["load"] == run.load.label)].reset_index(drop=True)
-    fig = go.Figure()
+    fig = make_subplots(rows=len(runs), cols=1, subplot_titles=titles if len(runs) > 1 else None,
+                        vertical_spacing=0.25 / len(runs))
+    for row, (index, run) in enumerate(zip(run_indices, runs), start=1):
+        rows = frame[frame["run"] == index % len(report.runs)].reset_index(drop=True)
+        for trace in _timeline_traces(rows, showlegend=row == 1):
+            fig.add_trace(trace, row=row, col=1)
+        seen = arrivals(run.records)
+        t0 = min(r.scheduled_ns for r in run.records)
+        for group in seen.groups if seen else []:
+            if len(group) > 1:
+                fig.add_vline(x=(group[0].sent_ns - t0) / 1e9, line_dash="dot", line_color="#555555", row=row, col=1)
+        fig.update_yaxes(title_text="stream" if rows["stream"].notna().all() else "request", autorange="reversed",
+                         row=row, col=1)
+        fig.update_xaxes(title_text="seconds since the run started", row=row, col=1)
+    lanes = max(_lanes(run) for run in runs)
+    fig.update_layout(barmode="overlay", height=len(runs) * max(250, 18 * lanes + 120),
+                      title=titles[0] if len(runs) == 1 else "Request timelines",
+                      legend={"orientation": "h", "y": -0.15 / len(runs)})
+    return fig
+
+
+def _lanes(run) -> int:
+    """Lanes a run's timeline needs: its streams (closed loop) or its requests."""
+    streams = {r.stream for r in run.records}
+    return len(streams) if None not in streams else len(run.records)
+
+
+def _timeline_title(run) -> str:
+    seen = arrivals(run.records)
+    verdict = ""
+    if seen is not None:
+        verdict = (f" · lockstep: {seen.group_size} sent at a time" if seen.lockstep else
+                   " · arrivals staggered")
+    return f"{run.target} · {run.workload} · {run.load.label} · {run.regime}{verdict}"
+
+
+def _timeline_traces(rows, showlegend: bool) -> list:
+    lane = rows["stream"] if rows["stream"].notna().all() else rows.index.to_series()
+    traces = []
     segments = (("client queue", "scheduled_s", "sent_s", "#cccccc"), ("to first token", "sent_s", "first_token_s", "#EF553B"),
                 ("decoding", "first_token_s", "end_s", "#636EFA"))
     for name, start, end, colour in segments:
-        ok = frame[end].notna() & frame[start].notna()
-        fig.add_trace(go.Bar(y=frame.index[ok], x=(frame[end] - frame[start])[ok], base=frame[start][ok],
-                             orientation="h", name=name, marker_color=colour))
-    fig.update_layout(barmode="overlay", height=max(250, 18 * len(frame) + 120),
-                      title=f"Request timeline — {run.target} · {run.workload} · {run.load.label}",
-                      xaxis_title="seconds since the first scheduled request", yaxis_title="request")
-    return fig
+        ok = rows[end].notna() & rows[start].notna()
+        traces.append(go.Bar(y=lane[ok], x=(rows[end] - rows[start])[ok], base=rows[start][ok], orientation="h",
+                             name=name, marker_color=colour, legendgroup=name, showlegend=showlegend))
+    traces.append(go.Scatter(x=rows["sent_s"], y=lane, mode="markers", name="request sent", legendgroup="sent",
+                             marker={"symbol": "line-ns-open", "size": 14, "color": "#222222"}, showlegend=showlegend))
+    if not rows["stream"].notna().all():  # open loop: every request is its own lane, no streams to start
+        return traces
+    firsts = rows.assign(lane=lane).sort_values("sent_s").groupby("lane", as_index=False).first()
+    traces.append(go.Scatter(x=firsts["sent_s"], y=firsts["lane"], mode="markers", name="stream start",
+                             legendgroup="start", marker={"symbol": "diamond", "size": 10, "color": "#00CC96"},
+                             showlegend=showlegend))
+    return traces
 
 
 def roofline_bars(report) -> go.Figure:

@@ -1,5 +1,10 @@
 """Load generation: sequential, closed-loop fixed concurrency, and open-loop arrivals (Poisson or gamma).
 
+Closed loops with fixed output lengths phase-lock: N streams started together prefill together, finish
+together and restart together, so every TTFT includes a batched prefill of N. By default the streams'
+first requests are therefore staggered over a ramp-up window (one request's E2E, measured by the warm-up),
+which is the steady state a long-running service drifts into; ``ramp_up=0`` asks for the synchronised start.
+
 Open loop is where most harnesses lie. A request scheduled for t=1.00 s that could only be sent at
 t=1.30 s (because the concurrency cap was full, or the client was busy) has a user-visible latency
 that starts at 1.00 s. We record the scheduled time, measure every latency from it (no coordinated
@@ -44,12 +49,22 @@ class Load:
     gamma_shape: float = 1.0  # open loop "gamma": <1 burstier than Poisson, >1 smoother
     warmup: int = 1  # requests sent and thrown away before measuring
     seed: int = 0
+    # Closed loop: seconds over which the streams' first requests are spread evenly. None = one request's
+    # E2E as the warm-up measured it (0 when there is no warm-up to size it); 0 = all start together.
+    ramp_up: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown load mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.mode in ("poisson", "gamma") and not (self.rate and self.rate > 0):
             raise ValueError(f"{self.mode} arrivals need rate > 0 requests per second")
+        if self.ramp_up is not None and not self.ramp_up >= 0:
+            raise ValueError(f"ramp_up={self.ramp_up!r}: give seconds >= 0 (0 starts every stream together), "
+                             "or None for the default")
+        if self.ramp_up and self.mode != "concurrent":
+            raise ValueError(f"ramp_up staggers the streams of a closed loop (mode 'concurrent'); {self.mode} "
+                             "load has " + ("one stream" if self.mode == "sequential" else
+                                            "arrivals spread by its rate already") + ": leave ramp_up unset")
 
     @property
     def open_loop(self) -> bool:
@@ -60,9 +75,20 @@ class Load:
         if self.mode == "sequential":
             return "sequential"
         if self.mode == "concurrent":
+            # The default (auto ramp-up) keeps the plain label; an explicit start regime is named.
+            if self.ramp_up == 0 and self.concurrency > 1:
+                return f"concurrency {self.concurrency}, lockstep"
+            if self.ramp_up:
+                return f"concurrency {self.concurrency}, ramp-up {self.ramp_up:g} s"
             return f"concurrency {self.concurrency}"
         cap = f", cap {self.concurrency}" if self.concurrency else ""
         return f"{self.mode} {self.rate:g} req/s{cap}"
+
+    def stream_offsets(self, window_s: float) -> list[float]:
+        """Closed loop: seconds after the start at which each stream sends its first request, spread evenly
+        over ``window_s`` (stream k at k/N of it), so the streams sit at different points of one cycle."""
+        width = max(self.concurrency, 1)
+        return [k * window_s / width for k in range(width)]
 
     def arrival_offsets(self, n: int) -> np.ndarray:
         """Seconds from the start at which each request is scheduled (open loop only)."""
@@ -99,7 +125,21 @@ class RunResult:
     health: ClientHealth
     wall_s: float
     server: ServerMetricsProbe | None = None
+    # How the closed loop's streams started: the window actually used (None: not a closed loop) and why.
+    ramp_up_s: float | None = None
+    ramp_up_source: str = ""
     _summary: Summary | None = field(default=None, repr=False)
+
+    @property
+    def regime(self) -> str:
+        """Which regime the run measured, in words (kept in the report and its JSON)."""
+        if self.load.open_loop:
+            return "open loop"
+        if self.load.mode == "sequential" or self.load.concurrency <= 1:
+            return "one stream"
+        if not self.ramp_up_s:
+            return f"lockstep start ({self.ramp_up_source})" if self.ramp_up_source else "lockstep start"
+        return f"ramp-up {self.ramp_up_s:.3g} s ({self.ramp_up_source})"
 
     @property
     def summary(self) -> Summary:
@@ -156,10 +196,15 @@ async def run_load_async(target: Target, requests: Sequence[BenchRequest], load:
     client = make_pool(target, width if not load.open_loop or load.concurrency else len(requests))
     try:
         await client.preconnect(min(width if not load.open_loop else len(requests), 256))
+        warm_e2e_s = None
         for i in range(load.warmup):  # warm connections, caches, lazy engine initialisation
             warm = requests[i % len(requests)]
-            await send(client, target, BenchRequest(f"warmup-{i}", "warm-up " + warm.prompt, warm.max_tokens,
-                                                    "warmup", warm.force_length), timeout_s=timeout_s)
+            record = await send(client, target, BenchRequest(f"warmup-{i}", "warm-up " + warm.prompt,
+                                                             warm.max_tokens, "warmup", warm.force_length),
+                                timeout_s=timeout_s)
+            if record.ok:
+                warm_e2e_s = (record.end_ns - record.sent_ns) / 1e9
+        ramp_s, ramp_source = _ramp_up(load, warm_e2e_s)
         probe = ServerMetricsProbe(target.metrics_url) if server_metrics and target.metrics_url else None
         if probe:
             await probe.start()
@@ -172,7 +217,8 @@ async def run_load_async(target: Target, requests: Sequence[BenchRequest], load:
             if load.open_loop:
                 records = await _open_loop(client, target, requests, load, watch, on_done, timeout_s)
             else:
-                records = await _closed_loop(client, target, requests, width, watch, on_done, timeout_s)
+                records = await _closed_loop(client, target, requests, _offsets(load, ramp_s, len(requests)), watch,
+                                             on_done, timeout_s)
         finally:
             watcher.cancel()
         wall = time.perf_counter() - start_wall
@@ -182,24 +228,48 @@ async def run_load_async(target: Target, requests: Sequence[BenchRequest], load:
     finally:
         await client.close()
     health = _health(watch, cpu_pct, records, load)
-    return RunResult(target.name, requests[0].workload, load, records, health, wall, server=probe)
+    closed = load.mode == "concurrent"
+    return RunResult(target.name, requests[0].workload, load, records, health, wall, server=probe,
+                     ramp_up_s=ramp_s if closed else None, ramp_up_source=ramp_source if closed else "")
 
 
-async def _closed_loop(client, target, requests, width, watch, on_done, timeout_s) -> list[RequestRecord]:
+def _ramp_up(load: Load, warm_e2e_s: float | None) -> tuple[float, str]:
+    """The ramp-up window to use, and where it came from (recorded with the run)."""
+    if load.mode != "concurrent" or load.concurrency <= 1:
+        return 0.0, ""
+    if load.ramp_up is not None:
+        return load.ramp_up, "asked"
+    if warm_e2e_s is None:
+        return 0.0, "no warm-up request to size the ramp-up"
+    # One request's E2E is one cycle of a stream: N starts spread over it sit at N different points of the cycle.
+    return warm_e2e_s, "one warm-up request's E2E"
+
+
+def _offsets(load: Load, ramp_s: float, n_requests: int) -> list[float]:
+    """One start offset per stream; never more streams than requests (an idle stream would only sleep)."""
+    return load.stream_offsets(ramp_s)[:n_requests] if load.mode == "concurrent" else [0.0]
+
+
+async def _closed_loop(client, target, requests, offsets_s, watch, on_done, timeout_s) -> list[RequestRecord]:
     queue = list(enumerate(requests))
     results: list[RequestRecord | None] = [None] * len(requests)
+    t0 = time.perf_counter_ns()
 
-    async def worker() -> None:
+    async def stream(index: int, offset_s: float) -> None:
+        # Absolute start deadline (no drift from sleeping in a loop); no sleep at all for a lockstep start.
+        if offset_s > 0:
+            await asyncio.sleep(max(0.0, (t0 + offset_s * 1e9 - time.perf_counter_ns()) / 1e9))
         while queue:
             i, request = queue.pop(0)
             watch.in_flight += 1
             record = await send(client, target, request, timeout_s=timeout_s)
             watch.in_flight -= 1
+            record.stream = index
             results[i] = record
             if on_done:
                 on_done(record)
 
-    await asyncio.gather(*(worker() for _ in range(width)))
+    await asyncio.gather(*(stream(k, offset) for k, offset in enumerate(offsets_s)))
     return [r for r in results if r is not None]
 
 

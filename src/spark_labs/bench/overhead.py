@@ -92,7 +92,7 @@ def measure(server: CalibrationServer, streams: int, tokens: int = 64, rounds: i
     requests = [BenchRequest(f"cal-{i}", "x", tokens, "calibration", force_length=False)
                 for i in range(streams * rounds)]
     if arrivals == "burst":
-        load = Load("concurrent", streams, warmup=0)
+        load = Load("concurrent", streams, warmup=0, ramp_up=0)  # lockstep on purpose: the worst case
     else:
         service_s = (server.ttft_ms + (tokens - 1) * server.tpot_ms) / 1e3
         load = Load("poisson", 0, rate=streams / service_s, warmup=0)

@@ -60,6 +60,7 @@ class RequestRecord:
     forced_length: bool = False  # we asked the engine to ignore EOS / honour min_tokens
     prompt_text: str = ""
     reasoning_tokens: int | None = None  # the server's count of thinking tokens (usage.completion_tokens_details)
+    stream: int | None = None  # closed loop: which of the N streams sent it (None for open-loop arrivals)
 
     @property
     def ok(self) -> bool:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .analysis import diagnose_run, diagnose_sweep, find_knee, use_case_table
 from .load import ClientHealth, Load, RunResult
+from .lockstep import arrivals
 from .metrics import DEFINITIONS
 from .records import RequestRecord
 from .roofline import bounds, mbu
@@ -54,7 +55,10 @@ class Report:
                    "client_valid": run.health.valid, "client_reasons": "; ".join(run.health.reasons),
                    "loop_lag_p99_ms": run.health.loop_lag_p99_s * 1e3, "client_cpu_pct": run.health.client_cpu_pct,
                    "mean_in_flight": run.health.mean_in_flight, "littles_ratio": run.littles_law()["ratio"],
-                   "warnings": " | ".join(s.warnings + run.health.notes)}
+                   "warnings": " | ".join(s.warnings + run.health.notes),
+                   "regime": run.regime, "ramp_up_s": run.ramp_up_s}
+            if seen := arrivals(run.records):  # lockstep or not, read from the send/first-token times
+                row.update(seen.row())
             row.update(self._roofline(run, row))
             for cmp in run.server_comparison():
                 if "server_mean" in cmp:
@@ -77,12 +81,12 @@ class Report:
         from .metrics import request_metrics
 
         rows = []
-        for run in self.runs:
+        for index, run in enumerate(self.runs):
             t0 = min(r.scheduled_ns for r in run.records)
             for r in run.records:
                 m = request_metrics(r)
-                rows.append({"engine": run.target, "workload": run.workload, "load": run.load.label,
-                             "request_id": r.request_id, "ok": r.ok, "error": r.error,
+                rows.append({"run": index, "engine": run.target, "workload": run.workload, "load": run.load.label,
+                             "request_id": r.request_id, "stream": r.stream, "ok": r.ok, "error": r.error,
                              "scheduled_s": (r.scheduled_ns - t0) / 1e9, "sent_s": (r.sent_ns - t0) / 1e9,
                              "first_token_s": (r.content_chunks[0].t_ns - t0) / 1e9 if r.content_chunks else None,
                              "end_s": (r.end_ns - t0) / 1e9, "queue_s": m.queue_s, "ttft_s": m.ttft_s,
@@ -131,6 +135,7 @@ class Report:
                 "shape": asdict(self.meta["shape"]) if self.meta.get("shape") else None,
                 "engines": {k: asdict(v) for k, v in self.engines.items()},
                 "runs": [{"target": r.target, "workload": r.workload, "load": asdict(r.load), "wall_s": r.wall_s,
+                          "regime": r.regime, "ramp_up_s": r.ramp_up_s, "ramp_up_source": r.ramp_up_source,
                           "health": asdict(r.health), "server_comparison": r.server_comparison(),
                           "records": [rec.to_dict() for rec in r.records]} for r in self.runs]}
         text = json.dumps(data, indent=1, default=str)
@@ -153,7 +158,8 @@ class Report:
         if data.get("shape"):
             meta["shape"] = calc.ModelShape(**data["shape"])
         runs = [RunResult(r["target"], r["workload"], Load(**r["load"]),
-                          [RequestRecord.from_dict(x) for x in r["records"]], ClientHealth(**r["health"]), r["wall_s"])
+                          [RequestRecord.from_dict(x) for x in r["records"]], ClientHealth(**r["health"]), r["wall_s"],
+                          ramp_up_s=r.get("ramp_up_s"), ramp_up_source=r.get("ramp_up_source", ""))
                 for r in data["runs"]]
         return cls(runs, {k: EngineInfo(**v) for k, v in data["engines"].items()}, meta)
 

@@ -1,0 +1,220 @@
+"""Phase-locked closed loops: detection on hand-computed records, and the ramp-up that staggers stream
+starts measured against the calibration server (the harness's own fixed-TTFT/TPOT server, used here to
+check the *harness's* send times, never an engine)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spark_labs.bench.figures import timeline
+from spark_labs.bench.load import ClientHealth, Load, RunResult, run_load
+from spark_labs.bench.lockstep import arrivals
+from spark_labs.bench.overhead import CalibrationServer
+from spark_labs.bench.records import Chunk, RequestRecord
+from spark_labs.bench.report import Report
+
+MS = 1_000_000  # ns
+
+
+def req(stream: int, sent_ms: float, first_ms: float, tokens: int = 4, tpot_ms: float = 100) -> RequestRecord:
+    """A request sent at ``sent_ms`` whose first token came at ``first_ms``, then one token every ``tpot_ms``."""
+    chunks = [Chunk(int((first_ms + k * tpot_ms) * MS), "t") for k in range(tokens)]
+    return RequestRecord(f"s{stream}-{sent_ms}", "e", "w", scheduled_ns=int(sent_ms * MS), sent_ns=int(sent_ms * MS),
+                         end_ns=chunks[-1].t_ns + MS, chunks=chunks, stream=stream)
+
+
+def lockstep_batched() -> list[RequestRecord]:
+    # 4 streams, 2 cycles. Each cycle: sends 0.2 ms apart, one shared prefill → first tokens together at
+    # +300 ms, 3 more tokens 100 ms apart, end at +601 ms, everyone restarts at once.
+    return [req(s, cycle * 602 + 0.2 * s, cycle * 602 + 300) for cycle in range(2) for s in range(4)]
+
+
+def staggered() -> list[RequestRecord]:
+    # 4 streams started 150 ms apart (a ramp-up); each request: TTFT 50 ms, 4 tokens 100 ms apart → ends +351 ms.
+    return [req(s, 150 * s + 352 * cycle, 150 * s + 352 * cycle + 50) for cycle in range(2) for s in range(4)]
+
+
+def queued_once_then_spread() -> list[RequestRecord]:
+    # A one-at-a-time server: 4 requests sent together are answered 351 ms after one another; each stream then
+    # restarts when its own answer ends, so the second cycle's sends are 351 ms apart.
+    first = [req(s, 0.2 * s, 50 + 351 * s) for s in range(4)]
+    second = [req(s, r.end_ns / MS, r.end_ns / MS + 50 + 351 * 3) for s, r in enumerate(first)]
+    return first + second
+
+
+def test_lockstep_with_a_batched_prefill_is_detected_from_send_and_first_token_times():
+    seen = arrivals(lockstep_batched())
+    # window: half the median TPOT (100 ms) = 50 ms; sends 0.2 ms apart → 2 groups of 4.
+    assert seen.window_s == pytest.approx(0.050)
+    assert [len(g) for g in seen.groups] == [4, 4]
+    assert (seen.group_size, seen.streams, seen.share_together) == (4, 4, 1.0)
+    assert seen.first_token_spread_s == 0 and seen.batched and seen.lockstep
+
+
+def test_staggered_streams_are_not_lockstep():
+    seen = arrivals(staggered())
+    # Sends at 0,150,300,450 then 352,502,652,802 ms: no two closer than 52 ms.
+    assert [len(g) for g in seen.groups] == [1] * 8
+    assert seen.group_size == 1 and seen.share_together == 0 and not seen.lockstep
+
+
+def test_a_serial_server_unlocks_after_the_first_cycle():
+    seen = arrivals(queued_once_then_spread())
+    assert [len(g) for g in seen.groups] == [4, 1, 1, 1, 1]
+    assert seen.share_together == 0.5  # 4 of 8
+    assert seen.group_size == 1 and not seen.lockstep
+    # The first group's first tokens came one after another: a queue, not one prefill batch.
+    assert seen.first_token_spread_s == pytest.approx(1.053) and not seen.batched
+
+
+def test_too_few_records_to_tell():
+    assert arrivals(lockstep_batched()[:1]) is None
+
+
+def run_of(records: list[RequestRecord], load: Load, ramp_up_s: float) -> RunResult:
+    health = ClientHealth(0, 0, 0, 0, 10.0, None, 4.0)
+    source = "asked" if load.ramp_up is not None else "one warm-up request's E2E"
+    return RunResult("e", "w", load, records, health, 1.2, ramp_up_s=ramp_up_s, ramp_up_source=source)
+
+
+def test_report_diagnosis_names_the_regime_and_the_batched_prefill(tmp_path):
+    report = Report([run_of(lockstep_batched(), Load("concurrent", 4, ramp_up=0), 0.0),
+                     run_of(staggered(), Load("concurrent", 4), 0.6)])
+    frame = report.frame()
+    assert frame["regime"].tolist() == ["lockstep start (asked)", "ramp-up 0.6 s (one warm-up request's E2E)"]
+    assert frame["load"].tolist() == ["concurrency 4, lockstep", "concurrency 4"]
+    assert frame["lockstep"].tolist() == [True, False]
+    lines = [line for line in report.diagnosis() if "arrived in lockstep" in line]
+    assert lines == [("e · w · concurrency 4, lockstep: requests arrived in lockstep (4 at a time; 100% of requests "
+                      "were sent within 50.0 ms, half a decode step, of another): TTFT includes a batched prefill of 4. "
+                      "Staggered stream starts (ramp-up, the default) measure the steady state instead.")]
+    # The regime is kept in the JSON and survives a reload.
+    saved = json.loads(report.to_json(tmp_path / "r.json"))
+    assert [r["regime"] for r in saved["runs"]] == frame["regime"].tolist()
+    assert Report.from_json(tmp_path / "r.json").frame()["regime"].tolist() == frame["regime"].tolist()
+
+
+def test_queueing_lockstep_is_not_called_a_batched_prefill():
+    first_cycle = queued_once_then_spread()[:4]
+    (line,) = [x for x in Report([run_of(first_cycle, Load("concurrent", 4, ramp_up=0), 0.0)]).diagnosis()
+               if "arrived in lockstep" in x]
+    assert "one after another (first tokens 1053 ms apart)" in line and "waiting behind up to 3 others" in line
+    assert "TTFT includes a batched prefill" not in line
+
+
+def test_timeline_shows_stream_lanes_starts_and_lockstep_lines():
+    report = Report([run_of(lockstep_batched(), Load("concurrent", 4, ramp_up=0), 0.0),
+                     run_of(staggered(), Load("concurrent", 4), 0.6)])
+    locked, spread = timeline(report, 0), timeline(report, 1)
+    starts = [t for t in locked.data if t.name == "stream start"]
+    assert sorted(starts[0].y) == [0, 1, 2, 3]
+    assert len(locked.layout.shapes) == 2  # one dotted line per group sent together
+    assert len(spread.layout.shapes) == 0
+    assert "lockstep: 4 sent at a time" in locked.layout.title.text
+    assert "arrivals staggered" in spread.layout.title.text
+
+
+def test_ramp_up_is_validated_with_a_clear_message():
+    with pytest.raises(ValueError, match="seconds >= 0"):
+        Load("concurrent", 4, ramp_up=-1)
+    with pytest.raises(ValueError, match="closed loop"):
+        Load("poisson", rate=2.0, ramp_up=1.0)
+    assert Load("concurrent", 4).stream_offsets(2.0) == [0.0, 0.5, 1.0, 1.5]
+
+
+# ---- against the calibration server: does the ramp-up really stagger the sends? ----
+
+TTFT_MS, TPOT_MS, TOKENS = 40.0, 20.0, 5  # one request alone: 40 + 4 × 20 = 120 ms
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    with CalibrationServer(TTFT_MS, TPOT_MS) as server:
+        yield server
+
+
+def calibration_requests(n: int):
+    from spark_labs.bench.clients import BenchRequest
+
+    return [BenchRequest(f"r{i}", "x", TOKENS, "calibration", force_length=False) for i in range(n)]
+
+
+def first_sends_ms(result: RunResult) -> list[float]:
+    t0 = min(r.sent_ns for r in result.records)
+    return [min(r.sent_ns for r in result.records if r.stream == s) / MS - t0 / MS for s in range(4)]
+
+
+def test_lockstep_start_sends_together_and_is_detected(calibration):
+    result = run_load(calibration.target(), calibration_requests(12), Load("concurrent", 4, warmup=0, ramp_up=0),
+                      progress=False)
+    assert result.ramp_up_s == 0 and result.regime == "lockstep start (asked)"
+    assert max(first_sends_ms(result)) < 10
+    seen = arrivals(result.records)
+    assert seen.lockstep and seen.group_size == 4, [len(g) for g in seen.groups]
+
+
+def test_ramp_up_staggers_stream_starts(calibration):
+    result = run_load(calibration.target(), calibration_requests(12),
+                      Load("concurrent", 4, warmup=0, ramp_up=0.12), progress=False)
+    # Streams start 30 ms apart (k × 120 ms / 4), give or take the event loop.
+    for got, want in zip(first_sends_ms(result), [0, 30, 60, 90]):
+        assert want - 1 <= got < want + 10
+    assert not arrivals(result.records).lockstep
+
+
+def test_the_default_ramp_up_is_one_warm_up_request(calibration):
+    result = run_load(calibration.target(), calibration_requests(8), Load("concurrent", 4), progress=False)
+    assert result.ramp_up_source == "one warm-up request's E2E"
+    assert 0.120 <= result.ramp_up_s < 0.170  # the warm-up's measured E2E: 120 ms configured
+    assert not arrivals(result.records).lockstep
+
+
+# ---- one real engine: both regimes side by side on llama.cpp (the lab 01 helper) ----
+
+@pytest.mark.integration
+def test_both_start_regimes_side_by_side_on_llamacpp(llamacpp_engine):
+    """llama.cpp serves one request at a time: requests sent together queue instead of sharing a prefill,
+    and each stream then restarts when its own answer ends, so the lock does not last."""
+    from spark_labs.bench import compare_start_regimes
+
+    report = Report(meta={})
+    table, fig = compare_start_regimes(llamacpp_engine, concurrency=2, requests_per_stream=2, max_tokens=8,
+                                       report=report, progress=False)
+    assert table["start"].tolist() == ["lockstep start", "ramp-up"]
+    assert table["requests"].tolist() == [4, 4]
+    locked, ramped = report.runs
+    assert locked.ramp_up_s == 0 and locked.load.label == "concurrency 2, lockstep"
+    assert ramped.ramp_up_source == "one warm-up request's E2E" and ramped.ramp_up_s > 0
+    t0 = [min(r.sent_ns for r in run.records) for run in (locked, ramped)]
+    locked_starts = sorted(min(r.sent_ns for r in locked.records if r.stream == s) - t0[0] for s in (0, 1))
+    ramped_starts = sorted(min(r.sent_ns for r in ramped.records if r.stream == s) - t0[1] for s in (0, 1))
+    assert locked_starts[1] < 10 * MS
+    assert ramped_starts[1] >= 0.9 * ramped.ramp_up_s / 2 * 1e9  # stream 1 starts half a ramp-up later
+    first_group = arrivals(locked.records).groups[0]
+    assert len(first_group) == 2
+    spread = abs(first_group[1].content_chunks[0].t_ns - first_group[0].content_chunks[0].t_ns)
+    assert spread > arrivals(locked.records).window_s * 1e9  # answered one after another, not one batch
+    assert fig.layout.annotations[0].text.startswith("lockstep start: TTFT p50")
+
+
+@pytest.mark.integration
+def test_bench_regimes_command_writes_both_timelines(llamacpp_engine, tmp_path):
+    from spark_labs.bench.cli import main
+
+    code = main(["regimes", "--url", llamacpp_engine.url, "--model", llamacpp_engine.served_name, "--name", "llamacpp",
+                 "--concurrency", "2", "--requests-per-stream", "1", "--max-tokens", "4", "--out", str(tmp_path)])
+    assert code == 0
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert [run["load"]["ramp_up"] for run in saved["runs"]] == [0.0, None]
+    assert saved["runs"][1]["regime"].startswith("ramp-up ")
+    assert "Plotly.newPlot" in (tmp_path / "regimes.html").read_text()
+
+
+def test_bench_run_rejects_a_ramp_up_for_open_loop_arrivals():
+    from spark_labs.bench.cli import main
+
+    with pytest.raises(SystemExit, match="spark-labs bench run: ramp_up staggers the streams of a closed loop"):
+        main(["run", "--url", "http://127.0.0.1:9", "--model", "m", "--mode", "poisson", "--rate", "2",
+              "--ramp-up", "1"])
