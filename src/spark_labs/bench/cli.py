@@ -466,6 +466,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     p.set_defaults(fn=cmd_gateway)
 
     sub.add_parser("metrics", help="metric definitions and their names in other tools").set_defaults(fn=cmd_metrics)
+    for command in sub.choices.values():
+        command.allow_abbrev = False  # `--mode` must never be taken for an abbreviated `--model`
     return parser, sub.choices
 
 
