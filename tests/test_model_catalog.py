@@ -66,7 +66,7 @@ def test_every_catalog_entry_names_its_source_date_and_file():
 
 def test_the_spark_compose_file_names_only_known_models():
     services = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())["services"]
-    for name, service in services.items():
+    for service in services.values():
         for word in service.get("command") or []:
             if re.fullmatch(r"[\w.-]+/[\w.-]+", word) and not word.startswith(("docker/", "/")):
                 check_model_id(word)  # raises on an unknown id

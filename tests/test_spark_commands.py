@@ -191,3 +191,22 @@ def test_trtllm_snapshot_rejects_a_typo():
 def test_eager_is_refused_for_engines_without_cuda_graph_switch():
     with pytest.raises(ValueError, match="no such switch"):
         spark_command("sglang", eager=True)
+
+
+def test_the_documented_engine_commands_print_what_the_docs_say():
+    """docs/engines.md's commands exactly as written, through the installed console script."""
+    import shlex
+    import subprocess
+    import sys
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "engines.md").read_text()
+    typed = [line.split("#")[0].strip() for line in docs.splitlines() if line.startswith("spark-labs engine command")]
+    assert len(typed) == 2
+    script = Path(sys.executable).parent / "spark-labs"
+    for line in typed:
+        result = subprocess.run([str(script), *shlex.split(line)[1:]], capture_output=True, text=True, timeout=120,
+                                check=False)
+        assert result.returncode == 0, result.stderr
+        printed = shlex.split(result.stdout)
+        assert printed[printed.index(ENGINES["vllm"].docker_image) + 1:][:2] == ["vllm", "serve"]
+        assert ("--enforce-eager" in printed) is ("--eager" in line), line

@@ -40,8 +40,8 @@ COMMON_CAUSES: tuple[tuple[str, str], ...] = (
     ("repository not found", "wrong model id, or a gated model without HF_TOKEN set"),
     ("is not a valid model identifier", "wrong model id or path: check the spelling / that the directory exists"),
     ("401", "the model is gated: export HF_TOKEN=... after accepting its licence on huggingface.co"),
-    ("cuda graph", "CUDA-graph capture failed: retry with --enforce-eager (eager=True; CLI --eager), which the "
-                   "playbooks do not need on current NGC images"),
+    ("cuda graph", ("CUDA-graph capture failed: retry with --enforce-eager (eager=True; CLI --eager), which the "
+                    "playbooks do not need on current NGC images")),
     ("unrecognized arguments", "a flag this engine version does not know: check `--help` of the installed version"),
     ("killed", "the kernel's OOM killer stopped the engine: free memory or use a smaller model"),
 )

@@ -36,7 +36,7 @@ def docker_image_present(image: str) -> bool | None:
     if shutil.which("docker") is None:
         return None
     try:
-        result = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=20)
+        result = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode != 0 and b"No such image" not in result.stderr:
