@@ -68,10 +68,9 @@ class RequestRecord:
 
     @property
     def text(self) -> str:
-        return "".join(c.text for c in self.chunks)
         """Everything generated, thinking included: what the server's completion token count covers."""
+        return "".join(c.text for c in self.chunks)
 
-    @property
     @property
     def answer_text(self) -> str:
         return "".join(c.text for c in self.chunks if not c.reasoning)
@@ -80,6 +79,7 @@ class RequestRecord:
     def reasoning_text(self) -> str:
         return "".join(c.text for c in self.chunks if c.reasoning)
 
+    @property
     def content_chunks(self) -> list[Chunk]:
         return [c for c in self.chunks if c.text or c.tokens]
 
