@@ -1,9 +1,9 @@
 """The proxy backend: stream from one of several OpenAI-compatible upstreams through one pooled client.
 
-Upstream requests travel over :mod:`spark_labs.http11` (keep-alive pools, one per upstream): httpx's
-machinery added ~2.5 ms per request and ~25 ms to TTFT for a burst of 16 on a 2-core machine, which is
-more than the whole gateway may cost (``spark-labs bench gateway`` measures it). Health probes, off the
-hot path, still use httpx.
+Upstream requests travel over :mod:`spark_labs.http11` (keep-alive pools, one per upstream): a
+general-purpose client adds more per request than the whole gateway may cost (``spark-labs bench overhead
+--client httpx|aiohttp`` measures what they add, ``spark-labs bench gateway`` what the gateway adds; both
+sets of figures are in the docs). Health probes, off the hot path, still use httpx.
 
 The gateway always asks upstreams for a *stream* (with ``include_usage``) whatever the client asked: one
 code path gives text pieces for both API flavours, time to first token for the metrics, and the point
