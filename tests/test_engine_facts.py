@@ -19,6 +19,7 @@ def new_engine(monkeypatch):
     """A made-up engine added to the registry the way a real one would be (data only, never started)."""
     spec = dataclasses.replace(
         ENGINES["vllm"], name="newengine", display_name="New Engine", bench_args=("--fast-start",),
+        cpu_bench_args=(),
         context_length_flag="--ctx", slow_on_cpu="it serves one request at a time", model_format="gguf",
         histograms={"ttft": "new:ttft_seconds"}, counters={"output_tokens": "new:tokens"}, cache_reset_path=None)
     monkeypatch.setitem(ENGINES, "newengine", spec)

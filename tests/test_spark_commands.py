@@ -210,3 +210,11 @@ def test_the_documented_engine_commands_print_what_the_docs_say():
         printed = shlex.split(result.stdout)
         assert printed[printed.index(ENGINES["vllm"].docker_image) + 1:][:2] == ["vllm", "serve"]
         assert ("--enforce-eager" in printed) is ("--eager" in line), line
+
+
+def test_the_harness_starts_vllm_with_cuda_graphs_on_a_gpu_and_eager_only_on_a_cpu():
+    """Lab 01's measuring loop starts engines itself: on the spark profile (cuda) vLLM keeps CUDA graphs."""
+    from spark_labs.bench.experiments import engine_args
+
+    assert engine_args("vllm", CONTEXT, SPARK.device) == ["--max-model-len", str(CONTEXT)]
+    assert engine_args("vllm", 2048, get_profile("tiny").device) == ["--enforce-eager", "--max-model-len", "2048"]

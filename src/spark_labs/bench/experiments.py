@@ -13,6 +13,7 @@ import pandas as pd
 from .. import calc
 from ..engines.launcher import resolve_engine
 from ..errors import ProfileError
+from ..profiles import get_profile
 from .clients import BenchRequest, Target, reset_prefix_cache
 from .load import Load, RunResult, run_load
 from .metrics import request_metrics
@@ -37,9 +38,10 @@ def engine_workloads(engine: str, plan) -> tuple[dict[str, Workload], tuple[int,
     return workloads, levels, None
 
 
-def engine_args(engine: str, max_model_len: int) -> list[str]:
-    """Flags for an engine the harness starts itself (the registry's ``EngineSpec.harness_args``)."""
-    return resolve_engine(engine).harness_args(max_model_len)
+def engine_args(engine: str, max_model_len: int, device: str | None = None) -> list[str]:
+    """Flags for an engine the harness starts itself (the registry's ``EngineSpec.harness_args``) on
+    ``device`` (default: the active profile's, "cpu" or "cuda")."""
+    return resolve_engine(engine).harness_args(max_model_len, device or get_profile().device)
 
 
 def weight_dtype(engine: str, model) -> str:
@@ -127,7 +129,8 @@ def compare_engines(plan, engines: Sequence[str] | None = None, workloads: Seque
         try:
             # A rich Progress (the CLI) shows the runs; the launcher's own bar is for notebooks.
             engine = launch(name, plan.model, port="auto", lab=plan.lab,
-                            extra_args=engine_args(name, plan.sizes.max_model_len), timeout=plan.sizes.timeout_s,
+                            extra_args=engine_args(name, plan.sizes.max_model_len, plan.profile.device),
+                            timeout=plan.sizes.timeout_s,
                             progress=progress is True)
         except EngineError as exc:
             report.meta["skipped"][name] = str(exc).splitlines()[0]

@@ -216,8 +216,9 @@ VLLM = EngineSpec(
         "pulls); spark: run the NGC vLLM container (spark-labs engine command vllm --docker)"),
     env={"VLLM_CPU_KVCACHE_SPACE": "1"},  # GiB of KV cache on CPU builds; ignored by CUDA builds
     startup_hints=(("no space left", "the HF cache disk is full"),),
-    # Eager mode skips vLLM's ≈3 min torch.compile warm-up on CPU when the harness starts it.
-    bench_args=("--enforce-eager",), context_length_flag="--max-model-len",
+    # Eager mode skips vLLM's ≈3 min torch.compile warm-up on CPU when the harness starts it; on a GPU
+    # the harness runs vLLM as the Spark playbooks do, with CUDA graphs.
+    cpu_bench_args=("--enforce-eager",), context_length_flag="--max-model-len",
     cache_reset_path="/reset_prefix_cache",
     cache_reset_note="vLLM offers /reset_prefix_cache only with VLLM_SERVER_DEV_MODE=1",
     histograms={"ttft": "vllm:time_to_first_token_seconds", "tpot": "vllm:request_time_per_output_token_seconds",

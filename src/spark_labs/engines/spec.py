@@ -48,9 +48,11 @@ class EngineSpec:
     startup_hints: tuple[tuple[str, str], ...] = ()  # (log substring, likely cause) pairs
 
     # --- what the benchmark harness (spark_labs.bench) needs to know; it names no engine itself ------
-    # Flags added whenever the harness starts this engine itself, and the flag that caps its context
-    # length (given the profile's max_model_len), where it has one.
+    # Flags added whenever the harness starts this engine itself, flags added only on a CPU (start-up
+    # shortcuts that would change what a GPU run measures), and the flag that caps its context length
+    # (given the profile's max_model_len), where it has one.
     bench_args: tuple[str, ...] = ()
+    cpu_bench_args: tuple[str, ...] = ()
     context_length_flag: str | None = None
     # Why this engine gets fewer requests and concurrency levels on the tiny profile (it is slow on a
     # small CPU), or None.
@@ -69,10 +71,10 @@ class EngineSpec:
     # holds those claims against measured stars. None: the module rated no such engine.
     module_stars: tuple[int, int] | None = None
 
-    def harness_args(self, max_model_len: int) -> list[str]:
-        """Flags for an engine the harness starts itself on a profile with ``max_model_len``."""
+    def harness_args(self, max_model_len: int, device: str = "cpu") -> list[str]:
+        """Flags for an engine the harness starts itself on a profile with ``max_model_len`` and ``device``."""
         context = [self.context_length_flag, str(max_model_len)] if self.context_length_flag else []
-        return [*self.bench_args, *context]
+        return [*self.bench_args, *(self.cpu_bench_args if device == "cpu" else ()), *context]
 
     def weight_dtype(self, model: "ModelRef") -> str:
         """What a decode step streams: GGUF engines run the quantised file, the others the HF weights."""
