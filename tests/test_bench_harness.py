@@ -44,7 +44,7 @@ def test_calibration_stream_is_recorded_chunk_by_chunk(calibration):
 def test_connections_are_kept_alive_between_requests(calibration):
     async def three_in_a_row():
         pool = make_pool(calibration.target(), 1)
-        for i in range(3):
+        for _i in range(3):
             assert (await send(pool, calibration.target(), requests(1, 3)[0])).ok
         await pool.close()
         return pool.connections_opened

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import importlib
 import re
+import tomllib
 from pathlib import Path
 
-import tomllib
 import yaml
 
 from spark_labs import cli

@@ -6,9 +6,9 @@ from spark_labs.hardware import HardwareReaders, detect_hardware
 
 
 def _readers(**overrides):
-    base = dict(machine=lambda: "x86_64", gpu_names=list, integrated_gpu=lambda: False,
-                cuda_versions=lambda: ("13.0", "580.95"), mem_total_bytes=lambda: 24 * 2**30,
-                cpu_count=lambda: 2, in_container=lambda: False)
+    base = {"machine": lambda: "x86_64", "gpu_names": list, "integrated_gpu": lambda: False,
+            "cuda_versions": lambda: ("13.0", "580.95"), "mem_total_bytes": lambda: 24 * 2**30,
+            "cpu_count": lambda: 2, "in_container": lambda: False}
     base.update(overrides)
     return HardwareReaders(**base)
 

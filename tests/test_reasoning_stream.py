@@ -37,7 +37,8 @@ class ReasoningStreamStub:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        length = next(int(line.split(":")[1]) for line in head.split("\r\n") if line.lower().startswith("content-length"))
+        length = next(int(line.split(":")[1]) for line in head.split("\r\n")
+                      if line.lower().startswith("content-length"))
         self.bodies.append(json.loads(await reader.readexactly(length)))
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
         writer.write(_sse(_delta(role="assistant", content="")))

@@ -38,7 +38,8 @@ def test_vllm_docker_command_for_spark():
 
 def test_vllm_eager_mode_is_an_explicit_choice():
     """The playbooks run vLLM with CUDA graphs; --enforce-eager only when asked for."""
-    command = ENGINES["vllm"].docker_command(MODEL, port=9000, enforce_eager=True, extra_args=["--max-model-len", "8192"])
+    command = ENGINES["vllm"].docker_command(MODEL, port=9000, enforce_eager=True,
+                                             extra_args=["--max-model-len", "8192"])
     assert "--enforce-eager" in command and "9000:8000" in command and "spark-labs-vllm-9000" in command
     assert command[-2:] == ["--max-model-len", "8192"]
 

@@ -19,8 +19,8 @@ def _decode_rate(model, tokenizer, batch: int, new_tokens: int) -> float:
 
     prompt = ["The history of computing began"] * batch
     inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
-    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                  pad_token_id=tokenizer.eos_token_id)
+    kwargs = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False,
+              "pad_token_id": tokenizer.eos_token_id}
     model.generate(**inputs, **{**kwargs, "max_new_tokens": 8, "min_new_tokens": 8})  # warm-up
     torch.cuda.synchronize()
     start = time.perf_counter()

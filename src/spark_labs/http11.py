@@ -101,7 +101,8 @@ class Pool:
         try:
             return await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.connect_timeout_s)
         except TimeoutError:
-            raise HTTPError(f"could not connect to {self.host}:{self.port} within {self.connect_timeout_s:g} s") from None
+            raise HTTPError(f"could not connect to {self.host}:{self.port} "
+                            f"within {self.connect_timeout_s:g} s") from None
 
     async def _connect(self):
         while self._idle:

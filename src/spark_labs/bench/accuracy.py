@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .clients import Target
 from ..coroutines import run_sync
+from .clients import Target
 from .load import Load, run_load
 from .prompts import Workload
 from .server_metrics import ServerMetricsProbe, histogram_names

@@ -4,8 +4,9 @@ It speaks just enough HTTP/1.1 + OpenAI SSE for our client: keep-alive, chunked 
 per event. Each token's text is the server's ``perf_counter_ns()`` at the moment it was written —
 the same clock the client stamps arrivals with — so after a run we know, per chunk, how long the
 bytes took to reach our timestamp. The first token also carries when the request arrived, which
-splits TTFT into the client's send path, the server's own timer slack, and the client's read path. Chunk *k* of a request is scheduled at an absolute deadline
-``received + TTFT + k × TPOT`` (no drift from sleeping in a loop).
+splits TTFT into the client's send path, the server's own timer slack, and the client's read path. Chunk
+*k* of a request is scheduled at an absolute deadline ``received + TTFT + k × TPOT`` (no drift from
+sleeping in a loop).
 
     python -m spark_labs.bench.calibration --port 9100 --ttft-ms 50 --tpot-ms 20
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 
@@ -104,10 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttft-ms", type=float, default=50.0)
     parser.add_argument("--tpot-ms", type=float, default=20.0)
     args = parser.parse_args(argv)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, args.ttft_ms, args.tpot_ms))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

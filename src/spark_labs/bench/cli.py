@@ -114,7 +114,8 @@ def _workload(args):
             raise SystemExit("--max-tokens does not apply to synthetic:IN:OUT workloads: OUT is the output length")
         _, prompt_len, output_len = (args.workload.split(":") + ["", ""])[:3]
         if not prompt_len or not output_len:
-            raise SystemExit("synthetic workloads are written synthetic:PROMPT_TOKENS:OUTPUT_TOKENS, e.g. synthetic:512:128")
+            raise SystemExit("synthetic workloads are written synthetic:PROMPT_TOKENS:OUTPUT_TOKENS, "
+                             "e.g. synthetic:512:128")
         return Workload(args.workload, "synthetic", args.num_requests or args.plan.sizes.num_requests,
                         int(output_len), int(prompt_len))
     catalogue = standard_workloads(args.plan.sizes)
@@ -151,7 +152,8 @@ def cmd_run(args) -> int:
     report = new_report(args.plan, "bench run")
     tokenizer = load_tokenizer(args.plan.model)
     try:
-        load = Load(args.mode, args.concurrency[0], args.rate, args.gamma_shape or 1.0, args.warmup, ramp_up=args.ramp_up)
+        load = Load(args.mode, args.concurrency[0], args.rate, args.gamma_shape or 1.0, args.warmup,
+                    ramp_up=args.ramp_up)
     except ValueError as exc:
         raise SystemExit(f"spark-labs bench run: {exc}") from None
     with _target(args, report) as target, _progress() as progress:
@@ -305,8 +307,9 @@ def cmd_gateway(args) -> int:
             from ..engines import launch
 
             with console.status(f"starting {args.upstream} …"):
+                flags = engine_args(args.upstream, args.plan.sizes.max_model_len)
                 engine = stack.enter_context(launch(args.upstream, args.plan.model, port="auto", progress=False,
-                                                    extra_args=engine_args(args.upstream, args.plan.sizes.max_model_len)))
+                                                    extra_args=flags))
             upstream = Target.from_engine(engine)
             # An engine's worker threads are sized for every core, so no core is the gateway's own: pinning
             # them away made vLLM CPU crawl, and pinning the gateway beside them only slows both sides.
@@ -317,7 +320,8 @@ def cmd_gateway(args) -> int:
         c, n = args.concurrency[0], args.num_requests or 64
         results = []
         for placement in placements:
-            with console.status(f"{placement}: direct vs gateway, closed loop at {c}, {args.rounds} alternating rounds …"):
+            with console.status(f"{placement}: direct vs gateway, closed loop at {c}, "
+                                f"{args.rounds} alternating rounds …"):
                 closed = measure_gateway(upstream, c, n, args.max_tokens, args.rounds, placement=placement,
                                          upstream_pids=pids)
             # Steady arrivals at the rate that keeps c requests in flight (Little's law, from the direct run).
@@ -327,7 +331,8 @@ def cmd_gateway(args) -> int:
                                          placement=placement, upstream_pids=pids)
             results += [closed, steady]
     frame = pd.DataFrame([asdict(r) for r in results])
-    console.print(_table(frame.drop(columns=["direct_e2e_mean_s"]), "Gateway overhead (measured side by side in this run)"))
+    console.print(_table(frame.drop(columns=["direct_e2e_mean_s"]),
+                         "Gateway overhead (measured side by side in this run)"))
     for r in results:
         console.print(f"{r.placement}, {r.load}: added p50 TTFT {r.added_ttft_p50_ms:+.2f} ms (target ≤ 2 ms) · "
                       f"throughput gateway/direct {r.throughput_ratio:.3f} (target ≥ 0.95) · errors {r.errors}")

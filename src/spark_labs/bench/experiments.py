@@ -22,6 +22,7 @@ from .report import EngineInfo, Report
 from .roofline import host_spec
 from .tokens import count_tokens, load_tokenizer
 
+
 def engine_workloads(engine: str, plan) -> tuple[dict[str, Workload], tuple[int, ...], str | None]:
     """The standard workloads and sweep levels for ``engine`` on ``plan``'s profile, plus a note when
     they were scaled down (same prompts and output lengths, fewer requests).
@@ -112,7 +113,8 @@ def micro(target: Target, tokenizer, pp: int = 512, tg: int = 128, repeats: int 
     return pd.DataFrame(rows)
 
 
-def compare_engines(plan, engines: Sequence[str] | None = None, workloads: Sequence[str] = ("prefill-heavy", "decode-heavy"),
+def compare_engines(plan, engines: Sequence[str] | None = None,
+                    workloads: Sequence[str] = ("prefill-heavy", "decode-heavy"),
                     sweep_workload: str = "chat", concurrencies: Sequence[int] | None = None,
                     progress=True, log: Callable[[str], None] = print) -> Report:
     """Start each engine in turn on the plan's model, run the same workloads and sweep, stop it.

@@ -105,7 +105,8 @@ def _timeline_title(run) -> str:
 def _timeline_traces(rows, showlegend: bool) -> list:
     lane = rows["stream"] if rows["stream"].notna().all() else rows.index.to_series()
     traces = []
-    segments = (("client queue", "scheduled_s", "sent_s", "#cccccc"), ("to first token", "sent_s", "first_token_s", "#EF553B"),
+    segments = (("client queue", "scheduled_s", "sent_s", "#cccccc"),
+                ("to first token", "sent_s", "first_token_s", "#EF553B"),
                 ("decoding", "first_token_s", "end_s", "#636EFA"))
     for name, start, end, colour in segments:
         ok = rows[end].notna() & rows[start].notna()

@@ -308,7 +308,8 @@ def _health(watch: _Watch, cpu_pct: float, records: list[RequestRecord], load: L
                           mean_in_flight=float(np.mean(watch.in_flight_samples)) if watch.in_flight_samples else 0.0)
     if health.loop_lag_p90_s > MAX_LOOP_LAG_P90_S:
         health.reasons.append(f"event-loop lag p90 {health.loop_lag_p90_s * 1e3:.1f} ms > "
-                              f"{MAX_LOOP_LAG_P90_S * 1e3:.0f} ms: the client's loop was saturated, timestamps are late")
+                              f"{MAX_LOOP_LAG_P90_S * 1e3:.0f} ms: the client's loop was saturated, "
+                              "timestamps are late")
     elif health.loop_lag_p99_s > NOTE_LOOP_LAG_P99_S:
         health.notes.append(f"event-loop lag spiked to {health.loop_lag_p99_s * 1e3:.0f} ms (p99): the engine and "
                             "the client share CPU cores here, so a few timestamps may be late by that much")

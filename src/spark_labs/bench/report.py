@@ -91,7 +91,8 @@ class Report:
                              "first_token_s": (r.content_chunks[0].t_ns - t0) / 1e9 if r.content_chunks else None,
                              "end_s": (r.end_ns - t0) / 1e9, "queue_s": m.queue_s, "ttft_s": m.ttft_s,
                              "tpot_s": m.tpot_s, "e2e_s": m.e2e_s, "output_tokens": m.output_tokens,
-                             "output_tokens_server": r.output_tokens.server, "output_tokens_client": r.output_tokens.client,
+                             "output_tokens_server": r.output_tokens.server,
+                             "output_tokens_client": r.output_tokens.client,
                              "prompt_tokens": m.prompt_tokens})
         return pd.DataFrame(rows)
 

@@ -12,6 +12,7 @@ launcher's ``stop()`` still signals the group, which outlives its leader.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -33,10 +34,8 @@ def kill_group(pgid: int, grace_s: float = GRACE_S) -> None:
         if not _group_alive(pgid):
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _group_alive(pgid: int) -> bool:

@@ -6,9 +6,9 @@ An :class:`EngineSpec` is pure data plus command builders: it never starts anyth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..profiles import ModelRef
@@ -43,7 +43,7 @@ class EngineSpec:
     build_docker: Callable[..., list[str]] | None = None
     check_available: Callable[[], Availability] | None = None
     # Runs once the engine answers its ready probe (Ollama: import the GGUF with a Modelfile).
-    after_ready: Callable[["EngineHandle"], None] | None = None
+    after_ready: Callable[[EngineHandle], None] | None = None
     env: dict[str, str] = field(default_factory=dict)
     startup_hints: tuple[tuple[str, str], ...] = ()  # (log substring, likely cause) pairs
 
@@ -76,7 +76,7 @@ class EngineSpec:
         context = [self.context_length_flag, str(max_model_len)] if self.context_length_flag else []
         return [*self.bench_args, *(self.cpu_bench_args if device == "cpu" else ()), *context]
 
-    def weight_dtype(self, model: "ModelRef") -> str:
+    def weight_dtype(self, model: ModelRef) -> str:
         """What a decode step streams: GGUF engines run the quantised file, the others the HF weights."""
         if self.model_format == "gguf" and model.quantization:
             return model.quantization.lower()
@@ -87,14 +87,14 @@ class EngineSpec:
             return Availability(False, f"{self.display_name} has no local launcher", "")
         return self.check_available()
 
-    def model_arg(self, model: "ModelRef | str") -> str:
+    def model_arg(self, model: ModelRef | str) -> str:
         """The model argument the engine expects: a GGUF file or an HF id / directory."""
         if isinstance(model, str):
             return model
         return model.gguf_path() if self.model_format == "gguf" else model.hf_path()
 
     def local_command(
-        self, model: "ModelRef | str", port: int, host: str = "127.0.0.1", extra_args: Sequence[str] = (),
+        self, model: ModelRef | str, port: int, host: str = "127.0.0.1", extra_args: Sequence[str] = (),
         served_name: str | None = None,
     ) -> list[str]:
         if self.build_local is None:
@@ -105,7 +105,7 @@ class EngineSpec:
         )
 
     def docker_command(
-        self, model: "ModelRef | str", port: int | None = None, extra_args: Sequence[str] = (),
+        self, model: ModelRef | str, port: int | None = None, extra_args: Sequence[str] = (),
         served_name: str | None = None, image: str | None = None, **options: object,
     ) -> list[str]:
         """``docker run …`` for the spark profile; ``options`` are engine-specific (vLLM: enforce_eager)."""
@@ -121,5 +121,5 @@ class EngineSpec:
         )
 
 
-def _served_name(model: "ModelRef | str") -> str:
+def _served_name(model: ModelRef | str) -> str:
     return model if isinstance(model, str) else model.served_name

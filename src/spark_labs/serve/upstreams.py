@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -137,10 +138,9 @@ class UpstreamPool:
         if response.status_code != 200:
             self._mark(upstream, False, f"health probe answered HTTP {response.status_code}")
             return
-        try:
+        # Healthy but an odd model list: keep routing, just without model awareness.
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
             upstream.models = [m["id"] for m in response.json().get("data", []) if "id" in m]
-        except (ValueError, AttributeError, TypeError):
-            pass  # healthy but an odd model list: keep routing, just without model awareness
         self._mark(upstream, True, "")
 
     def _mark(self, upstream: Upstream, healthy: bool, reason: str) -> None:
