@@ -88,7 +88,8 @@ def test_report_diagnosis_names_the_regime_and_the_batched_prefill(tmp_path):
     assert frame["lockstep"].tolist() == [True, False]
     lines = [line for line in report.diagnosis() if "arrived in lockstep" in line]
     assert lines == [("e · w · concurrency 4, lockstep: requests arrived in lockstep (4 at a time; 100% of requests "
-                      "were sent within 50.0 ms, half a decode step, of another): TTFT includes a batched prefill of 4. "
+                      "were sent within 50.0 ms, half a decode step, of another): TTFT includes a batched "
+                      "prefill of 4. "
                       "Staggered stream starts (ramp-up, the default) measure the steady state instead.")]
     # The regime is kept in the JSON and survives a reload.
     saved = json.loads(report.to_json(tmp_path / "r.json"))
