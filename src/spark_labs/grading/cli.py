@@ -1,53 +1,139 @@
-"""``spark-labs grade SUBMISSIONS... --lab NN --out gradebook.csv [--html gradebook.html]``."""
+"""``spark-labs grade SUBMISSIONS... --lab NN``: grade learners' notebooks against the reference's checkpoints.
+
+Each submission runs alone with the reference's locked cells restored; the gradebook (CSV, HTML) and one
+feedback file per learner are written once every run has ended. Exit status: 0 when every submission was
+graded, 1 when a row is an error (the grader could not grade it: the row says why), 2 for a usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import resource
+import sys
+import time
 from pathlib import Path
 
+import psutil
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from .grade import expected_checkpoints, grade_submissions, write_gradebook
+from .grade import GradeRow, grade_submissions
+from .gradebook import MARKS, Header, histogram, write_csv, write_feedback, write_html
+from .reference import Reference, ReferenceError, find_reference, load_reference
+from .sandbox import Limits
 
 
-def _collect(paths: list[Path]) -> list[Path]:
-    found: list[Path] = []
+def collect(paths: list[Path]) -> list[tuple[str, Path]]:
+    """(student, notebook) pairs: a folder gives every notebook under it, named by its path inside the folder
+    (``alice`` for ``alice.ipynb``, ``alice/00_prerequisites`` for a folder per learner). A path that does not
+    exist, or a folder without notebooks, is kept so that it becomes an error row, never silently dropped."""
+    found: list[tuple[str, Path]] = []
     for path in paths:
-        found += sorted(path.rglob("*.ipynb")) if path.is_dir() else [path]
-    return [p for p in found if ".ipynb_checkpoints" not in p.parts]
+        notebooks = sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts) \
+            if path.is_dir() else []
+        if notebooks:
+            found += [(p.relative_to(path).with_suffix("").as_posix(), p) for p in notebooks]
+        else:
+            found.append((path.stem if path.suffix == ".ipynb" else str(path), path))
+    return found
+
+
+def default_memory_limit(profile: str | None, workers: int) -> int:
+    """Bytes of address space per process: this machine's memory shared by the workers. None on a GPU
+    profile: CUDA reserves far more address space than the machine has memory, so a cap would stop it."""
+    from ..profiles import resolve_profile_name
+
+    if resolve_profile_name(profile) == "spark":
+        return 0
+    return psutil.virtual_memory().total // max(1, workers)
+
+
+def peak_memory_mb() -> tuple[float, float]:
+    """(this process, the largest process it waited for: a worker, a kernel or what a kernel started), MB."""
+    kib = 1 if sys.platform.startswith("linux") else 1 / 1024  # ru_maxrss is KiB on Linux, bytes on macOS
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kib / 1024
+    return own, children
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spark-labs grade", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("submissions", nargs="+", type=Path, help="notebooks, or folders of notebooks")
+    parser.add_argument("--lab", required=True, help="lab number, e.g. 00")
+    parser.add_argument("--solutions", type=Path, default=Path("solutions"),
+                        help="folder holding the reference notebook NN_*.ipynb (default: solutions)")
+    parser.add_argument("--out", type=Path, default=Path("gradebook.csv"), help="CSV gradebook")
+    parser.add_argument("--html", type=Path, help="also write an HTML gradebook")
+    parser.add_argument("--feedback", type=Path, help="folder for per-learner feedback (default: feedback/ "
+                                                      "next to --out)")
+    parser.add_argument("--profile", choices=["tiny", "spark"], help="profile to execute in")
+    parser.add_argument("--workers", type=int, default=2, help="submissions run at a time")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per notebook")
+    parser.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell")
+    parser.add_argument("--output-limit-mb", type=float, default=2, help="output kept per cell, MB")
+    parser.add_argument("--memory-limit-gb", type=float,
+                        help="address space per process, GB (default: memory / workers; none on spark; 0: none)")
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel to run submissions in")
+    return parser
+
+
+def _print_summary(console: Console, rows: list[GradeRow], reference: Reference, seconds: float,
+                   workers: int) -> None:
+    table = Table(title=f"lab {reference.lab}: {len(rows)} submissions")
+    for name in ("student", "status", "score", *reference.checkpoints, "s"):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(row.student, row.status, f"{row.passed_count}/{len(reference.checkpoints)}",
+                      *(MARKS[row.checkpoints[c].state] for c in reference.checkpoints), f"{row.seconds:.0f}")
+    console.print(table)
+    bars = histogram(rows, reference)
+    most = max(count for _, count in bars) or 1
+    for label, count in bars:
+        console.print(f"{label:>8} {'█' * round(20 * count / most)} {count}", highlight=False)
+    own, largest = peak_memory_mb()
+    console.print(f"graded {len(rows)} submissions in {seconds:.0f} s with {workers} workers; peak memory: "
+                  f"grader {own:.0f} MB, largest submission process {largest:.0f} MB", highlight=False)
+    for row in rows:
+        if row.status == "error":
+            console.print(f"[red]error[/red] {row.student}: {row.reason}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spark-labs grade", description=__doc__)
-    parser.add_argument("submissions", nargs="+", type=Path, help="notebooks or folders of notebooks")
-    parser.add_argument("--lab", required=True, help="lab number, e.g. 00")
-    parser.add_argument("--out", type=Path, default=Path("gradebook.csv"))
-    parser.add_argument("--html", type=Path, help="also write an HTML gradebook")
-    parser.add_argument("--solutions", type=Path, default=Path("solutions"))
-    parser.add_argument("--profile", choices=["tiny", "spark"], help="profile to re-execute in")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=600, help="seconds per notebook")
-    parser.add_argument("--cell-timeout", type=float, default=300)
-    args = parser.parse_args(argv)
-
-    references = sorted(args.solutions.glob(f"{args.lab}_*.ipynb"))
-    if not references:
-        parser.error(f"no reference solution {args.solutions}/{args.lab}_*.ipynb to read checkpoints from")
-    checkpoints = expected_checkpoints(references[0])
-    submissions = _collect(args.submissions)
-    console = Console()
-    with Progress(console=console) as progress:
-        task = progress.add_task(f"grading lab {args.lab}", total=len(submissions))
-        rows = grade_submissions(submissions, checkpoints, args.workers, args.timeout, args.cell_timeout,
-                                 args.profile, on_done=lambda row: progress.advance(task))
-    write_gradebook(rows, checkpoints, args.out, args.html)
-    table = Table(title=f"lab {args.lab} gradebook → {args.out}")
-    for column in ("submission", "status", "checkpoints", "mismatches", "errors", "s"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(r.submission, r.status, f"{r.checkpoints_passed}/{len(checkpoints)}", str(r.mismatches),
-                      str(r.errors), f"{r.seconds:.0f}")
-    console.print(table)
-    return 0
+    args = _parser().parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        reference = load_reference(find_reference(args.solutions, args.lab))
+    except ReferenceError as exc:
+        console.print(f"spark-labs grade: {exc}", highlight=False)
+        return 2
+    memory_gb = args.memory_limit_gb
+    limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout,
+                    output_limit=int(args.output_limit_mb * 1e6), kernel=args.kernel, profile=args.profile,
+                    memory_limit=default_memory_limit(args.profile, args.workers) if memory_gb is None
+                    else int(memory_gb * 2**30))
+    submissions = collect(args.submissions)
+    names = [name for name, _ in submissions]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        console.print(f"spark-labs grade: two submissions would share the name {', '.join(twice)}: give each "
+                      f"learner one file, or one folder", highlight=False)
+        return 2
+    start = time.monotonic()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"grading lab {reference.lab}", total=len(submissions))
+        rows = grade_submissions(submissions, reference, limits, args.workers,
+                                 on_done=lambda row: progress.advance(task))
+    # Every worker has ended and its processes are gone: only now is anything written.
+    header = Header.of(reference, args.profile)
+    feedback = args.feedback or args.out.parent / "feedback"
+    write_csv(rows, reference, header, args.out)
+    if args.html:
+        write_html(rows, reference, header, args.html, feedback)
+    for row in rows:
+        write_feedback(row, reference, header, feedback)
+    _print_summary(console, rows, reference, time.monotonic() - start, args.workers)
+    written = ", ".join(str(p) for p in (args.out, args.html, f"{feedback}/") if p)
+    console.print(f"wrote {written}", highlight=False)
+    return 1 if any(row.status == "error" for row in rows) else 0

@@ -1,24 +1,18 @@
-"""Grade notebooks by re-executing them under nbval.
+"""Grade submissions: restore the locked cells, execute alone, read the checkpoints this run printed.
 
-nbval re-runs every cell in a fresh kernel and compares each output with the one saved in the
-submission. So a checkpoint line counts only if re-execution printed the same line: a hand-edited
-"✅ passed" that the code no longer produces shows up as an output mismatch, an unfinished exercise as an
-execution error, and a notebook that hangs is killed at its timeout (with its kernel) without stopping
-the others.
+One row per submission, with a status an instructor can act on:
+
+* ``passed``  every checkpoint of the reference passed in this execution;
+* ``failed``  at least one did not (each with its sentence, exception and cell);
+* ``timeout`` the notebook ran past ``--timeout`` and was stopped; nothing counts;
+* ``error``   the grader could not grade it (wrong path, not a notebook, the kernel did not start, nothing
+  was executed, a process could not be stopped); the row says why and the command exits non-zero.
 """
 
 from __future__ import annotations
 
-import csv
-import html
-import os
-import re
-import subprocess
-import sys
-import tempfile
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,183 +20,94 @@ from pathlib import Path
 
 import nbformat
 
-CHECKPOINT_LINE = re.compile(r"^(✅|❌) Checkpoint (\d+\.\d+) (passed|failed)")
-from ..notebooks.skip import SKIP_MARK as SKIP_LINE
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
+from .evaluate import CellProblem, CheckpointOutcome, cell_problems, checkpoint_outcome
+from .reference import Reference
+from .restore import restore_locked
+from .sandbox import Limits, run_isolated
+
+MEMORY_ERRORS = ("MemoryError", "Cannot allocate memory")
 
 
 @dataclass
 class GradeRow:
-    submission: str
-    status: str  # passed | failed | error | timeout
-    checkpoints: dict[str, str] = field(default_factory=dict)  # id → passed/failed/mismatch/error/not run
-    cells_failed: int = 0
-    mismatches: int = 0
-    errors: int = 0
-    skipped: int = 0
+    student: str
+    path: str
+    status: str                                   # passed | failed | timeout | error
+    checkpoints: dict[str, CheckpointOutcome] = field(default_factory=dict)
+    problems: list[CellProblem] = field(default_factory=list)  # every cell that raised
+    notes: list[str] = field(default_factory=list)
+    reason: str = ""                              # why a row is an error or a timeout
     seconds: float = 0.0
-    detail: str = ""
+    peak_rss_mb: float | None = None
+    graded: nbformat.NotebookNode | None = None   # the executed notebook, returned with the feedback
 
     @property
-    def checkpoints_passed(self) -> int:
-        return sum(v == "passed" for v in self.checkpoints.values())
+    def passed_count(self) -> int:
+        return sum(outcome.passed for outcome in self.checkpoints.values())
 
 
 def sanitize_file() -> Path:
+    """nbval's sanitize file for CI's notebook tests (volatile output kept out of comparisons)."""
     return Path(str(resources.files("spark_labs") / "data" / "nbval_sanitize.cfg"))
 
 
-def expected_checkpoints(reference: Path) -> list[str]:
-    """Checkpoint ids a lab has, read from its reference solution's recorded outputs."""
-    found = []
-    for _, text in _cell_texts(nbformat.read(reference, as_version=4)):
-        for line in text.splitlines():
-            match = CHECKPOINT_LINE.match(line)
-            if match and match.group(2) not in found:
-                found.append(match.group(2))
-    return found
+def _not_run(reference: Reference) -> dict[str, CheckpointOutcome]:
+    return {c: CheckpointOutcome(c, "not run") for c in reference.checkpoints}
 
 
-def _cell_texts(notebook) -> Iterable[tuple[int, str]]:
-    """(code-cell index as nbval numbers it, text of its stream/plain outputs)."""
-    index = 0
-    for cell in notebook.cells:
-        if cell.cell_type != "code":
-            continue
-        parts = []
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                parts.append(output.get("text", ""))
-            elif "data" in output:
-                parts.append(str(output["data"].get("text/plain", "")))
-        yield index, "".join(parts)
-        index += 1
-
-
-def _kill_tree(pid: int) -> None:
-    """Kill pytest and every descendant: jupyter_client starts kernels in their own session, so
-    killing pytest's process group alone would leave the hung kernel running."""
-    import psutil
-
-    try:
-        parent = psutil.Process(pid)
-        family = [parent, *parent.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    for proc in family:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(family, timeout=10)
-
-
-def _run_nbval(notebook: Path, timeout: float, cell_timeout: float, env: dict) -> tuple[str, dict[int, str], str]:
-    """Run nbval; return (outcome, {cell index: failure kind}, log tail)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "junit.xml"
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(notebook),
-                   "--nbval-sanitize-with", str(sanitize_file()), f"--nbval-cell-timeout={cell_timeout:.0f}",
-                   f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", tmp]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                   cwd=notebook.parent, start_new_session=True)
-        try:
-            log, _ = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_tree(process.pid)
-            process.communicate()
-            return "timeout", {}, f"killed after {timeout:.0f} s"
-        failures: dict[int, str] = {}
-        if report.exists():
-            for case in ET.parse(report).getroot().iter("testcase"):
-                problem = case.find("failure")
-                if problem is None:
-                    problem = case.find("error")
-                match = re.search(r"Cell (\d+)", case.get("name", ""))
-                if problem is None or not match:
-                    continue
-                message = (problem.get("message") or "") + (problem.text or "")
-                if "Timeout" in message or "timed out" in message.lower() or "KeyboardInterrupt" in message:
-                    kind = "timeout"
-                elif "outputs differ" in message or "Unexpected output" in message or "Missing output" in message:
-                    kind = "mismatch"
-                else:
-                    kind = "error"
-                failures[int(match.group(1))] = kind
-        outcome = "ok" if process.returncode == 0 else "failed"
-        return outcome, failures, ANSI.sub("", "\n".join(log.splitlines()[-5:]))
-
-
-def grade_notebook(notebook: Path, checkpoints: list[str], timeout: float = 600, cell_timeout: float = 300,
-                   profile: str | None = None) -> GradeRow:
+def grade_submission(student: str, path: Path, reference: Reference, limits: Limits) -> GradeRow:
     start = time.monotonic()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if profile:
-        env["SPARK_LABS_PROFILE"] = profile
+    row = GradeRow(student, str(path), "error", _not_run(reference))
+    if path.is_dir():
+        row.reason = f"{path} is a folder with no notebook in it; check the path given to the grader"
+        return row
+    if not path.is_file():
+        row.reason = f"no such file: {path} (looked from {Path.cwd()}); check the path given to the grader"
+        return row
     try:
-        submitted = nbformat.read(notebook, as_version=4)
-    except Exception as exc:  # not a notebook at all
-        return GradeRow(notebook.stem, "error", {c: "not run" for c in checkpoints}, detail=f"unreadable: {exc}")
-    outcome, failures, log = _run_nbval(notebook, timeout, cell_timeout, env)
-    row = GradeRow(notebook.stem, "passed", {c: "not run" for c in checkpoints}, seconds=time.monotonic() - start)
-    for index, text in _cell_texts(submitted):
-        row.skipped += text.count(SKIP_LINE)
-        for line in text.splitlines():
-            match = CHECKPOINT_LINE.match(line)
-            if match:
-                # A saved line counts only if re-execution reproduced the cell's output.
-                row.checkpoints[match.group(2)] = failures.get(index, match.group(3))
-    for cell, kind in failures.items():
-        row.cells_failed += 1
-        row.mismatches += kind == "mismatch"
-        row.errors += kind in ("error", "timeout")
-    if outcome == "timeout":
-        # Nothing was verified: saved lines from a run that cannot be reproduced do not count.
-        row.checkpoints = {c: "timeout" for c in checkpoints}
-        row.status, row.detail = "timeout", log
-    elif row.errors:
-        row.status, row.detail = "error", log
-    elif row.mismatches or row.checkpoints_passed < len(checkpoints):
-        row.status, row.detail = "failed", log
+        submission = nbformat.read(path, as_version=4)
+    except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for a file that is not a notebook
+        row.reason = f"not a readable notebook ({type(exc).__name__}: {str(exc)[:200]}); nothing was executed"
+        return row
+    prepared = restore_locked(reference, submission)
+    run = run_isolated(path, prepared.notebook, sorted(set(prepared.checkpoint_cells.values())), limits)
+    row.seconds, row.peak_rss_mb, row.graded = time.monotonic() - start, run.peak_rss_mb, run.notebook
+    row.notes = list(prepared.notes)
+    row.notes += [f"cell {i + 1}: output stopped at the {limits.output_limit:,}-byte cap and the cell interrupted"
+                  for i in run.capped]
+    row.notes += [f"still running when the notebook ended, stopped by the grader: {cmd}" for cmd in run.leftover]
+    if run.unstoppable:
+        row.reason = "the grader could not stop: " + "; ".join(run.unstoppable)
+    elif run.timed_out:
+        row.status = "timeout"
+        row.reason = f"stopped after {limits.timeout:.0f} s (--timeout) before the notebook finished; nothing counts"
+    elif run.notebook is None:
+        row.reason = f"the grader's worker failed: {run.log_tail.strip()[-600:]}"
+    elif run.cells_executed == 0:
+        row.reason = f"nothing was executed: {run.kernel_error or 'no code cell ran'}"
+    else:
+        row.checkpoints = {c: checkpoint_outcome(run.notebook, prepared.checkpoint_cells[c], c)
+                           for c in reference.checkpoints}
+        row.problems = cell_problems(run.notebook)
+        if run.kernel_error:
+            row.notes.append(f"the kernel stopped during the run ({run.kernel_error}); later cells did not run")
+        if limits.memory_limit and any(m in f"{p.exception} {p.message}" for p in row.problems for m in MEMORY_ERRORS):
+            row.notes.append(f"a cell ran out of memory under the grader's cap of "
+                             f"{limits.memory_limit / 2**30:.0f} GiB per process")
+        row.status = "passed" if row.passed_count == len(reference.checkpoints) else "failed"
     return row
 
 
-def grade_submissions(submissions: list[Path], checkpoints: list[str], workers: int = 2, timeout: float = 600,
-                      cell_timeout: float = 300, profile: str | None = None,
-                      on_done: Callable[[GradeRow], None] | None = None) -> list[GradeRow]:
-    rows: list[GradeRow] = []
+def grade_submissions(submissions: list[tuple[str, Path]], reference: Reference, limits: Limits,
+                      workers: int = 2, on_done: Callable[[GradeRow], None] | None = None) -> list[GradeRow]:
+    """Grade ``(student, path)`` pairs, ``workers`` at a time; returns only when every run has ended and its
+    processes are gone, so a gradebook written from the rows cannot be touched by a submission."""
 
-    def one(path: Path) -> GradeRow:
-        row = grade_notebook(path, checkpoints, timeout, cell_timeout, profile)
+    def one(item: tuple[str, Path]) -> GradeRow:
+        row = grade_submission(*item, reference, limits)
         if on_done:
             on_done(row)
         return row
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        rows = list(pool.map(one, submissions))
-    return rows
-
-
-def write_gradebook(rows: list[GradeRow], checkpoints: list[str], csv_path: Path, html_path: Path | None = None) -> None:
-    header = ["submission", "status", "checkpoints_passed", *[f"checkpoint_{c}" for c in checkpoints],
-              "cells_failed", "mismatches", "errors", "skipped", "seconds", "detail"]
-    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for r in rows:
-            writer.writerow([r.submission, r.status, f"{r.checkpoints_passed}/{len(checkpoints)}",
-                             *[r.checkpoints.get(c, "not run") for c in checkpoints], r.cells_failed, r.mismatches,
-                             r.errors, r.skipped, f"{r.seconds:.1f}", r.detail.replace("\n", " | ")])
-    if html_path:
-        colour = {"passed": "#d4f7d4", "failed": "#ffe3b3", "error": "#ffc9c9", "timeout": "#e0d4ff"}
-        body = "".join(
-            f"<tr style='background:{colour.get(r.status, '#fff')}'><td>{html.escape(r.submission)}</td>"
-            f"<td>{r.status}</td><td>{r.checkpoints_passed}/{len(checkpoints)}</td>"
-            + "".join(f"<td>{r.checkpoints.get(c, 'not run')}</td>" for c in checkpoints)
-            + f"<td>{r.mismatches}</td><td>{r.errors}</td><td>{r.seconds:.1f}</td>"
-            f"<td><pre>{html.escape(r.detail)}</pre></td></tr>" for r in rows)
-        heads = "".join(f"<th>{h}</th>" for h in ["submission", "status", "checkpoints",
-                                                 *[f"{c}" for c in checkpoints], "mismatches", "errors", "s",
-                                                 "detail"])
-        html_path.write_text(f"<!doctype html><meta charset='utf-8'><title>Gradebook</title>"
-                             f"<table border=1 cellpadding=4><tr>{heads}</tr>{body}</table>", encoding="utf-8")
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(one, submissions))
