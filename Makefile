@@ -15,13 +15,14 @@ export SPARK_LABS_PROFILE ?= $(PROFILE)
 export HF_HUB_OFFLINE ?= $(if $(filter tiny,$(PROFILE)),1,0)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install browser demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway clean help
+.PHONY: install browser demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway bench-grading clean help
 
 help:
 	@echo "make demo   - install, start llama.cpp + vLLM on the embedded model, compare them"
 	@echo "make test   - install and run the whole test suite (what CI runs)"
 	@echo "make lab    - open JupyterLab on labs/"
 	@echo "make bench  - harness overhead + accuracy vs vLLM (ratios measured side by side in one run)"
+	@echo "make bench-grading - time and peak memory of grading 10 lab-00 submissions with 2 workers"
 
 install: $(STAMP)
 
@@ -76,6 +77,9 @@ bench-accuracy: install
 bench-gateway: install
 	$(PY) -m spark_labs.cli bench gateway --upstream calibration --concurrency 16
 	$(PY) -m spark_labs.cli bench gateway --upstream vllm --concurrency 16 --num-requests 32 --rounds 2
+
+bench-grading: install
+	$(PY) -m spark_labs.grading.bench --lab 00 --submissions 10 --workers 2
 
 lab: install
 	$(VENV)/bin/jupyter lab labs/
