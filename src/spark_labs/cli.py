@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("spark_labs.serve.cli", "main", "serve a model with spark-labs' OpenAI-compatible server"),
     "ui": ("spark_labs.ui.cli", "main", "serve the chat UI over an Ollama API (Ollama or the gateway)"),
     "labs": ("spark_labs.notebooks.cli", "main", "build labs/ from solutions/ (labs build | check | record)"),
-    "grade": ("spark_labs.grading.cli", "main", "grade submitted notebooks against the reference checkpoints into a gradebook"),
+    "grade": ("spark_labs.grading.cli", "main", "grade notebooks against the reference checkpoints, into a gradebook"),
     "engine": ("spark_labs.engines.cli", "main", "start/stop one engine (commands, docker recipes)"),
 }
 
