@@ -208,7 +208,8 @@ def hostile_ollama_app() -> Starlette:
     """An Ollama-shaped stand-in (NOT an engine): answers with markup a real model will not emit on demand.
 
     ``/api/chat`` answers by the last user message: ``cut`` streams two pieces and drops the connection;
-    ``error`` sends Ollama's in-band error line (with markup in it); anything else streams the hostile text.
+    ``truncate`` streams two pieces and ends without the final object; ``error`` sends Ollama's in-band
+    error line (with markup in it); anything else streams the hostile text.
     """
 
     async def tags(request):
@@ -219,13 +220,15 @@ def hostile_ollama_app() -> Starlette:
         question = body["messages"][-1]["content"]
 
         async def stream():
-            pieces = HOSTILE_PIECES if question not in ("cut", "error") else HOSTILE_PIECES[:2]
+            pieces = HOSTILE_PIECES if question not in ("cut", "truncate", "error") else HOSTILE_PIECES[:2]
             for piece in pieces:
                 yield _ndjson([{"model": body["model"], "message": {"role": "assistant", "content": piece},
                                 "done": False}])
                 await asyncio.sleep(0.02)
             if question == "cut":
                 raise ConnectionResetError("the test's upstream drops the connection mid-answer")
+            if question == "truncate":
+                return
             if question == "error":
                 yield _ndjson([{"error": "<b onmouseover=alert(1)>engine exploded</b>"}])
                 return
@@ -267,7 +270,11 @@ def test_fake_hostile_upstream_output_and_model_name_never_execute(hostile_ui, o
     kind, text = chat.alert()
     assert kind == "midstream" and "<b onmouseover=alert(1)>engine exploded</b>" in text
 
-    chat.ask("cut")
+    chat.ask("cut")  # the upstream breaks: the relay says so in Ollama's in-band error line
+    kind, text = chat.alert()
+    assert kind == "midstream" and "broke mid-answer" in text and hostile_ui.url not in text
+
+    chat.ask("truncate")  # the stream just ends, without Ollama's final object
     kind, text = chat.alert()
     assert kind == "lost" and "incomplete" in text
 

@@ -77,6 +77,7 @@ class Answer:
     stats: str
     ttft_api_ms: float | None  # send -> first NDJSON line with text arrived in the page
     ttft_render_ms: float | None  # send -> that text rendered into the DOM (in the frame before its paint)
+    server_ttft_ms: float | None  # the engine's own: load_duration + prompt_eval_duration
     eval_count: int | None
     tok_s: float | None  # from Ollama's own eval_count / eval_duration
     renders: int
@@ -160,6 +161,7 @@ class ChatPage:
             raise AssertionError("the page shows no answer yet: send a prompt first")
         return Answer(text=data["text"], state=data.get("state", ""), stats=data["stats"],
                       ttft_api_ms=_number(data.get("ttftApiMs")), ttft_render_ms=_number(data.get("ttftRenderMs")),
+                      server_ttft_ms=_number(data.get("serverTtftMs")),
                       eval_count=_number(data.get("evalCount"), int), tok_s=_number(data.get("tokS")),
                       renders=_number(data.get("renders"), int) or 0)
 

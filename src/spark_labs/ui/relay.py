@@ -9,25 +9,57 @@ the fetch) the upstream connection is closed at once, which is what makes the en
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-
-from ..serve.generation import GenerationStream
 
 ROUTES = {("GET", "/api/tags"), ("GET", "/api/version"), ("POST", "/api/chat")}
 _FORWARDED_REQUEST = ("authorization", "content-type", "x-request-id")
 _FORWARDED_RESPONSE = ("retry-after", "x-request-id")
 
 
-class _UpstreamResponse:
-    """Gives GenerationStream the ``close()`` it calls when the stream ends or the browser leaves."""
+class RelayedStream:
+    """An ASGI response copying an upstream NDJSON stream chunk by chunk.
 
-    def __init__(self, response: httpx.Response):
-        self.response = response
+    Two tasks race: the copy, and a watcher for the browser's ``http.disconnect``. Whichever ends first
+    ends the other, and the upstream response is closed either way, so a Stop in the page closes the
+    connection to the engine at once. If the upstream breaks mid-answer, the stream ends with Ollama's
+    in-band ``{"error": ...}`` line (the 200 status is already sent) naming what broke.
+    """
 
-    async def close(self) -> None:
-        await self.response.aclose()
+    def __init__(self, response: httpx.Response, upstream: str):
+        self.response, self.upstream = response, upstream
+
+    async def __call__(self, scope, receive, send) -> None:
+        async def copy() -> None:
+            headers = [(b"content-type", b"application/x-ndjson"), (b"cache-control", b"no-cache")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            try:
+                async for chunk in self.response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.HTTPError as exc:
+                error = {"error": f"the connection to the Ollama API at {self.upstream} broke mid-answer "
+                                  f"({type(exc).__name__}); the answer is incomplete"}
+                await send({"type": "http.response.body", "body": json.dumps(error).encode() + b"\n",
+                            "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def browser_leaves() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        copying, leaving = asyncio.ensure_future(copy()), asyncio.ensure_future(browser_leaves())
+        try:
+            await asyncio.wait({copying, leaving}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            copying.cancel()
+            leaving.cancel()
+            # collected, not raised: a write to a browser that already left is not an error
+            await asyncio.gather(copying, leaving, return_exceptions=True)
+            await self.response.aclose()
 
 
 class OllamaRelay:
@@ -61,4 +93,4 @@ class OllamaRelay:
             content = await response.aread()
             await response.aclose()
             return Response(content, status_code=response.status_code, headers=passed, media_type=media_type)
-        return GenerationStream(response.aiter_raw(), _UpstreamResponse(response), media_type)
+        return RelayedStream(response, self.upstream)

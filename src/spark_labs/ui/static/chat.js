@@ -107,6 +107,7 @@ function showStats(item, final) {
   const tokS = evalS > 0 ? final.eval_count / evalS : null;
   item.dataset.evalCount = final.eval_count ?? "";
   item.dataset.tokS = tokS === null ? "" : tokS.toFixed(2);
+  item.dataset.serverTtftMs = (((final.load_duration ?? 0) + (final.prompt_eval_duration ?? 0)) / 1e6).toFixed(1);
   const parts = [`${final.eval_count ?? "?"} tokens`, tokS === null ? "tok/s n/a" : `${tokS.toFixed(1)} tok/s`,
     `prompt ${final.prompt_eval_count ?? "?"} tokens in ${ms(final.prompt_eval_duration)}`,
     `load ${ms(final.load_duration)}`, `first token on screen ${item.dataset.ttftRenderMs} ms`,
