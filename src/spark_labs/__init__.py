@@ -28,4 +28,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = [*sorted(_LAZY), "__version__"]
+__all__ = [*sorted(_LAZY), "__version__"]  # noqa: PLE0604 - the lazily imported names are _LAZY's keys

@@ -72,9 +72,11 @@ def standard_workloads(sizes) -> dict[str, Workload]:
     }
 
 
-_FILLER = """the model reads every weight once per step so memory bandwidth sets the pace of decoding while
-prefill is limited by arithmetic and a cache of keys and values grows with each token of context batching
-shares the weight reads across many sequences and raises throughput at some cost in latency""".split()
+_FILLER = ["the", "model", "reads", "every", "weight", "once", "per", "step", "so", "memory", "bandwidth",
+           "sets", "the", "pace", "of", "decoding", "while", "prefill", "is", "limited", "by", "arithmetic",
+           "and", "a", "cache", "of", "keys", "and", "values", "grows", "with", "each", "token", "of",
+           "context", "batching", "shares", "the", "weight", "reads", "across", "many", "sequences", "and",
+           "raises", "throughput", "at", "some", "cost", "in", "latency"]
 
 
 def synthetic_prompt(tokenizer, n_tokens: int, seed: int = 0) -> str:
