@@ -31,7 +31,8 @@ def _readers(images=(), taken=(), native=()):
         image_present=lambda image: image in images,
         port_free=lambda port: port not in taken,
         port_holder=lambda port: "pid 4242 (vllm serve meta-llama/Llama-3.1-8B-Instruct)",
-        native=lambda spec: Availability(True) if spec.name in native else Availability(False, "not on PATH", "install it"))
+        native=lambda spec: (Availability(True) if spec.name in native
+                             else Availability(False, "not on PATH", "install it")))
 
 
 def _by_engine(rows):
@@ -96,3 +97,14 @@ def test_doctor_on_this_machine_with_the_spark_profile_runs_and_reports(monkeypa
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "ready to start now?" in out and "vLLM" in out
+
+
+def test_a_model_outside_the_catalog_has_an_unknown_need_and_says_so(monkeypatch):
+    monkeypatch.setenv("SPARK_LABS_MODEL", "someone/fine-tuned-8b")
+    images = {spec.docker_image for spec in ENGINES.values()}
+    rows = _by_engine(engine_readiness(SPARK, _gb10(available_gb=118), _readers(images=images)))
+    assert rows["trtllm"].need_bytes is None and rows["trtllm"].ready  # unknown size is not a failure
+    assert rows["vllm"].need_bytes == 0.7 * 128 * GB  # vLLM's ask does not depend on the model
+    console = Console(record=True, width=250)
+    print_readiness(console, SPARK, _gb10(available_gb=118), _readers(images=images))
+    assert "someone/fine-tuned-8b is not in spark-labs' model catalog" in console.export_text()

@@ -218,3 +218,36 @@ def test_the_harness_starts_vllm_with_cuda_graphs_on_a_gpu_and_eager_only_on_a_c
 
     assert engine_args("vllm", CONTEXT, SPARK.device) == ["--max-model-len", str(CONTEXT)]
     assert engine_args("vllm", 2048, get_profile("tiny").device) == ["--enforce-eager", "--max-model-len", "2048"]
+
+
+def test_profile_flags_yield_to_the_callers_own():
+    from spark_labs.engines.profile_args import merge_args
+
+    assert merge_args(["--max-model-len", "8192", "--gpu-memory-utilization", "0.7"],
+                      ["--gpu-memory-utilization", "0.5", "--enforce-eager"]) == [
+        "--max-model-len", "8192", "--gpu-memory-utilization", "0.5", "--enforce-eager"]
+
+
+def test_a_local_launch_of_a_spark_model_carries_the_profile_flags_once(monkeypatch):
+    """Uses a STAND-IN PROCESS for vLLM (a sleeping Python; no GPU or Llama weights here): what is real is the
+    launcher building the command, the profile's flags merged with the harness's, and stopping the process."""
+    import dataclasses
+    import sys
+
+    from spark_labs.engines import launch
+    from spark_labs.engines.spec import Availability
+
+    def stand_in(model, port, host, extra_args, served_name):
+        return [sys.executable, "-c", "import time; time.sleep(60)", model, *extra_args]
+
+    spec = dataclasses.replace(ENGINES["vllm"], build_local=stand_in, check_available=lambda: Availability(True))
+    handle = launch(spec, SPARK.model_for("04"), port="auto", profile="spark", wait=False,
+                    extra_args=["--max-model-len", "4096"])
+    try:
+        args = handle.command[3:]
+        assert args[0] == "Qwen/Qwen3-8B" and args.count("--max-model-len") == 1
+        assert args[args.index("--max-model-len") + 1] == "4096"  # the caller's value wins
+        assert args[args.index("--gpu-memory-utilization") + 1] == "0.7" and "--reasoning-parser" in args
+        assert handle.chat_extras == {"chat_template_kwargs": {"enable_thinking": False}}
+    finally:
+        handle.stop()

@@ -12,6 +12,7 @@ from .engines import ENGINES
 from .engines.readiness import ReadinessReaders, engine_readiness, page_cache_note
 from .hardware import detect_hardware
 from .memory import memory_snapshot
+from .model_catalog import catalog
 from .profiles import get_profile
 
 
@@ -50,7 +51,11 @@ def print_readiness(console: Console, profile, snapshot, readers: ReadinessReade
     """Which engines could start right now (image or install, port, memory), after the page-cache note."""
     if note := page_cache_note(snapshot):
         console.print(f"[yellow]{note}[/]")
-    table = Table(title=f"ready to start now? (spark profile, {profile.default_model.hf_id})")
+    model = profile.model_for(None)
+    if model.hf_id not in catalog():
+        console.print(f"[yellow]{model.hf_id} is not in spark-labs' model catalog: its size cannot be checked "
+                      "offline, so memory needs show as '?'[/]")
+    table = Table(title=f"ready to start now? (spark profile, {model.hf_id})")
     for column in ("engine", "runs as", "installed", "port", "needs", "headroom", "without page cache", "ready"):
         table.add_column(column)
 

@@ -26,7 +26,7 @@ from ..cache import cache_dir
 from ..errors import EngineError, EngineNotInstalledError, EngineStartError, EngineTimeoutError, PortInUseError
 from ..profiles import ModelRef, Profile, get_profile
 from .ports import free_port, group_members, listeners, port_holder, port_is_free
-from .profile_args import serving_args
+from .profile_args import merge_args, serving_args
 from .reaper import kill_group
 from .spec import EngineSpec
 
@@ -298,10 +298,12 @@ def launch(
             f"handle.stop() or spark_labs.engines.stop_all()), or launch with port='auto' / another port."
         )
 
+    if docker or (isinstance(model_ref, ModelRef) and not model_ref.embedded):
+        # A spark-profile model: the profile's flags (context length, memory fraction, reasoning parser),
+        # except those the caller sets itself. The embedded model never needs them (and never pays for
+        # the profile lookup).
+        extra_args = merge_args(serving_args(spec, model_ref, prof(), docker), extra_args)
     if docker:
-        # The profile's own flags first (spark: context length, memory fraction, reasoning parser), the
-        # caller's after them so a caller can override one.
-        extra_args = [*serving_args(spec, model_ref, prof(), docker), *extra_args]
         command = spec.docker_command(model_ref, port=port, extra_args=extra_args)
         model_arg = model_ref if isinstance(model_ref, str) else model_ref.hf_id
     else:

@@ -27,7 +27,7 @@ TRTLLM_MAX_BATCH = "64"  # nvidia/trt-llm playbook's trtllm-serve line
 
 
 def serving_args(engine: str | EngineSpec, model: ModelRef | str, profile: Profile, docker: bool) -> list[str]:
-    """Flags the profile adds for ``engine`` serving ``model`` (empty on the tiny profile)."""
+    """Flags the profile adds for ``engine`` serving ``model``, as ``--flag value`` pairs (none on tiny)."""
     if profile.name != "spark":
         return []
     name = engine.name if isinstance(engine, EngineSpec) else engine
@@ -44,6 +44,13 @@ def serving_args(engine: str | EngineSpec, model: ModelRef | str, profile: Profi
         # The container is llama.cpp's own C++ server; the native install is llama-cpp-python's server.
         return ["-c", context] if docker else ["--n_gpu_layers", "-1", "--n_ctx", context]
     return []
+
+
+def merge_args(profile_args: Sequence[str], caller_args: Sequence[str]) -> list[str]:
+    """The profile's ``--flag value`` pairs that the caller does not set, then the caller's arguments."""
+    given = {arg for arg in caller_args if arg.startswith("-")}
+    pairs = zip(profile_args[::2], profile_args[1::2], strict=True)
+    return [*(word for flag, value in pairs if flag not in given for word in (flag, value)), *caller_args]
 
 
 def _spec(key: str) -> EngineSpec:
@@ -66,7 +73,7 @@ def spark_command(engine: str | EngineSpec, model: ModelRef | str | None = None,
                          "Drop eager= for this engine.")
     profile = get_profile("spark")
     model_ref = model if model is not None else profile.model_for(lab)
-    args = [*serving_args(spec, model_ref, profile, docker), *extra_args]
+    args = merge_args(serving_args(spec, model_ref, profile, docker), extra_args)
     if docker:
         options = {"enforce_eager": eager} if spec.name == "vllm" else {}
         return spec.docker_command(model_ref, port=port, extra_args=args, **options)

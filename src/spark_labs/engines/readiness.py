@@ -75,7 +75,7 @@ def memory_need(spec: EngineSpec, profile: Profile, snapshot: MemorySnapshot) ->
         command = spark_command(spec)
         total = snapshot.gpu_total if snapshot.gpu_total and not snapshot.unified_memory else snapshot.system_total
         return float(command[command.index(flag) + 1]) * total
-    model = profile.default_model
+    model = profile.model_for(None)  # SPARK_LABS_MODEL, if the learner set it
     try:
         shape = ModelShape.from_config(vendored_config(model.hf_id))
     except ProfileError:
@@ -106,7 +106,8 @@ def engine_readiness(profile: Profile, snapshot: MemorySnapshot,
                 problems.append(f"image not pulled: docker pull {spec.docker_image}")
         free = r.port_free(spec.default_port)
         if not free:
-            problems.append(f"port {spec.default_port} is taken by {r.port_holder(spec.default_port) or 'another process'}")
+            holder = r.port_holder(spec.default_port) or "another process"
+            problems.append(f"port {spec.default_port} is taken by {holder}")
         need = memory_need(spec, profile, snapshot)
         headroom = without_cache = None
         if need is not None:
