@@ -15,7 +15,7 @@ export SPARK_LABS_PROFILE ?= $(PROFILE)
 export HF_HUB_OFFLINE ?= $(if $(filter tiny,$(PROFILE)),1,0)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install browser demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway bench-grading clean help
+.PHONY: install browser demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway bench-regimes bench-grading clean help
 
 help:
 	@echo "make demo   - install, start llama.cpp + vLLM on the embedded model, compare them"
@@ -66,7 +66,7 @@ test-notebooks: install browser
 	$(PY) -m pytest -m notebook $(PYTEST_ARGS)
 
 # Performance claims live here, not in timed unit tests.
-bench: bench-overhead bench-accuracy bench-gateway
+bench: bench-overhead bench-accuracy bench-gateway bench-regimes
 
 bench-overhead: install
 	$(PY) -m spark_labs.cli bench overhead
@@ -77,6 +77,9 @@ bench-accuracy: install
 bench-gateway: install
 	$(PY) -m spark_labs.cli bench gateway --upstream calibration --concurrency 16
 	$(PY) -m spark_labs.cli bench gateway --upstream vllm --concurrency 16 --num-requests 32 --rounds 2
+
+bench-regimes: install
+	$(PY) -m spark_labs.cli bench regimes --engine vllm --concurrency 4
 
 bench-grading: install
 	$(PY) -m spark_labs.grading.bench --lab 00 --submissions 10 --workers 2

@@ -50,7 +50,18 @@ def test_lockstep_with_a_batched_prefill_is_detected_from_send_and_first_token_t
     assert seen.window_s == pytest.approx(0.050)
     assert [len(g) for g in seen.groups] == [4, 4]
     assert (seen.group_size, seen.streams, seen.share_together) == (4, 4, 1.0)
-    assert seen.first_token_spread_s == 0 and seen.batched and seen.lockstep
+    assert seen.first_token_spread_s == 0 and seen.prefill_batch == 4 and seen.lockstep
+
+
+def test_a_prefill_split_over_two_steps_counts_the_requests_that_shared_one():
+    # What vLLM CPU did with 4 streams started together: 3 first tokens in one step, the 4th a step (364 ms) later;
+    # then the three restart together and the fourth 358 ms after them.
+    cycle = [req(0, 0, 1461), req(1, 0, 1488), req(2, 0, 1488), req(3, 0, 1852)]
+    restart = [req(s, 8411, 9889) for s in range(3)] + [req(3, 8769, 10651)]
+    seen = arrivals(cycle + restart)
+    assert [len(g) for g in seen.groups] == [4, 3, 1]
+    assert seen.group_size == 3 and seen.lockstep
+    assert seen.prefill_batch == 3  # groups: 3 of 4 within 50 ms, then 3 of 3
 
 
 def test_staggered_streams_are_not_lockstep():
@@ -64,9 +75,9 @@ def test_a_serial_server_unlocks_after_the_first_cycle():
     seen = arrivals(queued_once_then_spread())
     assert [len(g) for g in seen.groups] == [4, 1, 1, 1, 1]
     assert seen.share_together == 0.5  # 4 of 8
-    assert seen.group_size == 1 and not seen.lockstep
+    assert seen.group_size == 1 and not seen.lockstep and seen.started_together
     # The first group's first tokens came one after another: a queue, not one prefill batch.
-    assert seen.first_token_spread_s == pytest.approx(1.053) and not seen.batched
+    assert seen.first_token_spread_s == pytest.approx(1.053) and seen.prefill_batch == 1
 
 
 def test_too_few_records_to_tell():
@@ -103,6 +114,15 @@ def test_queueing_lockstep_is_not_called_a_batched_prefill():
                if "arrived in lockstep" in x]
     assert "one after another (first tokens 1053 ms apart)" in line and "waiting behind up to 3 others" in line
     assert "TTFT includes a batched prefill" not in line
+
+
+def test_a_lockstep_start_that_did_not_last_is_named_for_the_first_round_only():
+    run = run_of(queued_once_then_spread(), Load("concurrent", 4, ramp_up=0), 0.0)
+    (line,) = [x for x in Report([run]).diagnosis() if "sent together" in x]
+    assert line == ("e · w · concurrency 4, lockstep: the first 4 requests were sent together and were answered one "
+                    "after another, so their TTFTs include waiting in the server's queue; after that the streams "
+                    "drifted apart, so only the first round measured a lockstep start.")
+    assert not [x for x in Report([run_of(staggered(), Load("concurrent", 4), 0.6)]).diagnosis() if "together" in x]
 
 
 def test_timeline_shows_stream_lanes_starts_and_lockstep_lines():

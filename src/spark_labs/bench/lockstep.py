@@ -50,9 +50,18 @@ class Arrivals:
         return statistics.median(spreads) / 1e9 if spreads else 0.0
 
     @property
-    def batched(self) -> bool:
-        """The group's first tokens also came out together (one prefill step), not one after another."""
-        return self.first_token_spread_s <= self.window_s
+    def prefill_batch(self) -> int:
+        """How many requests of a group got their first token within one window of each other — one prefill
+        step (median over groups of two or more; 1 when a server answers them one after another)."""
+        sizes = [_most_within(sorted(_first_token(r) for r in g), self.window_s * 1e9)
+                 for g in self.groups if len(g) > 1]
+        return int(statistics.median_low(sizes)) if sizes else 1
+
+    @property
+    def started_together(self) -> bool:
+        """The run's first requests were sent as one group holding at least half the streams."""
+        first = len(self.groups[0])
+        return first >= 2 and first >= MIN_GROUP_OF_STREAMS * self.streams
 
     @property
     def lockstep(self) -> bool:
@@ -64,11 +73,23 @@ class Arrivals:
         return {"arrival_group": self.group_size, "arrival_together_share": self.share_together,
                 "arrival_window_ms": self.window_s * 1e3, "arrival_streams": self.streams,
                 "first_token_spread_ms": self.first_token_spread_s * 1e3, "lockstep": self.lockstep,
-                "lockstep_batched": self.lockstep and self.batched}
+                "prefill_batch": self.prefill_batch, "first_group": len(self.groups[0]),
+                "first_group_batch": _most_within(sorted(map(_first_token, self.groups[0])), self.window_s * 1e9),
+                "started_together": self.started_together}
 
 
 def _first_token(record: RequestRecord) -> int:
     return record.content_chunks[0].t_ns
+
+
+def _most_within(times: list[int], width: float) -> int:
+    """The most of the sorted ``times`` that fit in any interval ``width`` long."""
+    most, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] > width:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 def _most_in_flight(records: list[RequestRecord]) -> int:
@@ -112,13 +133,25 @@ def arrivals(records: list[RequestRecord]) -> Arrivals | None:
 def lockstep_line(who: str, row) -> str | None:
     """The diagnosis sentence for a frame row carrying :meth:`Arrivals.row` columns (None: not lockstep)."""
     if row.get("lockstep") not in (True,):  # False, or NaN for a run too small to tell
-        return None
+        return _start_only_line(who, row)
     n = int(row["arrival_group"])
     together = (f"requests arrived in lockstep ({n} at a time; {row['arrival_together_share']:.0%} of requests were "
                 f"sent within {row['arrival_window_ms']:.1f} ms, half a decode step, of another)")
-    if row.get("lockstep_batched") in (True,):
-        return (f"{who}: {together}: TTFT includes a batched prefill of {n}. Staggered stream starts (ramp-up, "
+    batch = int(row.get("prefill_batch", 1))
+    if batch > 1:
+        return (f"{who}: {together}: TTFT includes a batched prefill of {batch}. Staggered stream starts (ramp-up, "
                 "the default) measure the steady state instead.")
     return (f"{who}: {together}, but the server answered them one after another (first tokens "
             f"{row['first_token_spread_ms']:.0f} ms apart): TTFT includes waiting behind up to {n - 1} others "
             "in the server's queue, not a batched prefill.")
+
+
+def _start_only_line(who: str, row) -> str | None:
+    """A lockstep start that did not last (a server answering one request at a time staggers the restarts)."""
+    if row.get("started_together") not in (True,):
+        return None
+    n, batch = int(row["first_group"]), int(row["first_group_batch"])
+    served = (f"shared a prefill of {batch}" if batch > 1 else
+              "were answered one after another, so their TTFTs include waiting in the server's queue")
+    return (f"{who}: the first {n} requests were sent together and {served}; after that the streams drifted "
+            "apart, so only the first round measured a lockstep start.")
