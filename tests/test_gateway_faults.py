@@ -264,12 +264,14 @@ def test_graceful_shutdown_drains_in_flight_streams_and_refuses_new_work(llama):
 
 
 def test_sigterm_to_the_cli_server_drains_the_running_stream_then_exits(llama, tmp_path):
-    """``spark-labs serve`` as its own process: SIGTERM while a stream runs -> the stream completes, then the process exits."""
+    """``spark-labs serve`` as its own process: SIGTERM while a stream runs -> the stream completes, then the
+    process exits."""
     port = free_port()
     log = tmp_path / "gateway.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "spark_labs.serve", "--upstream", llama.base_url,
-                                    "--port", str(port), "--drain-timeout-s", "30"], stdout=out, stderr=subprocess.STDOUT)
+                                    "--port", str(port), "--drain-timeout-s", "30"],
+                                   stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         assert wait_until(lambda: _answers(url + "/ready"), timeout=60), log.read_text()

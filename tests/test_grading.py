@@ -84,7 +84,8 @@ def test_honest_submissions_land_in_their_rows(graded):
     buggy = rows["honest_buggy"]
     assert buggy["status"] == "failed" and buggy["score"] == "2/3" and _state(buggy, quiz) == "failed"
     # The checkpoint's own sentence, not a count of cells.
-    assert f"checkpoint {quiz} failed at cell" in buggy["failures"] and "review needed on: REST APIs" in buggy["failures"]
+    assert f"checkpoint {quiz} failed at cell" in buggy["failures"]
+    assert "review needed on: REST APIs" in buggy["failures"]
 
 
 @pytest.mark.parametrize("name", ["print_instead_of_checkpoint", "checkpoint_redefined", "nbval_skip_markers",

@@ -154,7 +154,8 @@ def claims_vs_measured(frame: pd.DataFrame) -> pd.DataFrame:
     claims = module_claims()
     for engine, got in measured.items():
         claimed = claims.get(engine)
-        row = {"engine": engine, "claimed prefill": claimed[0] if claimed else None, "measured prefill": got.get("prefill"),
+        row = {"engine": engine, "claimed prefill": claimed[0] if claimed else None,
+               "measured prefill": got.get("prefill"),
                "claimed decode": claimed[1] if claimed else None, "measured decode": got.get("decode")}
         if claimed:
             gaps = [abs(c - m) for c, m in ((claimed[0], got.get("prefill")), (claimed[1], got.get("decode")))

@@ -30,11 +30,12 @@ from .profile_args import merge_args, serving_args
 from .reaper import kill_group
 from .spec import EngineSpec
 
+GPU_MEMORY_ADVICE = "out of GPU memory: lower --max-model-len / --gpu-memory-utilization or use a smaller model"
 # Log patterns that explain most start-up failures, checked for every engine.
 COMMON_CAUSES: tuple[tuple[str, str], ...] = (
     ("address already in use", "another process took the port while the engine was starting"),
-    ("outofmemoryerror", "out of GPU memory: lower --max-model-len / --gpu-memory-utilization or use a smaller model"),
-    ("cuda out of memory", "out of GPU memory: lower --max-model-len / --gpu-memory-utilization or use a smaller model"),
+    ("outofmemoryerror", GPU_MEMORY_ADVICE),
+    ("cuda out of memory", GPU_MEMORY_ADVICE),
     ("cannot allocate memory", "out of host memory: stop other engines (spark_labs.engines.stop_all())"),
     ("no module named", "a Python package the engine needs is missing: reinstall with `make install`"),
     ("repository not found", "wrong model id, or a gated model without HF_TOKEN set"),
@@ -46,7 +47,7 @@ COMMON_CAUSES: tuple[tuple[str, str], ...] = (
     ("killed", "the kernel's OOM killer stopped the engine: free memory or use a smaller model"),
 )
 
-_LIVE_HANDLES: "weakref.WeakSet[EngineHandle]" = weakref.WeakSet()
+_LIVE_HANDLES: weakref.WeakSet[EngineHandle] = weakref.WeakSet()
 
 
 class EngineHandle:
@@ -159,7 +160,7 @@ class EngineHandle:
         _LIVE_HANDLES.discard(self)
         return code
 
-    def __enter__(self) -> "EngineHandle":
+    def __enter__(self) -> EngineHandle:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,6 +13,7 @@ untrusted work inside the course container (see docs/instructors.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,7 +26,6 @@ from pathlib import Path
 
 import nbformat
 import psutil
-import contextlib
 
 MARKER_ENV = "SPARK_LABS_GRADING_RUN"
 STOP_GRACE_S = 3.0

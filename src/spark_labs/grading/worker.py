@@ -16,6 +16,7 @@ from its stdout. Here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -25,7 +26,6 @@ import sys
 import nbformat
 import psutil
 from nbclient import NotebookClient
-import contextlib
 
 REBIND = "from spark_labs.checkpoint import checkpoint"
 STOP_GRACE_S = 5.0
@@ -59,8 +59,10 @@ class GuardedClient(NotebookClient):
                     cell.metadata[CAPPED_KEY] = self.output_limit
                     cell.outputs.append(nbformat.v4.new_output(
                         "stream", name="stderr",
-                        text=f"\n[grader] output stopped after {self.output_limit:,} bytes; the cell was interrupted\n"))
-                    asyncio.ensure_future(self.km.interrupt_kernel())
+                        text=f"\n[grader] output stopped after {self.output_limit:,} bytes; "
+                             "the cell was interrupted\n"))
+                    # Kept on self: asyncio holds only a weak reference to a task, which could vanish unrun.
+                    self._interrupt = asyncio.ensure_future(self.km.interrupt_kernel())
                 return None
         return super().process_message(msg, cell, cell_index)
 

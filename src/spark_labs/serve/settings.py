@@ -39,7 +39,8 @@ class GatewaySettings(BaseSettings):
     max_messages: int = Field(256, ge=1, description="most messages in one chat request")
     # --- upstream behaviour
     upstream_connect_timeout_s: float = Field(5.0, gt=0, description="TCP connect timeout per upstream try")
-    upstream_first_byte_timeout_s: float = Field(60.0, gt=0, description="wait for the first byte / between bytes (504)")
+    upstream_first_byte_timeout_s: float = Field(60.0, gt=0,
+                                                 description="wait for the first byte / between bytes (504)")
     upstream_total_timeout_s: float = Field(600.0, gt=0, description="longest whole upstream request (504)")
     health_interval_s: float = Field(5.0, ge=0, description="active health check period; 0 = no checks")
     health_timeout_s: float = Field(2.0, gt=0, description="one health probe's timeout")
@@ -47,7 +48,8 @@ class GatewaySettings(BaseSettings):
     breaker_cooldown_s: float = Field(10.0, gt=0, description="open time before one half-open trial request")
     # --- lifecycle and presentation
     drain_timeout_s: float = Field(30.0, ge=0, description="on shutdown, wait this long for in-flight streams")
-    cors_origins: CommaList = Field(default_factory=list, description="allowed CORS origins ('*' = any); none = CORS off")
+    cors_origins: CommaList = Field(default_factory=list,
+                                    description="allowed CORS origins ('*' = any); none = CORS off")
     log_json: bool = Field(True, description="one JSON object per log line (else plain text)")
     log_level: str = Field("info", description="gateway log level")
 
