@@ -251,3 +251,11 @@ def test_a_local_launch_of_a_spark_model_carries_the_profile_flags_once(monkeypa
         assert handle.chat_extras == {"chat_template_kwargs": {"enable_thinking": False}}
     finally:
         handle.stop()
+
+
+def test_eager_on_the_command_line_for_another_engine_is_a_usage_error(capsys):
+    from spark_labs.engines.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["command", "sglang", "--docker", "--eager"])
+    assert exit_.value.code == 2 and "SGLang has no such switch" in capsys.readouterr().err
