@@ -179,16 +179,16 @@ def test_lockstep_start_sends_together_and_is_detected(calibration):
 def test_ramp_up_staggers_stream_starts(calibration):
     result = run_load(calibration.target(), calibration_requests(12),
                       Load("concurrent", 4, warmup=0, ramp_up=0.12), progress=False)
-    # Streams start 30 ms apart (k × 120 ms / 4), give or take the event loop.
+    # Streams start 30 ms apart (k × 120 ms / 4): never early, and late only by the event loop's wake-up.
     for got, want in zip(first_sends_ms(result), [0, 30, 60, 90]):
-        assert want - 1 <= got < want + 10
+        assert want - 1 <= got < want + 20
     assert not arrivals(result.records).lockstep
 
 
 def test_the_default_ramp_up_is_one_warm_up_request(calibration):
     result = run_load(calibration.target(), calibration_requests(8), Load("concurrent", 4), progress=False)
     assert result.ramp_up_source == "one warm-up request's E2E"
-    assert 0.120 <= result.ramp_up_s < 0.170  # the warm-up's measured E2E: 120 ms configured
+    assert 0.120 <= result.ramp_up_s < 0.250  # the warm-up's measured E2E: 120 ms configured, never less
     assert not arrivals(result.records).lockstep
 
 
