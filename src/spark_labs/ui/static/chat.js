@@ -163,6 +163,7 @@ async function send() {
   const render = () => {
     frame = 0;
     bodyEl.replaceChildren(renderMarkdown(answer));
+    $("messages").scrollTop = $("messages").scrollHeight; // keep the growing answer in view
     renders += 1;
     item.dataset.renders = renders;
     item.dataset.chars = answer.length;
