@@ -239,3 +239,12 @@ def test_bench_run_rejects_a_ramp_up_for_open_loop_arrivals():
     with pytest.raises(SystemExit, match="spark-labs bench run: ramp_up staggers the streams of a closed loop"):
         main(["run", "--url", "http://127.0.0.1:9", "--model", "m", "--mode", "poisson", "--rate", "2",
               "--ramp-up", "1"])
+
+
+def test_gateway_ab_keeps_one_fixed_start_for_both_sides(calibration):
+    """The default ramp-up is sized by each run's own warm-up, which would differ between the direct and the
+    gateway side; the gateway benchmark therefore asks for the lockstep start its docs report."""
+    from spark_labs.bench.gateway_overhead import measure_gateway
+
+    result = measure_gateway(calibration.target(), concurrency=2, num_requests=4, max_tokens=3, rounds=1)
+    assert result.load == "concurrency 2, lockstep" and result.errors == 0

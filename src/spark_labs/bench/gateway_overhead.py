@@ -99,7 +99,8 @@ class GatewayOverhead:
 def measure_gateway(upstream: Target, concurrency: int = 16, num_requests: int = 64, max_tokens: int = 32,
                     rounds: int = 3, progress=False, load: Load | None = None, placement: str = "shared",
                     upstream_pids: tuple[int, ...] = ()) -> GatewayOverhead:
-    """``load`` defaults to a closed loop at ``concurrency``; pass an open-loop Load for steady arrivals.
+    """``load`` defaults to a closed loop at ``concurrency`` with every stream starting together; pass an
+    open-loop Load for steady arrivals.
     ``upstream_pids``: the upstream's processes, pinned away from the gateway's core under ``own-core``."""
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
@@ -107,7 +108,9 @@ def measure_gateway(upstream: Target, concurrency: int = 16, num_requests: int =
         raise RuntimeError(f"own-core placement is not possible: {why}; use placement='shared'")
     requests = [BenchRequest(f"g{i}", f"Request {i}: explain batching in one paragraph.", max_tokens, "gateway")
                 for i in range(num_requests)]
-    load = load or Load("concurrent", concurrency)
+    # All streams start together (the gateway's worst case, as docs/gateway.md reports it) — and a fixed start,
+    # unlike the default ramp-up sized by each side's own warm-up, gives both sides of the A/B the same load.
+    load = load or Load("concurrent", concurrency, ramp_up=0)
     ttft = {"direct": [], "gateway": []}
     e2e = []
     tokens = {"direct": 0.0, "gateway": 0.0}
