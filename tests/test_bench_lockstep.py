@@ -248,3 +248,21 @@ def test_gateway_ab_keeps_one_fixed_start_for_both_sides(calibration):
 
     result = measure_gateway(calibration.target(), concurrency=2, num_requests=4, max_tokens=3, rounds=1)
     assert result.load == "concurrency 2, lockstep" and result.errors == 0
+
+
+def test_the_documented_regime_commands_parse():
+    """The docs' command lines that choose a start regime, exactly as written there, parse (without running)."""
+    import shlex
+    from pathlib import Path
+
+    from spark_labs.bench.cli import _parser
+
+    docs = Path(__file__).parents[1] / "docs" / "bench.md"
+    lines = [line.split("#")[0] for line in docs.read_text().splitlines()
+             if line.startswith("spark-labs bench ") and ("regimes" in line or "--ramp-up" in line)]
+    assert len(lines) == 2, lines
+    parser, _ = _parser()
+    for line in lines:
+        args = parser.parse_args(shlex.split(line)[2:])
+        assert args.concurrency == [4]
+        assert getattr(args, "ramp_up", None) in (None, 0.0)
