@@ -109,7 +109,8 @@ def test_body_limits_413_malformed_json_400_schema_422(guarded):
     unknown = httpx.post(guarded.base_url + "/chat/completions", headers=auth,
                          json={"model": "gpt-4o", "messages": HI, "max_tokens": 2})
     assert unknown.status_code == 404 and "not served here" in _error(unknown)["message"]
-    assert httpx.get(guarded.url + "/nowhere").status_code == 404
+    assert httpx.get(guarded.url + "/nowhere").status_code == 401  # every path needs a key unless public
+    assert httpx.get(guarded.url + "/nowhere", headers=auth).status_code == 404
 
 
 def test_request_ids_are_echoed_or_generated_and_cors_is_configurable(guarded):

@@ -3,6 +3,8 @@
 Two small local servers, used only where a real engine cannot produce the condition being tested:
 - :func:`hanging_upstream`: a fault injector that accepts TCP connections and never answers (timeouts);
 - :func:`stalling_upstream`: a fault injector that starts a stream, sends one token, then goes silent;
+- :func:`echoing_failing_upstream`: a fault injector that answers HTTP 500 quoting the request and a file path,
+  the way llama-cpp-python reports errors (no real engine fails a *valid* request on demand);
 - :class:`StubUpstream`: a minimal OpenAI-compatible streaming server for measuring the *gateway itself*
   (the 2,000-request load test): real engines on 2 CPU cores are far too slow for that many requests.
 Everything else runs against the real llama.cpp / vLLM / transformers engines.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import socket
 import threading
@@ -153,6 +156,28 @@ def stalling_upstream():
             await writer.drain()
             while await reader.read(65536):
                 pass
+        writer.close()
+
+    with _serving(handler) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def echoing_failing_upstream():
+    """Fault injector: every request gets HTTP 500 whose message quotes the request body and a source path,
+    as llama-cpp-python's error answers do (e.g. for ``"top_k": -5``)."""
+
+    async def handler(reader, writer):
+        with contextlib.suppress(Exception):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+                body = await reader.readexactly(length)
+                message = f"bad input {body.decode()!r}\n  File \"/srv/engine/server/app.py\", line 376"
+                answer = json.dumps({"error": {"message": message, "type": "internal_server_error"}}).encode()
+                writer.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (len(answer), answer))
+                await writer.drain()
         writer.close()
 
     with _serving(handler) as server:

@@ -135,3 +135,66 @@ def test_keys_are_checked_by_digest_and_logged_by_id_only():
             auth.identify(header, "1.2.3.4")
         assert caught.value.status == 401
     assert Authenticator(set()).identify(None, "1.2.3.4") == "anon-1.2.3.4"
+
+
+def test_request_fields_are_strictly_typed_and_forwarded_fields_are_bounded():
+    from pydantic import ValidationError
+
+    from spark_labs.serve.schemas import ChatCompletionRequest, OllamaChatRequest
+
+    base = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    for bad in ({"max_tokens": "4"}, {"max_tokens": 4.0}, {"temperature": "0.5"}, {"stream": "true"},
+                {"top_k": -5}, {"min_p": 1.5}, {"presence_penalty": 3}, {"logit_bias": {"the": 5}},
+                {"logit_bias": {"50": 101}}, {"user": 7}):
+        with pytest.raises(ValidationError):
+            ChatCompletionRequest.model_validate({**base, **bad})
+    ok = ChatCompletionRequest.model_validate({**base, "temperature": 0, "top_k": 0, "logit_bias": {"2": -100},
+                                               "min_tokens": 2, "max_tokens": 4, "unknown_field": 1})
+    generation = ok.to_generation(GatewaySettings())
+    assert generation.temperature == 0.0
+    assert generation.extra == {"top_k": 0, "logit_bias": {"2": -100.0}, "min_tokens": 2}  # unknown: not forwarded
+    too_many = ChatCompletionRequest.model_validate({**base, "min_tokens": 5, "max_tokens": 4})
+    with pytest.raises(GatewayError, match="min_tokens=5 is above max_tokens=4") as caught:
+        too_many.to_generation(GatewaySettings())
+    assert caught.value.status == 422
+    with pytest.raises(GatewayError, match="at least one message") as caught:
+        OllamaChatRequest.model_validate({"model": "m", "messages": []}).to_generation(GatewaySettings())
+    assert caught.value.status == 400
+    with pytest.raises(ValidationError):
+        OllamaChatRequest.model_validate({"model": "m", "messages": [], "options": {"num_predict": "4"}})
+
+
+def test_public_paths_are_exact_or_starred_prefixes_and_everything_else_is_protected():
+    from pydantic import ValidationError
+
+    from spark_labs.serve.auth import PublicPaths
+
+    public = PublicPaths(["/health", "/ui/*"])
+    assert "/health" in public and "/ui/" in public and "/ui/app.js" in public
+    assert "/health/x" not in public and "/v1/models" not in public and "/uix" not in public
+    with pytest.raises(ValueError, match="must start with '/'"):
+        public.add("ui/*")
+    with pytest.raises(ValidationError, match="must start with '/'"):
+        GatewaySettings(public_paths=["status"])
+    assert GatewaySettings(public_paths="/a, /b/*").public_paths == ["/a", "/b/*"]
+
+
+def test_error_types_follow_the_status_class():
+    from spark_labs.serve.errors import error_type
+
+    assert [error_type(s) for s in (405, 413, 422, 401, 429, 499, 500, 502)] == [
+        "invalid_request_error", "invalid_request_error", "invalid_request_error", "authentication_error",
+        "rate_limit_exceeded", "client_closed_request", "server_error", "upstream_error"]
+    assert GatewayError(408, "slow", close_connection=True).headers() == {"Connection": "close"}
+
+
+def test_every_setting_is_in_the_docs_table_with_its_variable_and_flag():
+    from pathlib import Path
+
+    from spark_labs.serve.cli import _FLAG_NAMES
+
+    docs = (Path(__file__).parent.parent / "docs" / "gateway.md").read_text()
+    for name in GatewaySettings.model_fields:
+        flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+        row = f"| `{name}` | `SPARK_LABS_GATEWAY_{name.upper()}` | `{flag}"
+        assert row in docs, f"docs/gateway.md's settings table lacks {row}"

@@ -8,6 +8,7 @@ with the reason while no upstream is healthy or while draining), ``/metrics`` (P
 
 from __future__ import annotations
 
+import ipaddress
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -67,18 +68,40 @@ def _add_operational_routes(app: FastAPI, gateway: Gateway) -> None:
         return {"status": "ok"}
 
     @app.get("/ready", tags=["ops"])
-    async def ready() -> JSONResponse:
+    async def ready(request: Request) -> JSONResponse:
         ok, detail = gateway.backend.readiness()
+        answer = {"ready": ok, "status": "ready" if ok else "unavailable", **readiness_counts(detail)}
         if gateway.admission.draining:
-            ok, detail = False, {**detail, "reason": "shutting down"}
+            answer.update(ready=False, status="unavailable", reason="shutting down")
         elif not ok:
-            detail = {**detail, "reason": "no healthy upstream"}
-        return JSONResponse({"ready": ok, "status": "ready" if ok else "unavailable", **detail},
-                            status_code=200 if ok else 503)
+            answer["reason"] = "no healthy upstream"
+        if may_see_details(gateway, request):
+            answer = {**detail, **answer}
+        return JSONResponse(answer, status_code=200 if answer["ready"] else 503)
 
     @app.get("/metrics", tags=["ops"])
     async def metrics() -> Response:
         return Response(gateway.metrics.exposition(), media_type=gateway.metrics.content_type)
+
+
+def readiness_counts(detail: dict) -> dict:
+    """What anyone may know: how many upstreams exist and how many can take traffic."""
+    upstreams = detail.get("upstreams")
+    if upstreams is None:
+        return {}
+    return {"upstreams_total": len(upstreams),
+            "upstreams_available": sum(u["healthy"] and u["breaker"] != "open" for u in upstreams)}
+
+
+def may_see_details(gateway: Gateway, request: Request) -> bool:
+    """Upstream URLs, models and last errors are for operators: a valid key, or, with authentication off,
+    a client on this machine (a notebook or a test); never an anonymous caller from the network."""
+    if gateway.auth.enabled:
+        return gateway.auth.is_valid(request.headers.get("authorization"))
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except (AttributeError, ValueError):  # no client address (a test transport) or not an IP
+        return False
 
 
 def _add_error_handlers(app: FastAPI, gateway: Gateway) -> None:
@@ -107,5 +130,15 @@ def _add_error_handlers(app: FastAPI, gateway: Gateway) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        hint = " (see /docs for the routes)" if exc.status_code in (404, 405) else ""
-        return render(request, GatewayError(exc.status_code, f"{exc.detail}{hint}", code=f"http_{exc.status_code}"))
+        return render(request, _routing_error(request, exc))
+
+
+def _routing_error(request: Request, exc: StarletteHTTPException) -> GatewayError:
+    path = request.url.path[:200]
+    if exc.status_code == 404:
+        return GatewayError(404, f"no route {path}; see /docs for the routes", code="route_not_found")
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow") or "another method"
+        return GatewayError(405, f"{request.method} is not allowed on {path}; use {allowed} (see /docs)",
+                            code="method_not_allowed")
+    return GatewayError(exc.status_code, str(exc.detail), code=f"http_{exc.status_code}")

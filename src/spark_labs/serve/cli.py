@@ -15,7 +15,8 @@ import typing
 from .settings import GatewaySettings
 
 # Flags whose name differs from the field: repeatable singulars read better on a command line.
-_FLAG_NAMES = {"upstreams": "--upstream", "api_keys": "--api-key", "cors_origins": "--cors-origin"}
+_FLAG_NAMES = {"upstreams": "--upstream", "api_keys": "--api-key", "cors_origins": "--cors-origin",
+               "public_paths": "--public-path"}
 
 
 def build_parser() -> argparse.ArgumentParser:

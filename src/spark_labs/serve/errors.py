@@ -11,34 +11,41 @@ import json
 
 from fastapi.responses import JSONResponse
 
-# HTTP status -> OpenAI error type, as OpenAI's API uses them.
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-          413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_exceeded",
-          502: "upstream_error", 503: "service_unavailable", 504: "timeout"}
+# HTTP status -> OpenAI error type, as OpenAI's API uses them; other statuses by class (see error_type).
+_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 408: "timeout",
+          429: "rate_limit_exceeded", 499: "client_closed_request", 502: "upstream_error",
+          503: "service_unavailable", 504: "timeout"}
+
+
+def error_type(status: int) -> str:
+    """The OpenAI error type of a status: a 4xx not named above is the client's request (405, 413, 422...),
+    only a 5xx is the server's fault."""
+    return _TYPES.get(status, "invalid_request_error" if 400 <= status < 500 else "server_error")
 
 
 class GatewayError(Exception):
     """An error with an HTTP status and a message for the client; raised anywhere, rendered once."""
 
     def __init__(self, status: int, message: str, code: str | None = None, retry_after: float | None = None,
-                 upstream: str | None = None):
+                 upstream: str | None = None, close_connection: bool = False):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.code = code or _TYPES.get(status, "server_error")
+        self.code = code or error_type(status)
         self.retry_after = retry_after
         self.upstream = upstream
+        self.close_connection = close_connection  # the connection is in an unknown state (half a body read)
 
     def payload(self, ollama: bool = False) -> dict:
         if ollama:
             return {"error": self.message}
-        return {"error": {"message": self.message, "type": _TYPES.get(self.status, "server_error"),
-                          "code": self.code}}
+        return {"error": {"message": self.message, "type": error_type(self.status), "code": self.code}}
 
     def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        return {"Retry-After": str(max(1, int(-(-self.retry_after // 1))))}  # whole seconds, rounded up
+        headers = {"Connection": "close"} if self.close_connection else {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(max(1, int(-(-self.retry_after // 1))))  # whole seconds, rounded up
+        return headers
 
     def response(self, ollama: bool = False) -> JSONResponse:
         return JSONResponse(self.payload(ollama), status_code=self.status, headers=self.headers())

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from starlette.responses import StreamingResponse
 
-from .auth import Authenticator
+from .auth import DEFAULT_PUBLIC_PATHS, Authenticator, PublicPaths
 from .backends import Backend, GenerationRequest, Outcome, Piece
 from .errors import GatewayError
 from .limits import Admission, RateLimiter
@@ -55,6 +56,9 @@ class Gateway:
         self.admission = Admission(settings.max_in_flight, settings.max_queue, settings.queue_timeout_s, self.metrics)
         self.limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
         self.auth = Authenticator(settings.load_api_keys())
+        # Paths anyone may call; everything else needs a key. Extend it for public pages of your own:
+        # gateway.public.add("/ui/*").
+        self.public = PublicPaths([*DEFAULT_PUBLIC_PATHS, *settings.public_paths])
 
     async def generate(self, info: RequestInfo, request: GenerationRequest) -> Generation:
         self.backend.check_model(request.model)
@@ -68,6 +72,7 @@ class Generation:
         self.gateway, self.info, self.request = gateway, info, request
         self.outcome = Outcome()
         self.queue_s = 0.0
+        self.sent_tokens = 0  # tokens of the pieces the API layer consumed: what a departed client received
         self._stream: AsyncIterator[Piece] | None = None
         self._first: Piece | None = None
         self._admitted = self._closed = False
@@ -104,9 +109,12 @@ class Generation:
         if self._first is None:
             return
         yield self._first
+        # A piece counts as sent once the consumer asks for the next one, i.e. after it wrote this one out.
+        self.sent_tokens += self._first.tokens
         try:
             async for piece in self._stream:
                 yield piece
+                self.sent_tokens += piece.tokens
         except GatewayError as exc:
             self.info.error, self.info.status_override = exc.message, exc.status
             raise
@@ -135,20 +143,24 @@ class Generation:
     def _record(self, error: GatewayError | None) -> None:
         info, usage, metrics = self.info, self.outcome.usage, self.gateway.metrics
         info.e2e_s = self.elapsed_s
-        info.prompt_tokens, info.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        # No usage from the backend (the client left before the upstream's usage chunk): count what was sent.
+        completion = usage.completion_tokens or self.sent_tokens
+        info.prompt_tokens, info.completion_tokens = usage.prompt_tokens, completion
         info.upstream = self.outcome.upstream or (error.upstream if error else None)
         if error is not None:
             info.error = error.message
         metrics.e2e.labels(info.route).observe(info.e2e_s)
         metrics.prompt_tokens.inc(usage.prompt_tokens)
-        metrics.completion_tokens.inc(usage.completion_tokens)
+        metrics.completion_tokens.inc(completion)
 
 
 def _as_gateway_error(exc: Exception) -> GatewayError:
     if isinstance(exc, GatewayError):
         return exc
     log(40, "backend failed", error=f"{type(exc).__name__}: {exc}")
-    return GatewayError(500, f"the backend failed: {type(exc).__name__}: {exc}", code="backend_error")
+    # The exception's text stays in the log: it can hold file paths or another request's data.
+    return GatewayError(500, f"the backend failed ({type(exc).__name__}); the gateway's log has the details "
+                        "under this request's X-Request-ID", code="backend_error")
 
 
 class LastChunk(bytes):
@@ -176,37 +188,86 @@ class GenerationStream(StreamingResponse):
         self.generation = generation
 
     async def __call__(self, scope, receive, send) -> None:
-        streaming = asyncio.current_task()
-        client_left = False
-
-        async def watch_for_disconnect() -> None:
-            nonlocal client_left
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            client_left = True
-            streaming.cancel()
-
-        watcher = asyncio.ensure_future(watch_for_disconnect())
         try:
-            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            last = False
-            async for chunk in self.body_iterator:
-                last = isinstance(chunk, LastChunk)
-                if last:
-                    watcher.cancel()
-                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
-                if last:
-                    break
-            if not last:
-                watcher.cancel()
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not client_left:
-                raise  # shutdown or a timeout: not ours to swallow
-            streaming.uncancel()  # the cancellation was our own way of stopping for a departed client
+            async with cancelled_if_client_leaves(receive) as watch:
+                await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+                last = False
+                async for chunk in self.body_iterator:
+                    last = isinstance(chunk, LastChunk)
+                    if last:
+                        watch.stop()  # the final write completes the response: a disconnect after it is normal
+                    await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                    if last:
+                        break
+                if not last:
+                    watch.stop()
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except ClientLeft as left:  # the 200 is sent; the generation is closed below, which stops the upstream
+            self.generation.info.error = left.message
         finally:
-            watcher.cancel()
             await self.generation.close()
+
+
+class ClientLeft(GatewayError):
+    """The client disconnected before its answer was complete (nginx's 499: nobody receives this answer)."""
+
+    def __init__(self) -> None:
+        super().__init__(499, "the client closed the connection before the answer was complete; its generation "
+                         "was cancelled", code="client_closed_request")
+
+
+class _DisconnectWatch:
+    def __init__(self, receive) -> None:
+        self.receive = receive
+        self.task = asyncio.current_task()
+        self.left = False
+        self.watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        # Once the body is read, the only message the server still sends is http.disconnect.
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
+        self.left = True
+        self.task.cancel()
+
+    def stop(self) -> None:
+        self.watcher.cancel()
+
+
+@asynccontextmanager
+async def cancelled_if_client_leaves(receive) -> AsyncIterator[_DisconnectWatch]:
+    """Run the block in the current task; if the client disconnects meanwhile, cancel it and raise ClientLeft.
+
+    Servers do not cancel a request handler whose client left, so without this an abandoned request keeps
+    its generation (and the engine) busy to the end. One watcher task per request; call ``stop()`` before
+    a write that completes the response, after which a disconnect is expected.
+    """
+    watch = _DisconnectWatch(receive)
+    try:
+        yield watch
+    except asyncio.CancelledError:
+        if not watch.left:
+            raise  # shutdown or a timeout: not ours to swallow
+        watch.task.uncancel()  # the cancellation was our own way of stopping for a departed client
+        raise ClientLeft() from None
+    finally:
+        watch.stop()
+
+
+async def answer(request, wanted: GenerationRequest, stream: bool) -> tuple[Generation, str | None]:
+    """Start a generation for an API route; for a plain (non-streaming) request also collect its text.
+
+    A plain request is cancelled if the client leaves (the upstream request is closed, so the engine stops)
+    and the route then ends with :class:`ClientLeft`. A stream's text is None: GenerationStream sends it and
+    watches for the client itself from its first byte (a client gone before that is noticed then; watching
+    the wait for the first token too would cost a second task per stream on the hot path).
+    """
+    gateway = request.app.state.gateway
+    if stream:
+        return await gateway.generate(request.state.info, wanted), None
+    async with cancelled_if_client_leaves(request.receive):
+        generation = await gateway.generate(request.state.info, wanted)
+        return generation, await collect(generation)
 
 
 async def collect(generation: Generation) -> str:

@@ -5,12 +5,14 @@ cancellation of streams). In order, for every HTTP request:
    logging context so every line about this request carries it;
 2. body size: ``Content-Length`` above the limit is refused before reading; a body without one (chunked)
    is counted while it is read and refused as soon as it passes the limit (413);
-3. API key (401) and the key's rate limit (429) for the API routes;
+3. API key (401) and the key's rate limit (429) for every path that is not on the gateway's public list
+   (``gateway.public``), so routes added to the app later are protected by default;
 4. after the response: the request counter and one structured log line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -23,7 +25,6 @@ from .logs import log, request_id_var
 GENERATION_ROUTES = {"/v1/chat/completions", "/v1/completions", "/api/chat", "/api/generate"}
 KNOWN_ROUTES = GENERATION_ROUTES | {"/v1/models", "/api/tags", "/api/version", "/health", "/ready", "/metrics",
                                     "/docs", "/openapi.json"}
-OPEN_ROUTES = {"/health", "/ready", "/metrics", "/api/version", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
 QUIET_ROUTES = {"/health", "/ready", "/metrics"}  # probes and scrapes: logged at debug level only
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -74,25 +75,32 @@ class GatewayMiddleware:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise self._too_large(limit)
-        if path in KNOWN_ROUTES and path not in OPEN_ROUTES and scope["method"] != "OPTIONS":
+        if path not in gw.public and scope["method"] != "OPTIONS":  # OPTIONS: CORS preflights carry no key
             client = (scope.get("client") or ("unknown", 0))[0]
             try:
-                info.key_id = gw.auth.identify(headers.get("authorization"), client)
+                info.key_id = gw.auth.identify(headers.get("authorization"), client,
+                                               "ollama" if is_ollama_route(path) else "openai")
             except GatewayError:
                 gw.metrics.rejected.labels("unauthorized").inc()
                 raise
-            if path in GENERATION_ROUTES:
-                try:
-                    gw.limiter.check(info.key_id)
-                except GatewayError:
-                    gw.metrics.rate_limited.inc()
-                    raise
+            try:
+                gw.limiter.check(info.key_id)
+            except GatewayError:
+                gw.metrics.rate_limited.inc()
+                raise
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             return receive
+        timeout_s = gw.settings.request_read_timeout_s
         try:
-            body = await _read_body(receive, limit)
+            async with asyncio.timeout(timeout_s):  # a body dripping in byte by byte must not hold a slot
+                body = await _read_body(receive, limit)
         except _BodyTooLarge:
             raise self._too_large(limit) from None
+        except TimeoutError:
+            gw.metrics.rejected.labels("read_timeout").inc()
+            raise GatewayError(408, f"the request body did not arrive within {timeout_s:g} s "
+                               "(request_read_timeout_s); send the whole body at once", code="request_timeout",
+                               close_connection=True) from None
         return _replay(body, receive)
 
     def _too_large(self, limit: int) -> GatewayError:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from .errors import GatewayError
-from .generation import Generation, GenerationStream, LastChunk, collect
+from .generation import Generation, GenerationStream, LastChunk, answer
 from .schemas import OllamaChatRequest, OllamaGenerateRequest
 
 router = APIRouter()
@@ -54,11 +54,9 @@ def _now() -> str:
 
 
 async def _respond(request: Request, body: OllamaChatRequest | OllamaGenerateRequest, chat: bool):
-    gateway = request.app.state.gateway
-    generation = await gateway.generate(request.state.info, body.to_generation(gateway.settings))
-    if body.stream:
+    generation, text = await answer(request, body.to_generation(request.app.state.gateway.settings), body.stream)
+    if text is None:
         return GenerationStream(_ndjson(generation, body.model, chat), generation, "application/x-ndjson")
-    text = await collect(generation)
     return JSONResponse(_final(generation, body.model, chat, text))
 
 

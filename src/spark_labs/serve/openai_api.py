@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from .errors import GatewayError
-from .generation import Generation, GenerationStream, LastChunk, collect
+from .generation import Generation, GenerationStream, LastChunk, answer
 from .schemas import ChatCompletionRequest, CompletionRequest
 
 router = APIRouter()
@@ -35,12 +35,10 @@ async def models(request: Request) -> dict:
 
 
 async def _respond(request: Request, body: ChatCompletionRequest | CompletionRequest, chat: bool):
-    gateway = request.app.state.gateway
-    generation = await gateway.generate(request.state.info, body.to_generation(gateway.settings))
+    generation, text = await answer(request, body.to_generation(request.app.state.gateway.settings), body.stream)
     frame = _Framer(f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}", body.model, chat)
-    if body.stream:
+    if text is None:
         return GenerationStream(_sse(generation, frame, body.include_usage()), generation, "text/event-stream")
-    text = await collect(generation)
     return JSONResponse(frame.whole(text, generation))
 
 

@@ -13,7 +13,12 @@ Failure handling, by when it happens:
 - before the first byte, connect error or 5xx: count a breaker failure and fail over to the next upstream;
 - before the first byte, timeout: 504, no failover (the upstream may still be working on it; a retry
   elsewhere would double the load and the wait);
-- 4xx from the upstream: the client's fault, passed through with the upstream's message;
+- 4xx from the upstream: the client's fault, passed through with the upstream's status and message, not
+  retried elsewhere and not counted against the upstream's breaker (one client's bad requests must not
+  take an upstream out of rotation for everybody);
+- 200 with a body that ends cleanly before any event: the upstream is alive but refused the request
+  (llama-cpp-python does this when a prompt does not fit its context): 502 for this client, no breaker
+  failure, no failover;
 - after the first byte: no failover is possible (text was already sent): a 502/504 error the API layer
   turns into an in-band error event.
 """
@@ -113,13 +118,16 @@ class ProxyBackend:
             body["ignore_eos"] = True
         return body
 
-    def _failed(self, upstream: Upstream, kind: str, message: str) -> None:
+    def _failed(self, upstream: Upstream, kind: str, summary: str, detail: str = "") -> None:
+        """Count a failure against ``upstream``. ``summary`` is what /ready shows key holders (our own words:
+        never the upstream's body, which can echo a client's request or a traceback); ``detail`` goes to the
+        operator's log only."""
         upstream.breaker.record_failure()
-        upstream.last_error = message
+        upstream.last_error = summary
         if self.metrics is not None:
             self.metrics.upstream_errors.labels(upstream.name, kind).inc()
         self._export_health()
-        log(30, "upstream failed", upstream=upstream.name, kind=kind, error=message,
+        log(30, "upstream failed", upstream=upstream.name, kind=kind, error=summary, detail=detail[:500],
             breaker=upstream.breaker.state)
 
     def _pool(self, upstream: Upstream) -> Pool:
@@ -152,7 +160,7 @@ class ProxyBackend:
                                    "upstream_first_byte_timeout_s", upstream=upstream.name) from exc
             except (HTTPError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 upstream.outstanding -= 1
-                self._failed(upstream, "connect", f"{type(exc).__name__}: {exc}")
+                self._failed(upstream, "connect", f"connection failed ({type(exc).__name__})", str(exc))
                 last = GatewayError(502, f"upstream {upstream.name} unreachable ({type(exc).__name__})",
                                     upstream=upstream.name)
                 continue
@@ -170,7 +178,7 @@ class ProxyBackend:
             await exchange.close()
             upstream.outstanding -= 1
             if response.status >= 500:
-                self._failed(upstream, "http_5xx", f"HTTP {response.status}: {detail[:200]}")
+                self._failed(upstream, "http_5xx", f"answered HTTP {response.status}", detail)
                 last = GatewayError(502, f"upstream {upstream.name} failed with HTTP {response.status}",
                                     upstream=upstream.name)
                 continue
@@ -202,13 +210,14 @@ class ProxyBackend:
     async def stream(self, request: GenerationRequest, outcome: Outcome) -> AsyncIterator[Piece]:
         upstream, exchange, response = await self._open(request, outcome)
         deadline = time.monotonic() + self.settings.upstream_total_timeout_s
-        chunks = 0
+        chunks = events = 0
         finished = False
         lines = self._lines(response)
         try:
             async for line in lines:
                 if not line.startswith("data:"):
                     continue
+                events += 1
                 data = line[5:].strip()
                 if data == "[DONE]":
                     finished = True
@@ -232,14 +241,19 @@ class ProxyBackend:
                 if time.monotonic() > deadline:
                     raise GatewayError(504, f"upstream {upstream.name} exceeded upstream_total_timeout_s="
                                        f"{self.settings.upstream_total_timeout_s:g} s", upstream=upstream.name)
+            if events == 0:
+                raise _EmptyAnswer(upstream.name)
             if not finished and outcome.finish_reason is None:
                 raise GatewayError(502, f"upstream {upstream.name} closed the stream before finishing",
                                    upstream=upstream.name)
             if not outcome.usage.completion_tokens:
                 outcome.usage.completion_tokens = chunks  # no usage chunk (llama-cpp-python): one token a chunk
             upstream.breaker.record_success()
+        except _EmptyAnswer:
+            upstream.last_error = "answered a request with an empty body (a refusal, not counted as a failure)"
+            raise
         except GatewayError as exc:
-            self._failed(upstream, "mid_stream", exc.message)
+            self._failed(upstream, "mid_stream", "failed mid-stream", exc.message)
             raise
         except TimeoutError as exc:
             self._failed(upstream, "timeout", "timed out mid-stream")
@@ -247,7 +261,7 @@ class ProxyBackend:
                                f"{self.settings.upstream_first_byte_timeout_s:g} s mid-stream", upstream=upstream.name
                                ) from exc
         except (HTTPError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            self._failed(upstream, "mid_stream", f"{type(exc).__name__}: {exc}")
+            self._failed(upstream, "mid_stream", f"failed mid-stream ({type(exc).__name__})", str(exc))
             raise GatewayError(502, f"upstream {upstream.name} failed mid-stream ({type(exc).__name__}); the "
                                "answer is incomplete, retry the request", upstream=upstream.name) from exc
         finally:
@@ -257,6 +271,16 @@ class ProxyBackend:
             # client disconnected; a finished one goes back to the pool.
             await lines.aclose()
             await exchange.close()
+
+
+class _EmptyAnswer(GatewayError):
+    """The upstream answered 200 and ended the body cleanly without a single event: it is up, it refused."""
+
+    def __init__(self, upstream: str):
+        super().__init__(502, f"upstream {upstream} accepted the request but sent an empty answer; this is how "
+                         "llama.cpp refuses a prompt longer than its context or a value it cannot use: shorten "
+                         "the conversation or check the sampling fields", code="upstream_empty_answer",
+                         upstream=upstream)
 
 
 class _ReadWatchdog:

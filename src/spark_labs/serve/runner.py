@@ -19,10 +19,12 @@ import time
 from typing import Self
 
 import uvicorn
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from ..engines.ports import free_port
 from .app import create_app
 from .backends import Backend
+from .connections import ConnectionGuard, guarded_protocol
 from .settings import GatewaySettings
 
 
@@ -42,7 +44,20 @@ def server_config(app, host: str, port: int) -> uvicorn.Config:
     # Our middleware logs every request as JSON: uvicorn's access log would duplicate it as text.
     # timeout_graceful_shutdown is short because the drain above already waited for streams.
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                          timeout_graceful_shutdown=1, lifespan="on")
+                          timeout_graceful_shutdown=1, lifespan="on", http=_guarded_http(app))
+
+
+def _guarded_http(app) -> type:
+    """uvicorn's HTTP protocol with the connection guard (read deadline, connection caps); a gateway app's
+    own settings, the defaults (and SPARK_LABS_GATEWAY_* environment) for any other app."""
+    gateway = getattr(getattr(app, "state", None), "gateway", None)
+    settings = gateway.settings if gateway is not None else GatewaySettings()
+    pool = getattr(getattr(gateway, "backend", None), "pool", None)
+    upstream_sockets = settings.max_in_flight * len(pool.upstreams) if pool is not None else 0
+    count = (lambda reason: gateway.metrics.rejected.labels(reason).inc()) if gateway is not None else None
+    guard = ConnectionGuard(settings.request_read_timeout_s, settings.max_connections,
+                            settings.max_connections_per_client, upstream_sockets, count)
+    return guarded_protocol(AutoHTTPProtocol, guard)
 
 
 def serve_forever(app, settings: GatewaySettings, host: str, port: int) -> None:

@@ -1,31 +1,40 @@
 """Request bodies with bounds, for both API flavours: a malformed or oversized request is a 4xx, never a crash.
 
 The static bounds here are the outer limits any deployment accepts; the settings (max_tokens_limit,
-max_messages) tighten them per gateway in :func:`to_generation`. Unknown fields are kept (``extra``) so the
-proxy can forward engine-specific sampling options it does not know about.
+max_messages) tighten them per gateway in :func:`to_generation`. Types are strict (``"max_tokens": "4"`` is
+a 422, not 4): a client that sends strings for numbers has a bug worth hearing about.
+
+Every sampling field the proxy forwards is declared here with its type and range, so a value an engine
+would reject (``"top_k": -5``) is refused by the gateway with a 422 naming the field, instead of reaching
+the engine at all. Unknown fields are accepted and not forwarded.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .backends import GenerationRequest
 from .errors import GatewayError
 from .settings import GatewaySettings
 
 MAX_TOKENS_LIMIT = 131_072
-_FORWARDED_EXTRA = {"presence_penalty", "frequency_penalty", "repetition_penalty", "top_k", "min_p", "user",
-                    "logit_bias", "min_tokens"}
+# Sampling fields beyond the common ones, forwarded to the engine as given (vLLM and llama.cpp know them all).
+_FORWARDED_EXTRA = ("presence_penalty", "frequency_penalty", "repetition_penalty", "top_k", "min_p", "user",
+                    "logit_bias", "min_tokens")
 
 
-class TextPart(BaseModel):
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+
+class TextPart(_Strict):
     type: Literal["text"] = "text"
     text: str = Field(max_length=400_000)
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(_Strict):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: Annotated[str, Field(max_length=400_000)] | Annotated[list[TextPart], Field(min_length=1, max_length=1024)]
     tool_call_id: str | None = Field(default=None, max_length=256)
@@ -42,12 +51,12 @@ class ChatMessage(BaseModel):
         return {"role": "system" if self.role == "developer" else self.role, "content": content}
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(_Strict):
     include_usage: bool = False
 
 
-class _GenerationParams(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class _GenerationParams(_Strict):
+    model_config = ConfigDict(strict=True, extra="allow")
 
     model: str = Field(min_length=1, max_length=256)
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
@@ -60,6 +69,23 @@ class _GenerationParams(BaseModel):
     stream_options: StreamOptions | None = None
     ignore_eos: bool = False  # vLLM's extension: keep generating to exactly max_tokens
     seed: int | None = None
+    # forwarded as given (_FORWARDED_EXTRA), with the ranges OpenAI's API and the engines accept
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    repetition_penalty: float | None = Field(default=None, gt=0.0, le=2.0)
+    top_k: int | None = Field(default=None, ge=0, description="0: no top-k cut (llama.cpp refuses negatives)")
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    user: str | None = Field(default=None, max_length=256)
+    logit_bias: dict[str, Annotated[float, Field(ge=-100.0, le=100.0)]] | None = Field(default=None, max_length=1024)
+    min_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_ids(cls, value: dict | None) -> dict | None:
+        bad = [k for k in (value or {}) if not k.isdigit()]
+        if bad:
+            raise ValueError(f"logit_bias keys are token ids (digits as strings, e.g. \"50256\"), not {bad[0]!r}")
+        return value
 
     def include_usage(self) -> bool:
         return bool(self.stream and self.stream_options and self.stream_options.include_usage)
@@ -67,7 +93,10 @@ class _GenerationParams(BaseModel):
     def _common(self, settings: GatewaySettings) -> dict:
         asked = self.max_completion_tokens or self.max_tokens
         max_tokens = bounded_max_tokens(asked, settings)
-        extra = {k: v for k, v in (self.model_extra or {}).items() if k in _FORWARDED_EXTRA}
+        if self.min_tokens is not None and self.min_tokens > max_tokens:
+            raise GatewayError(422, f"min_tokens={self.min_tokens} is above max_tokens={max_tokens}; ask for at "
+                               "most as many tokens as the maximum", code="invalid_request")
+        extra = {k: getattr(self, k) for k in _FORWARDED_EXTRA if getattr(self, k) is not None}
         stop = [self.stop] if isinstance(self.stop, str) else self.stop
         return {"model": self.model, "max_tokens": max_tokens, "temperature": self.temperature, "top_p": self.top_p,
                     "stop": stop, "seed": self.seed, "ignore_eos": self.ignore_eos, "extra": extra}
@@ -105,8 +134,9 @@ def check_messages(count: int, settings: GatewaySettings) -> None:
 
 
 # --- Ollama ------------------------------------------------------------------------------------------
-class OllamaOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")  # Ollama has dozens of runner options; unknown ones are ignored
+class OllamaOptions(_Strict):
+    # Ollama has dozens of runner options; unknown ones are accepted and ignored.
+    model_config = ConfigDict(strict=True, extra="allow")
 
     num_predict: int | None = Field(default=None, ge=-2, le=MAX_TOKENS_LIMIT)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -121,7 +151,7 @@ class OllamaOptions(BaseModel):
                     "top_p": self.top_p, "seed": self.seed, "stop": self.stop}
 
 
-class OllamaMessage(BaseModel):
+class OllamaMessage(_Strict):
     model_config = ConfigDict(extra="allow")  # images, tool_calls, thinking: accepted, not used
 
     role: Literal["system", "user", "assistant", "tool"]
@@ -135,8 +165,8 @@ class OllamaMessage(BaseModel):
         return message
 
 
-class _OllamaParams(BaseModel):
-    model_config = ConfigDict(extra="allow")  # format, keep_alive, think, tools...: accepted, not used
+class _OllamaParams(_Strict):
+    model_config = ConfigDict(strict=True, extra="allow")  # format, keep_alive, think, tools...: accepted, not used
 
     model: str = Field(min_length=1, max_length=256)
     stream: bool = True  # Ollama streams unless told otherwise
@@ -150,6 +180,9 @@ class OllamaChatRequest(_OllamaParams):
     messages: list[OllamaMessage] = Field(default_factory=list, max_length=4096)
 
     def to_generation(self, settings: GatewaySettings) -> GenerationRequest:
+        if not self.messages:  # nothing to answer: an engine would generate from an empty conversation
+            raise GatewayError(400, "messages is empty: /api/chat needs at least one message, e.g. "
+                               "[{\"role\": \"user\", \"content\": \"hi\"}]", code="empty_messages")
         check_messages(len(self.messages), settings)
         return GenerationRequest(kind="chat", model=self.model, messages=[m.openai() for m in self.messages],
                                  **self._sampling(settings))

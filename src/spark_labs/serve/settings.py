@@ -28,6 +28,17 @@ class GatewaySettings(BaseSettings):
     api_keys_file: Path | None = Field(None, description="file with one accepted key per line (# comments)")
     rate_limit_rps: float = Field(0.0, ge=0, description="per-key token-bucket refill, requests/s (0 = off)")
     rate_limit_burst: int = Field(20, ge=1, description="per-key bucket size: requests allowed back to back")
+    public_paths: CommaList = Field(default_factory=list, description="paths answered without a key or rate limit, "
+                                    "added to /health, /ready, /metrics, /api/version and the API docs; a "
+                                    "trailing * makes a prefix public (/ui/*)")
+    # --- connections (enforced by the server, before any request is read)
+    request_read_timeout_s: float = Field(10.0, gt=0, description="a client must send a complete request head "
+                                          "this soon after connecting (or after its last response), and then "
+                                          "its body this soon after the head; else 408 and the connection closes")
+    max_connections: int = Field(512, ge=1, description="open client connections at once; past it an idle one "
+                                 "is closed, or the new one gets 503 (capped below the open-file limit)")
+    max_connections_per_client: int = Field(128, ge=0, description="open connections from one client address "
+                                            "(503 past it); 0 = no per-address cap (behind a reverse proxy)")
     # --- admission control
     max_in_flight: int = Field(64, ge=1, description="generations served at once")
     max_queue: int = Field(256, ge=0, description="requests waiting for a slot; more are rejected with 503")
@@ -53,11 +64,19 @@ class GatewaySettings(BaseSettings):
     log_json: bool = Field(True, description="one JSON object per log line (else plain text)")
     log_level: str = Field("info", description="gateway log level")
 
-    @field_validator("upstreams", "api_keys", "cors_origins", mode="before")
+    @field_validator("upstreams", "api_keys", "cors_origins", "public_paths", mode="before")
     @classmethod
     def _split_commas(cls, value):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("public_paths")
+    @classmethod
+    def _paths_are_absolute(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"public path {path!r} must start with '/' (e.g. /ui/* or /my/status)")
         return value
 
     def load_api_keys(self) -> set[str]:

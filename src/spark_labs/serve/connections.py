@@ -1,0 +1,167 @@
+"""Connection-level protection, below HTTP: a deadline for every request head, and caps on open connections.
+
+uvicorn closes an idle keep-alive connection after ``timeout_keep_alive``, but only once a response was
+sent: a connection that never completes a request head (opened and left idle, or fed one byte a second,
+"slowloris") stays open for ever. A few hundred of them use up the process's file descriptors, and then
+``/health`` and chat fail for everyone. So each connection here gets:
+
+- a **read deadline**: the request head must be complete ``request_read_timeout_s`` after the connection
+  opens or after its last response. An idle connection is then closed; one that sent part of a head gets
+  ``408`` first. (The body's deadline is the middleware's: it reads the body under the same limit.)
+- a **per-address cap** (``max_connections_per_client``): past it a new connection gets ``503`` at once, so
+  one client cannot take every slot while others (a load balancer's health check) still get in;
+- a **global cap** (``max_connections``, kept below the open-file limit): a new connection past it closes
+  the oldest connection that is not serving a request (idle or still dribbling its head) to make room, and
+  only if every connection is busy serving is the new one refused with ``503``.
+
+All of it runs in the protocol callbacks uvicorn already makes (one timer per request), so a request that
+behaves costs nothing measurable (``spark-labs bench gateway`` checks).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+from collections import Counter
+from collections.abc import Callable
+
+from .errors import GatewayError
+from .logs import log
+
+FD_RESERVE = 64  # descriptors the process needs besides client and upstream sockets (logs, files, loop)
+
+
+def fd_budget(upstream_sockets: int) -> int | None:
+    """Client connections this process can hold without running out of file descriptors (None: no limit)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return max(1, soft - FD_RESERVE - upstream_sockets)
+
+
+class ConnectionGuard:
+    """The open connections of one server, oldest first, and the rules above. ``count(reason)`` is told about
+    every refusal and close, for the gateway's ``spark_labs_rejected_total{reason}``."""
+
+    def __init__(self, read_timeout_s: float, max_connections: int, max_per_client: int,
+                 upstream_sockets: int = 0, count: Callable[[str], None] | None = None):
+        self.read_timeout_s = read_timeout_s
+        self.max_per_client = max_per_client
+        budget = fd_budget(upstream_sockets)
+        self.max_connections = max_connections if budget is None else min(max_connections, budget)
+        if self.max_connections < max_connections:
+            log(30, "max_connections lowered to stay under the open-file limit (raise it with ulimit -n)",
+                configured=max_connections, effective=self.max_connections)
+        self.count = count or (lambda reason: None)
+        self.open: dict[_GuardedConnection, None] = {}  # insertion order = age
+        self.per_client: Counter[str] = Counter()
+
+    def admit(self, conn: _GuardedConnection) -> str | None:
+        """Take ``conn`` in, or return why it is refused."""
+        host = conn.client_host
+        if self.max_per_client and self.per_client[host] >= self.max_per_client:
+            self.count("too_many_connections")
+            return (f"too many open connections from your address ({self.max_per_client}, "
+                    "max_connections_per_client); reuse keep-alive connections or close idle ones")
+        if len(self.open) >= self.max_connections and not self._evict_one_idle():
+            self.count("too_many_connections")
+            return (f"the gateway holds its maximum of {self.max_connections} open connections, all busy; "
+                    "retry in a second")
+        self.open[conn] = None
+        self.per_client[host] += 1
+        return None
+
+    def _evict_one_idle(self) -> bool:
+        for conn in self.open:
+            if not conn.serving():
+                self.count("idle_evicted")
+                conn.transport.close()
+                self.release(conn)  # now, not when the loop gets round to connection_lost
+                return True
+        return False
+
+    def release(self, conn: _GuardedConnection) -> None:
+        if conn not in self.open:  # refused, or evicted already
+            return
+        del self.open[conn]
+        self.per_client[conn.client_host] -= 1
+        if not self.per_client[conn.client_host]:
+            del self.per_client[conn.client_host]
+
+
+def _raw_response(status: int, reason: str, error: GatewayError) -> bytes:
+    body = json.dumps(error.payload()).encode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in error.headers().items())
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            f"connection: close\r\n{extra}\r\n").encode() + body
+
+
+class _GuardedConnection:
+    """Mixed into uvicorn's HTTP protocol class (httptools or h11: both have the callbacks used here)."""
+
+    guard: ConnectionGuard  # set per server by guarded_protocol()
+    REFUSED_LINGER_S = 0.5  # read the refused client's request before closing, so it sees our 503, not a reset
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._deadline = None
+        self._head_started = False
+        self._refused = False
+        peer = transport.get_extra_info("peername")
+        self.client_host = peer[0] if peer else "unknown"
+        refusal = self.guard.admit(self)
+        if refusal is not None:
+            self._refuse(refusal)
+        else:
+            self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            self.transport.close()  # what it sent is read now: closing no longer resets the connection
+            return
+        self._head_started = True
+        super().data_received(data)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request head has the same deadline as the first
+
+    def connection_lost(self, exc) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self.guard.release(self)
+        super().connection_lost(exc)
+
+    def serving(self) -> bool:
+        """A request head arrived and its response is not finished: the connection is doing real work."""
+        cycle = getattr(self, "cycle", None)
+        return cycle is not None and not cycle.response_complete
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._head_started = False
+        self._deadline = self.loop.call_later(self.guard.read_timeout_s, self._deadline_passed)
+
+    def _deadline_passed(self) -> None:
+        self._deadline = None
+        if self.serving() or self.transport.is_closing():
+            return  # re-armed when its response completes
+        self.guard.count("read_timeout" if self._head_started else "idle_timeout")
+        if self._head_started:
+            error = GatewayError(408, f"the request head did not arrive within {self.guard.read_timeout_s:g} s "
+                                 "(request_read_timeout_s); send the whole request at once", code="request_timeout")
+            self.transport.write(_raw_response(408, "Request Timeout", error))
+        self.transport.close()
+
+    def _refuse(self, message: str) -> None:
+        self._refused = True
+        error = GatewayError(503, message, code="too_many_connections", retry_after=1)
+        self.transport.write(_raw_response(503, "Service Unavailable", error))
+        self.loop.call_later(self.REFUSED_LINGER_S, self.transport.close)
+
+
+def guarded_protocol(base: type, guard: ConnectionGuard) -> type:
+    """uvicorn's HTTP protocol class ``base`` with ``guard``'s rules (pass the result as Config(http=...))."""
+    return type(f"Guarded{base.__name__}", (_GuardedConnection, base), {"guard": guard})
