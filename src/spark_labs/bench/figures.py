@@ -78,7 +78,7 @@ def timelines(report, run_indices, titles=None) -> go.Figure:
             if len(group) > 1:
                 fig.add_vline(x=(group[0].sent_ns - t0) / 1e9, line_dash="dot", line_color="#555555", row=row, col=1)
         fig.update_yaxes(title_text="stream" if rows["stream"].notna().all() else "request", autorange="reversed",
-                         row=row, col=1)
+                         dtick=1, row=row, col=1)
         fig.update_xaxes(title_text="seconds since the run started", row=row, col=1)
     lanes = max(_lanes(run) for run in runs)
     fig.update_layout(barmode="overlay", height=len(runs) * max(250, 18 * lanes + 120),
