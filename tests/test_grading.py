@@ -205,3 +205,34 @@ def test_reference_checkpoints_come_from_the_notebook():
     reference = load_reference(SOLUTION)
     assert reference.checkpoints == sorted(reference.checkpoints) and len(reference.checkpoints) == 3
     assert all(reference.descriptions.values())
+
+
+def test_locked_cells_are_put_back_where_the_reference_has_them(tmp_path):
+    """No execution: a cell the lab tags `locked` is restored when changed, a deleted checkpoint cell is
+    re-inserted after the cell that precedes it in the reference, and no submitted tag survives."""
+    from spark_labs.grading.restore import GRADER_KEY, restore_locked
+    from spark_labs.notebooks.build import build_notebook
+
+    notebook = nbformat.read(SOLUTION, as_version=4)
+    setup = next(c for c in notebook.cells if c.cell_type == "code" and "environment_checks(" in c.source)
+    setup.metadata.setdefault("tags", []).append("locked")
+    nbformat.write(notebook, tmp_path / SOLUTION.name)
+    reference = load_reference(tmp_path / SOLUTION.name)
+    environment = checkpoint_id("required_failures")
+
+    submission = build_notebook(tmp_path / SOLUTION.name)
+    position = next(i for i, c in enumerate(submission.cells) if "environment_checks(" in c.source)
+    submission.cells[position].source = "checks = []  # nothing to check"
+    submission.cells[position].metadata["tags"] = ["skip-execution"]
+    gone = next(i for i, c in enumerate(submission.cells) if f'checkpoint("{environment}"' in c.source)
+    before = submission.cells[gone - 1].source
+    del submission.cells[gone]
+
+    prepared = restore_locked(reference, submission)
+    cells = prepared.notebook.cells
+    assert cells[position].source == setup.source
+    assert cells[position].metadata[GRADER_KEY]["restored"] == "changed"
+    restored = prepared.checkpoint_cells[environment]
+    assert cells[restored].metadata[GRADER_KEY]["restored"] == "missing" and cells[restored - 1].source == before
+    assert not any(c.metadata.get("tags") for c in cells)
+    assert len(cells) == len(reference.notebook.cells)

@@ -3,8 +3,9 @@
 The submission keeps its own cells and order (its answers, any cells the learner added), but:
 
 * each locked cell of the reference (checkpoint cells, cells tagged ``locked``) is put back from the
-  reference: an intact copy is recognised by its checksum, a changed copy (same checkpoint id, or mostly the
-  same text) is replaced, and a deleted one is re-inserted where the reference has it;
+  reference: an intact copy is recognised by its checksum, a changed copy (same checkpoint id, mostly the
+  same text, or the cell in its place between the same untouched cells) is replaced, and a deleted one is
+  re-inserted where the reference has it;
 * every cell loses its saved outputs, execution counts and metadata, so tags such as ``nbval-skip``,
   ``skip-execution`` or ``raises-exception`` and pasted outputs carry no weight (``# NBVAL_SKIP`` comments
   are only comments to the executor);
@@ -62,6 +63,14 @@ def _similarity(cell, locked: LockedCell) -> float:
     return difflib.SequenceMatcher(None, cell.source, locked.source, autojunk=False).ratio()
 
 
+def _same_place(index: int, reference_gap, submission_gap: list[int], template_cells, cells) -> int | None:
+    """When the reference and the submission have as many code cells between the same untouched cells,
+    the one at the locked cell's place is its changed copy, however much was rewritten."""
+    ours = [i for i in reference_gap if template_cells[i].cell_type == "code"]
+    theirs = [j for j in submission_gap if cells[j].cell_type == "code"]
+    return theirs[ours.index(index)] if len(ours) == len(theirs) else None
+
+
 def restore_locked(reference: Reference, submission: nbformat.NotebookNode) -> Prepared:
     cells = submission.cells
     matcher = difflib.SequenceMatcher(None, [_key(c) for c in reference.template.cells], [_key(c) for c in cells],
@@ -74,11 +83,16 @@ def restore_locked(reference: Reference, submission: nbformat.NotebookNode) -> P
         if locked.index in matched:
             replaced[matched[locked.index]] = locked  # intact: same checksum
             continue
-        before = max((matched[i] for i in matched if i < locked.index), default=-1)
-        after = min((matched[i] for i in matched if i > locked.index), default=len(cells))
+        # The untouched cells on either side, in the reference (a) and in the submission (b).
+        a_before = max((i for i in matched if i < locked.index), default=-1)
+        a_after = min((i for i in matched if i > locked.index), default=len(reference.template.cells))
+        before = matched.get(a_before, -1)
+        after = matched.get(a_after, len(cells))
         gap = [j for j in range(before + 1, after) if j not in replaced]
         best = max(gap, key=lambda j: _similarity(cells[j], locked), default=None)
-        if best is not None and _similarity(cells[best], locked) >= SIMILAR_ENOUGH:
+        if best is None or _similarity(cells[best], locked) < SIMILAR_ENOUGH:
+            best = _same_place(locked.index, range(a_before + 1, a_after), gap, reference.template.cells, cells)
+        if best is not None:
             replaced[best] = locked
         else:
             inserted.setdefault(before, []).append(locked)
