@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM ?= false
 help:
 	@echo "make demo   - install, start llama.cpp + vLLM on the embedded model, compare them"
 	@echo "make test   - install and run the whole test suite (what CI runs)"
-	@echo "make lab    - open JupyterLab on labs/"
+	@echo "make lab    - open JupyterLab on labs/, course map first (works as root too)"
 	@echo "make bench  - harness overhead + accuracy vs vLLM (ratios measured side by side in one run)"
 	@echo "make bench-grading - time and peak memory of grading 10 lab-00 submissions with 2 workers"
 
@@ -85,7 +85,7 @@ bench-grading: install
 	$(PY) -m spark_labs.grading.bench --lab 00 --submissions 10 --workers 2
 
 lab: install
-	$(VENV)/bin/jupyter lab labs/
+	$(PY) -m spark_labs.cli labs open
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -144,7 +144,7 @@ def module_claims() -> dict[str, tuple[int, int]]:
 
 
 def claims_vs_measured(frame: pd.DataFrame) -> pd.DataFrame:
-    """The seed's prefill/decode stars beside stars computed from this machine's measurements."""
+    """The original module's prefill/decode stars beside stars computed from this machine's measurements."""
     table = use_case_table(frame)
     measured = {}
     for use, kind in (("Long documents (summarise, RAG)", "prefill"), ("Long answers (reports, code)", "decode")):
@@ -162,6 +162,6 @@ def claims_vs_measured(frame: pd.DataFrame) -> pd.DataFrame:
                     if m is not None]
             row["verdict"] = "agrees" if gaps and max(gaps) <= 1 else "differs here"
         else:
-            row["verdict"] = "no claim in the seed"
+            row["verdict"] = "no claim in the original module"
         rows.append(row)
     return pd.DataFrame(rows)

@@ -1,5 +1,6 @@
 """Watch a server's Prometheus ``/metrics`` while something else loads it: a time series and a chart that
-updates in place in Jupyter (through a display handle, so no widget extension is needed).
+updates in place in Jupyter (one display handle updated with a plain MIME bundle, so no widget extension
+is needed and the notebook keeps one chart, not one per redraw).
 
 Series are found by name suffix, so the same watcher reads the spark-labs gateway, a learner's own
 gateway that follows the same names, or any server that does::
@@ -82,6 +83,16 @@ class MetricsWatcher:
         return fig
 
 
+def _bundle(figure) -> dict:
+    """The figure as a plain MIME bundle. Displaying the Figure object itself goes through plotly's own
+    display hook, which ignores IPython's display id: every update would append a new chart."""
+    import json
+
+    spec = json.loads(figure.to_json())  # plotly's encoder turns numpy arrays into lists
+    return {"application/vnd.plotly.v1+json": {"data": spec["data"], "layout": spec["layout"], "config": {}},
+            "text/plain": f"<live chart: {figure.layout.title.text}>"}
+
+
 def watch_while(work, metrics_url: str, interval_s: float = 0.5, live: bool = True):
     """Run ``work()`` in a thread; sample ``metrics_url`` every ``interval_s`` until it returns, redrawing
     one chart in place. Returns ``(watcher, work's result)``; re-raises what ``work`` raised."""
@@ -99,16 +110,16 @@ def watch_while(work, metrics_url: str, interval_s: float = 0.5, live: bool = Tr
     if live:
         from IPython.display import display
 
-        handle = display(watcher.figure(), display_id=True)
+        handle = display(_bundle(watcher.figure()), raw=True, display_id=True)
     thread.start()
     while thread.is_alive():
         watcher.sample()
         if handle is not None:
-            handle.update(watcher.figure())
+            handle.update(_bundle(watcher.figure()), raw=True)
         thread.join(interval_s)
     watcher.sample()
     if handle is not None:
-        handle.update(watcher.figure())
+        handle.update(_bundle(watcher.figure()), raw=True)
     if "error" in outcome:
         raise outcome["error"]
     return watcher, outcome.get("result")

@@ -1,5 +1,7 @@
-"""Notebook machinery: visible skips, and building learner notebooks (labs/) from solutions/."""
+"""Notebook machinery: visible skips, "finish Exercise N.M first", and building learner notebooks (labs/)
+from solutions/."""
 
+from .exercises import ExerciseNotDone, require
 from .skip import SKIP_MARK, can_run
 
-__all__ = ["SKIP_MARK", "can_run"]
+__all__ = ["SKIP_MARK", "ExerciseNotDone", "can_run", "require"]

@@ -2,7 +2,8 @@
 
 In a solution's code cell, the exercise sits between ``# BEGIN SOLUTION`` and ``# END SOLUTION``.
 The learner's copy keeps the ``# HINT:`` lines of that block and gets a ``raise NotImplementedError``
-naming the exercise instead of the code. Outputs and execution counts are stripped, metadata is reduced
+naming the exercise instead of the code — or, where a block has ``# STUB:`` lines, those lines
+uncommented (a generator must stay a generator, so its stub yields the exercise's message instead). Outputs and execution counts are stripped, metadata is reduced
 to what Jupyter needs, and the JSON is written deterministically, so building twice gives identical
 bytes and ``labs check`` can tell a stale labs/ from a fresh one.
 """
@@ -17,6 +18,7 @@ import nbformat
 BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(?:\s+(?P<name>.+))?$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
 HINT = re.compile(r"^\s*# HINT:")
+STUB = re.compile(r"^(\s*)# STUB: ?(.*)$")
 KEEP_CELL_METADATA = ("tags",)
 
 
@@ -25,23 +27,28 @@ class SolutionMarkerError(ValueError):
 
 
 def strip_solution(source: str, exercise: str) -> str:
-    """Replace each marked block of ``source`` with its hints and a NotImplementedError."""
+    """Replace each marked block of ``source`` with its hints and its stub (a NotImplementedError unless the
+    block gives ``# STUB:`` lines)."""
     out: list[str] = []
     inside = False
     indent = ""
     name = exercise
+    stub: list[str] = []
     for number, line in enumerate(source.splitlines(), 1):
         begin = BEGIN.match(line)
         if begin:
             if inside:
                 raise SolutionMarkerError(f"{exercise}: nested BEGIN SOLUTION at line {number}")
-            inside, indent, name = True, begin.group(1), begin.group("name") or exercise
+            inside, indent, name, stub = True, begin.group(1), begin.group("name") or exercise, []
             continue
         if END.match(line):
             if not inside:
                 raise SolutionMarkerError(f"{exercise}: END SOLUTION without BEGIN at line {number}")
-            out.append(f'{indent}raise NotImplementedError("{name}: replace this line with your code")')
+            out.extend(stub or [f'{indent}raise NotImplementedError("{name}: replace this line with your code")'])
             inside = False
+            continue
+        if inside and (stub_line := STUB.match(line)):
+            stub.append(stub_line.group(1) + stub_line.group(2))
             continue
         if not inside or HINT.match(line):
             out.append(line)

@@ -1,4 +1,4 @@
-"""``spark-labs labs build | check | record NOTEBOOK``."""
+"""``spark-labs labs build | check | record NOTEBOOK | open``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def record(solution: Path, timeout: int = 900) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spark-labs labs", description=__doc__)
-    parser.add_argument("action", choices=["build", "check", "record"])
+    parser.add_argument("action", choices=["build", "check", "record", "open"])
     parser.add_argument("notebooks", nargs="*", type=Path, help="record: solution notebooks to execute")
     parser.add_argument("--solutions", type=Path, default=Path("solutions"))
     parser.add_argument("--labs", type=Path, default=Path("labs"))
@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         for path in build_all(args.solutions, args.labs):
             print(f"wrote {path}")
         return 0
+    if args.action == "open":
+        from .lab_server import open_lab
+
+        return open_lab(args.labs)
     if args.action == "check":
         stale = stale_labs(args.solutions, args.labs)
         for name in stale:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 
@@ -57,3 +58,20 @@ def bf16_footprint(model_path: str) -> int:
 
         shape = ModelShape.from_config(AutoConfig.from_pretrained(model_path))
     return param_count(shape) * 2
+
+
+KNOWN_HARMLESS_WARNING = "Failed to load CPU gemm_4bit_forward"
+
+
+class _DropKnownWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(KNOWN_HARMLESS_WARNING)
+
+
+def hide_known_bitsandbytes_warning() -> None:
+    """Drop one warning bitsandbytes logs on CPUs with AVX512-BF16: it looks for an optional kernel
+    package (``kernels``) and, when that is absent, warns before using its own CPU kernel — which is
+    correct, so the red box only alarms learners. Every other bitsandbytes message still shows."""
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    if not any(isinstance(f, _DropKnownWarning) for f in logger.filters):
+        logger.addFilter(_DropKnownWarning())

@@ -1,7 +1,9 @@
-"""The six skill areas of the seed self-check as questions with immediate feedback.
+"""The six skill areas of the original module's self-check as questions with immediate feedback.
 
 Every question can be answered in a widget (learners) or with ``quiz.answer(id, value)`` (headless runs,
 grading). Numeric answers are checked against the library's own calculator, not a hard-coded constant.
+A wrong answer gets "try again" first; the explanation (which gives the answer away) comes with a right
+answer, after a second wrong try, or on request (``quiz.reveal(id)``, or the widget's button).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ class Question:
     skill: str
     prompt: str
     check: Callable[[object], bool]
-    explain: str  # shown after any answer: why the right answer is right
+    explain: str  # why the right answer is right: shown once answered right, after two misses, or on request
     options: tuple[str, ...] = ()  # multiple choice when present; free text otherwise
     review: str = ""  # where to go if this one is missed
 
@@ -71,7 +73,8 @@ QUESTIONS: tuple[Question, ...] = (
              "SSE keeps one HTTP response open and sends `data:` events as tokens are generated.", _SSE,
              "the labs' REST examples"),
     Question("docker_port", "Docker", "Write the docker run flag that exposes container port 8000 on host "
-             "port 8000.", lambda v: re.fullmatch(r"\s*(-p|--publish)[ =]8000:8000\s*", str(v)) is not None,
+             "port 8000 (HOST:CONTAINER).",
+             lambda v: re.fullmatch(r"\s*((-p|--publish)[ =])?8000:8000\s*", str(v)) is not None,
              "`-p HOST:CONTAINER`, e.g. `-p 8000:8000` (vLLM), `-p 8888:8888` (Jupyter), `-p 11434:11434` (Ollama).",
              review="Module 1.1: DGX Spark platform"),
     Question("latency_throughput", "Benchmarking", "Latency vs throughput?", _choice(_LATENCY, 0),
@@ -93,26 +96,58 @@ QUESTIONS: tuple[Question, ...] = (
 )
 
 
+REVEAL_AFTER_MISSES = 2  # one wrong try is a chance to think again; the second shows the answer
+
+
 @dataclass
 class Quiz:
     questions: tuple[Question, ...] = QUESTIONS
     answers: dict[str, Feedback] = field(default_factory=dict)
+    misses: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> list[str]:
+        """The answer keys ``submit`` expects, in question order."""
+        return [q.id for q in self.questions]
 
     def question(self, qid: str) -> Question:
         for q in self.questions:
             if q.id == qid:
                 return q
-        raise KeyError(f"no question {qid!r}; ids: {', '.join(q.id for q in self.questions)}")
+        raise ValueError(f"the quiz has no question {qid!r}: use one of the keys {', '.join(self.keys)}")
 
     def answer(self, qid: str, value: object) -> Feedback:
         q = self.question(qid)
         correct = bool(q.check(value))
-        feedback = Feedback(q.id, correct, ("right. " if correct else "not quite. ") + q.explain)
+        if correct:
+            message = "right. " + q.explain
+        else:
+            self.misses[qid] = self.misses.get(qid, 0) + 1
+            message = (f"not quite. The answer: {q.explain}"
+                       if self.misses[qid] >= REVEAL_AFTER_MISSES else
+                       f"not quite — try again (the answer shows after a second wrong try, or with "
+                       f"quiz.reveal({qid!r})).")
+        feedback = Feedback(q.id, correct, message)
         self.answers[qid] = feedback
         return feedback
 
+    def reveal(self, qid: str) -> str:
+        """The explanation of one question, on request (the question then counts as missed until answered)."""
+        q = self.question(qid)
+        return f"{q.id}: {q.explain}"
+
     def submit(self, answers: dict[str, object]) -> list[Feedback]:
         return [self.answer(qid, value) for qid, value in answers.items()]
+
+    def summary(self) -> str:
+        """One line per question (✅ right, ❌ wrong, · not answered): a plain-text record of the quiz that a
+        saved notebook shows even where the widget cannot be redrawn."""
+        marks = []
+        for q in self.questions:
+            feedback = self.answers.get(q.id)
+            mark = "·" if feedback is None else ("✅" if feedback.correct else "❌")
+            marks.append(f"{mark} {q.id} ({q.skill})" + ("" if feedback else ": not answered"))
+        return "\n".join(marks)
 
     @property
     def missed_skills(self) -> list[str]:
@@ -132,7 +167,8 @@ class Quiz:
             if q.options:
                 control = w.RadioButtons(options=list(q.options), value=None, layout={"width": "auto"})
             else:
-                control = w.Text(placeholder="your answer, then Enter")
+                control = w.Text(placeholder="your answer, then Enter", continuous_update=False)
+            show = w.Button(description="show the answer", layout={"width": "auto"})
 
             def on_change(change, q=q, output=output):
                 if change["name"] != "value" or change["new"] in (None, ""):
@@ -141,8 +177,14 @@ class Quiz:
                 with output:
                     print(self.answer(q.id, change["new"]))
 
+            def on_show(_button, q=q, output=output):
+                output.clear_output()
+                with output:
+                    print(self.reveal(q.id))
+
             control.observe(on_change)
-            rows.append(w.VBox([w.HTML(f"<b>{q.skill}</b>: {q.prompt}"), control, output]))
+            show.on_click(on_show)
+            rows.append(w.VBox([w.HTML(f"<b>{q.skill}</b> (<code>{q.id}</code>): {q.prompt}"), control, show, output]))
         return w.VBox(rows)
 
 
@@ -150,7 +192,7 @@ SKILLS_QUIZ = Quiz  # a fresh Quiz() per learner; the name documents where lab 0
 
 
 def readiness(environment_ok: bool, handson_ok: bool, missed_skills: list[str]) -> str:
-    """Route the learner the way the seed self-check does."""
+    """Route the learner the way the original module's self-check does."""
     gaps = len(missed_skills) + (0 if handson_ok else 1)
     if environment_ok and gaps == 0:
         return "Ready: every prerequisite is met — start lab 01 (engine benchmark)."

@@ -53,3 +53,41 @@ def configure(json_lines: bool = True, level: str = "info") -> logging.Logger:
 
 def log(level: int, message: str, **fields) -> None:
     get_logger().log(level, message, extra={"fields": fields})
+
+
+class LogCollector(logging.Filter):
+    """Keep the gateway's log lines as dicts instead of printing them.
+
+    In a notebook every stderr line shows as a red box wherever the cell's output happens to be (in the
+    middle of a live chart); collected lines can be shown afterwards as a table. Installed as a logger
+    filter that drops what it keeps, so it works whichever handler :func:`configure` installs later.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[dict] = []
+        self._format = JsonFormatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.lines.append(json.loads(self._format.format(record)))
+        return False
+
+    def start(self) -> "LogCollector":
+        get_logger().addFilter(self)
+        return self
+
+    def stop(self) -> None:
+        get_logger().removeFilter(self)
+
+    def __enter__(self) -> "LogCollector":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def frame(self, columns: tuple[str, ...] = ("level", "msg", "upstream", "kind", "breaker", "reason")):
+        """The lines kept so far, one row each (only the columns some line has)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self.lines)
+        return frame[[c for c in columns if c in frame]] if not frame.empty else frame

@@ -1,0 +1,51 @@
+"""``make lab``: JupyterLab on labs/, opened on the course map, with the two settings the labs rely on.
+
+* ``saveState``: widget state is saved with the notebook, so a saved notebook (an instructor reopening a
+  submission) redraws the quiz instead of "Error displaying widget: model not found".
+* Markdown opens as its preview, so the course map reads as a page, not as source.
+
+The settings go into the environment's ``share/jupyter/lab/settings/overrides.json`` (JupyterLab's
+documented place for defaults of one installation), merged with what is there. As root (containers run
+as root) Jupyter refuses to start without ``--allow-root``, so it is added when the user id is 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+OVERRIDES = {
+    "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True},
+    "@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Markdown Preview"}},
+}
+COURSE_MAP = "README.md"
+
+
+def write_overrides(prefix: Path = Path(sys.prefix)) -> Path:
+    """Merge :data:`OVERRIDES` into ``prefix``'s JupyterLab overrides.json; return its path."""
+    path = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    current = json.loads(path.read_text()) if path.exists() else {}
+    for plugin, settings in OVERRIDES.items():
+        current.setdefault(plugin, {}).update(settings)
+    path.write_text(json.dumps(current, indent=2) + "\n")
+    return path
+
+
+def jupyter_command(labs: Path, uid: int | None = None) -> list[str]:
+    """The command that serves ``labs`` and opens its course map first."""
+    uid = os.getuid() if uid is None else uid
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={labs}",
+               f"--LabApp.default_url=/lab/tree/{COURSE_MAP}"]  # the URL printed and opened
+    return command + (["--allow-root"] if uid == 0 else [])
+
+
+def open_lab(labs: Path) -> int:
+    if not (labs / COURSE_MAP).exists():
+        print(f"no course map at {labs / COURSE_MAP}: run this from the repository root (or pass --labs)")
+        return 1
+    write_overrides()
+    command = jupyter_command(labs.resolve())
+    os.execv(command[0], command)  # Jupyter takes over the terminal (Ctrl-C stops it)
