@@ -115,7 +115,8 @@ def detect_hardware(readers: HardwareReaders | None = None) -> HardwareInfo:
     advice: list[str] = []
     if arch == "aarch64":
         advice.append("aarch64: pick arm64 container images; if a vLLM build hangs or crashes while capturing "
-                      "CUDA graphs, add --enforce-eager (the original module's Spark default; current NGC images run graphs)")
+                      "CUDA graphs, add --enforce-eager (the original module's Spark default; current NGC images "
+                      "run graphs)")
     if unified:
         advice.append("unified memory: nvidia-smi shows no per-process GPU memory here; use "
                       "spark_labs.memory.memory_snapshot() and leave headroom for the OS (e.g. "

@@ -3,9 +3,10 @@
 In a solution's code cell, the exercise sits between ``# BEGIN SOLUTION`` and ``# END SOLUTION``.
 The learner's copy keeps the ``# HINT:`` lines of that block and gets a ``raise NotImplementedError``
 naming the exercise instead of the code — or, where a block has ``# STUB:`` lines, those lines
-uncommented (a generator must stay a generator, so its stub yields the exercise's message instead). Outputs and execution counts are stripped, metadata is reduced
-to what Jupyter needs, and the JSON is written deterministically, so building twice gives identical
-bytes and ``labs check`` can tell a stale labs/ from a fresh one.
+uncommented (a generator must stay a generator, so its stub yields the exercise's message instead).
+Outputs and execution counts are stripped, metadata is reduced to what Jupyter needs, and the JSON is
+written deterministically, so building twice gives identical bytes and ``labs check`` can tell a stale
+labs/ from a fresh one.
 """
 
 from __future__ import annotations

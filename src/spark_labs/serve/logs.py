@@ -72,14 +72,14 @@ class LogCollector(logging.Filter):
         self.lines.append(json.loads(self._format.format(record)))
         return False
 
-    def start(self) -> "LogCollector":
+    def start(self) -> LogCollector:
         get_logger().addFilter(self)
         return self
 
     def stop(self) -> None:
         get_logger().removeFilter(self)
 
-    def __enter__(self) -> "LogCollector":
+    def __enter__(self) -> LogCollector:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
