@@ -51,7 +51,9 @@ browser:
 	    echo "Chromium is missing and cannot be installed here: run 'sudo apt-get install -y chromium fonts-noto-color-emoji'"; \
 	  fi; }
 
+# Lint first: a finding fails the target before the (long) test run starts.
 test: install browser
+	$(PY) -m ruff check src tests
 	@start=$$(date +%s); \
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	echo "tests took $$(( $$(date +%s) - start )) s"; exit $$rc

@@ -115,3 +115,14 @@ def test_the_benchmark_harness_names_no_engine():
     found = [f"{path.name}:{line} {text!r}" for path in sorted((PACKAGE / "bench").glob("*.py"))
              for line, text in _code_strings(path) if text.lower() in ENGINES]
     assert not found, "engine names in spark_labs.bench code: " + ", ".join(found)
+
+
+def test_make_test_runs_ruff_before_pytest():
+    """`make test` (what CI runs) fails on a lint finding before the long test run starts."""
+    makefile = (PACKAGE.parents[1] / "Makefile").read_text()
+    recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    commands = [line.strip().lstrip("@") for line in recipe]
+    ruff = next(i for i, c in enumerate(commands) if c.endswith("-m ruff check src tests"))
+    pytest_ = next(i for i, c in enumerate(commands) if "-m pytest" in c)
+    assert ruff < pytest_
+    assert not commands[ruff].startswith("-")  # make would ignore its failure
