@@ -19,12 +19,18 @@ import httpx
 import ollama
 import openai
 import pytest
-from fastapi import Request
-from test_gateway_support import closed_port, hanging_upstream, scrape, stalling_upstream, wait_until
+from test_gateway_support import (
+    add_stream_route,
+    answers,
+    closed_port,
+    hanging_upstream,
+    scrape,
+    stalling_upstream,
+    wait_until,
+)
 
 from spark_labs.engines import free_port, launch
-from spark_labs.serve import GenerationRequest, ProxyBackend, create_app, start_gateway
-from spark_labs.serve.generation import GenerationStream
+from spark_labs.serve import ProxyBackend, create_app, start_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -275,7 +281,7 @@ def test_sigterm_to_the_cli_server_drains_the_running_stream_then_exits(llama, t
                                    stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        assert wait_until(lambda: _answers(url + "/ready"), timeout=60), log.read_text()
+        assert wait_until(lambda: answers(url + "/ready"), timeout=60), log.read_text()
         with httpx.stream("POST", url + "/v1/chat/completions", timeout=60, json={
                 "model": llama.served_name, "messages": STORY, "max_tokens": 80, "stream": True}) as stream:
             lines = stream.iter_lines()
@@ -292,28 +298,10 @@ def test_sigterm_to_the_cli_server_drains_the_running_stream_then_exits(llama, t
             process.kill()
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def test_routes_added_to_the_app_share_the_pipeline_and_metrics(llama):
     """Lab 05's extension point: a custom streaming route on create_app's app, run with start_gateway(app=)."""
     app = create_app(ProxyBackend([llama.base_url]))
-
-    @app.post("/my/stream")
-    async def my_stream(request: Request, body: dict):
-        generation = await request.app.state.gateway.generate(request.state.info, GenerationRequest(
-            kind="chat", model=body["model"], max_tokens=8, messages=body["messages"]))
-
-        async def frames():
-            async for piece in generation.pieces():
-                yield piece.text.encode()
-
-        return GenerationStream(frames(), generation, "text/plain")
-
+    add_stream_route(app, "/my/stream", max_tokens=8)
     with start_gateway(app=app) as gateway:
         reply = httpx.post(gateway.url + "/my/stream", json={"model": llama.served_name, "messages": HI}, timeout=30)
         assert reply.status_code == 200 and reply.text.strip()

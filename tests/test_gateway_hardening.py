@@ -21,12 +21,10 @@ import httpx
 import ollama
 import psutil
 import pytest
-from fastapi import Request
-from test_gateway_support import echoing_failing_upstream, scrape, wait_until
+from test_gateway_support import add_stream_route, answers, echoing_failing_upstream, scrape, wait_until
 
 from spark_labs.engines import free_port
-from spark_labs.serve import GatewaySettings, GenerationRequest, ProxyBackend, create_app, start_gateway
-from spark_labs.serve.generation import GenerationStream
+from spark_labs.serve import GatewaySettings, ProxyBackend, create_app, start_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -62,16 +60,7 @@ def test_routes_added_to_create_app_need_a_key_and_obey_the_rate_limit(llama):
     async def info() -> dict:
         return {"mine": True}
 
-    @app.post("/my/stream")
-    async def my_stream(request: Request, body: dict):
-        generation = await request.app.state.gateway.generate(request.state.info, GenerationRequest(
-            kind="chat", model=body["model"], max_tokens=2, messages=body["messages"]))
-
-        async def frames():
-            async for piece in generation.pieces():
-                yield piece.text.encode()
-
-        return GenerationStream(frames(), generation, "text/plain")
+    add_stream_route(app, "/my/stream", max_tokens=2)
 
     @app.get("/my/status")
     async def status() -> dict:
@@ -229,7 +218,7 @@ def test_a_modest_open_file_limit_survives_hundreds_of_idle_connections(llama, t
     url = f"http://127.0.0.1:{port}"
     sockets: list[socket.socket] = []
     try:
-        assert wait_until(lambda: _answers(url + "/health"), timeout=60), log.read_text()
+        assert wait_until(lambda: answers(url + "/health"), timeout=60), log.read_text()
         for address in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
             sockets += [_connect_from(address, port) for _ in range(100)]
         time.sleep(0.5)
@@ -244,13 +233,6 @@ def test_a_modest_open_file_limit_survives_hundreds_of_idle_connections(llama, t
             sock.close()
         process.terminate()
         process.wait(30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 # --- 4. abandoned requests stop the engine; abandoned streams count their tokens ------------------------------

@@ -21,8 +21,11 @@ import threading
 import time
 
 import httpx
+from fastapi import Request  # at module level: FastAPI resolves the route's (string) annotations here
 
 from spark_labs.bench.calibration import CalibrationUpstream
+from spark_labs.serve import GenerationRequest
+from spark_labs.serve.generation import GenerationStream
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -182,3 +185,27 @@ def echoing_failing_upstream():
 
     with _serving(handler) as server:
         yield server
+
+
+def add_stream_route(app, path: str = "/my/stream", max_tokens: int = 8) -> None:
+    """Lab 05's extension point, as docs/gateway.md shows it: a plain-text streaming route added to
+    create_app's app that runs the gateway's shared generation pipeline."""
+
+    @app.post(path)
+    async def my_stream(request: Request, body: dict):
+        generation = await request.app.state.gateway.generate(request.state.info, GenerationRequest(
+            kind="chat", model=body["model"], max_tokens=max_tokens, messages=body["messages"]))
+
+        async def frames():
+            async for piece in generation.pieces():
+                yield piece.text.encode()
+
+        return GenerationStream(frames(), generation, "text/plain")
+
+
+def answers(url: str) -> bool:
+    """True when ``url`` answers 200 within a second (False while the server is not up)."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
