@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ..http11 import HTTPError, Pool
 
@@ -60,25 +60,12 @@ class HttpxPool(_Warmable):
         except httpx.TransportError as exc:  # the harness records HTTPError as a failed request
             raise HTTPError(f"{type(exc).__name__}: {exc}") from exc
         try:
-            yield _HttpxResponse(response)
+            yield _Streamed(response.status_code, response.aread, _encoded(response.aiter_lines()))
         finally:
             await response.aclose()
 
     async def close(self) -> None:
         await self._client.aclose()
-
-
-class _HttpxResponse:
-    def __init__(self, response):
-        self._response = response
-        self.status = response.status_code
-
-    async def read(self) -> bytes:
-        return await self._response.aread()
-
-    async def lines(self) -> AsyncIterator[bytes]:
-        async for line in self._response.aiter_lines():
-            yield line.encode()
 
 
 class AiohttpPool(_Warmable):
@@ -101,7 +88,8 @@ class AiohttpPool(_Warmable):
         except aiohttp.ClientError as exc:  # the harness records HTTPError as a failed request
             raise HTTPError(f"{type(exc).__name__}: {exc}") from exc
         try:
-            yield _AiohttpResponse(response)
+            # aiohttp's StreamReader yields one line at a time, newline included.
+            yield _Streamed(response.status, response.read, _stripped(response.content))
         finally:
             response.release()
 
@@ -109,14 +97,25 @@ class AiohttpPool(_Warmable):
         await self._session.close()
 
 
-class _AiohttpResponse:
-    def __init__(self, response):
-        self._response = response
-        self.status = response.status
 
-    async def read(self) -> bytes:
-        return await self._response.read()
+class _Streamed:
+    """A library's streamed response seen through the three members the harness uses of
+    :class:`spark_labs.http11.Response`: ``status``, ``read()`` and ``lines()`` (bytes, no newline)."""
 
-    async def lines(self) -> AsyncIterator[bytes]:
-        async for line in self._response.content:  # aiohttp's StreamReader yields one line at a time
-            yield line.rstrip(b"\r\n")
+    def __init__(self, status: int, read: Callable[[], Awaitable[bytes]], lines: AsyncIterator[bytes]):
+        self.status = status
+        self.read = read
+        self._lines = lines
+
+    def lines(self) -> AsyncIterator[bytes]:
+        return self._lines
+
+
+async def _encoded(lines: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    async for line in lines:
+        yield line.encode()
+
+
+async def _stripped(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async for line in lines:
+        yield line.rstrip(b"\r\n")
