@@ -318,3 +318,22 @@ def test_spark_labs_labs_open_serves_the_course_map(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_generated_lab_opens_with_the_metadata_its_kernel_reports():
+    """JupyterLab marks a notebook modified when the kernel's metadata differs from the file's (checked in
+    Chromium: a generated lab opened dirty before, and clean once these fields match)."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    from spark_labs.notebooks.lab_server import CourseContents, fill_kernel_metadata, jupyter_command
+
+    generated = build_notebook(ROOT / "solutions" / "00_prerequisites.ipynb").metadata
+    fill_kernel_metadata(generated)
+    assert generated["language_info"] == IPythonKernel.language_info
+    assert generated["kernelspec"]["name"] == "python3" and generated["kernelspec"]["display_name"]
+    saved = {"kernelspec": {"name": "python3"}, "language_info": {"name": "python", "version": "3.12.1"}}
+    fill_kernel_metadata(saved)
+    assert saved["language_info"]["version"] == "3.12.1"  # a learner's saved file stays as saved
+    assert "--ServerApp.contents_manager_class=spark_labs.notebooks.lab_server.CourseContents" in \
+        jupyter_command(Path("labs"), uid=1)
+    assert CourseContents.__name__ == "CourseContents"

@@ -4,6 +4,12 @@
   submission) redraws the quiz instead of "Error displaying widget: model not found".
 * Markdown opens as its preview, so the course map reads as a page, not as source.
 
+An untouched lab must not open as "modified": JupyterLab rewrites the kernel metadata (display name,
+``language_info`` down to the Python patch version) as soon as the kernel starts, and any difference marks
+the notebook dirty. The generated labs cannot know the learner's interpreter, so :class:`CourseContents`
+fills in, when a notebook is opened, exactly what this environment's kernel will report; the files on disk
+stay machine-independent.
+
 The settings go into the environment's ``share/jupyter/lab/settings/overrides.json`` (JupyterLab's
 documented place for defaults of one installation), merged with what is there. As root (containers run
 as root) Jupyter refuses to start without ``--allow-root``, so it is added when the user id is 0.
@@ -38,8 +44,44 @@ def jupyter_command(labs: Path, uid: int | None = None) -> list[str]:
     """The command that serves ``labs`` and opens its course map first."""
     uid = os.getuid() if uid is None else uid
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={labs}",
+               f"--ServerApp.contents_manager_class={__name__}.CourseContents",
                f"--LabApp.default_url=/lab/tree/{COURSE_MAP}"]  # the URL printed and opened
     return command + (["--allow-root"] if uid == 0 else [])
+
+
+def fill_kernel_metadata(metadata: dict) -> None:
+    """Give a generated notebook (python3 kernel, no interpreter version) the kernel metadata this
+    environment's kernel reports; a notebook that already names a version is left as saved."""
+    spec = metadata.get("kernelspec") or {}
+    if spec.get("name") != "python3" or "version" in (metadata.get("language_info") or {}):
+        return
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    local = KernelSpecManager().get_kernel_spec("python3")
+    metadata["kernelspec"] = {"display_name": local.display_name, "language": local.language, "name": "python3"}
+    metadata["language_info"] = dict(IPythonKernel.language_info)
+
+
+def _course_contents_class():
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+
+    class CourseContents(AsyncLargeFileManager):
+        """Jupyter's default contents manager; notebooks open with this kernel's metadata filled in."""
+
+        async def get(self, path, content=True, type=None, format=None, **kwargs):  # noqa: A002 - Jupyter's names
+            model = await super().get(path, content=content, type=type, format=format, **kwargs)
+            if content and model.get("type") == "notebook":
+                fill_kernel_metadata(model["content"]["metadata"])
+            return model
+
+    return CourseContents
+
+
+def __getattr__(name: str):  # Jupyter imports CourseContents by name; jupyter_server loads only then
+    if name == "CourseContents":
+        return _course_contents_class()
+    raise AttributeError(name)
 
 
 def open_lab(labs: Path) -> int:
