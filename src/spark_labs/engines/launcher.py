@@ -262,7 +262,7 @@ def launch(
     profile: str | Profile | None = None,
     lab: str | None = None,
     extra_args: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     timeout: float | None = None,
     wait: bool = True,
     progress: bool = True,
@@ -316,6 +316,9 @@ def launch(
     log_file = new_log_file(spec.name, port)
     log_path = Path(log_file.name)
     child_env = {**os.environ, **spec.env, **(env or {})}
+    # None unsets a variable the engine's defaults set (vLLM CPU: VLLM_CPU_KVCACHE_SPACE would override
+    # --kv-cache-memory-bytes, and an empty value crashes its workers).
+    child_env = {key: value for key, value in child_env.items() if value is not None}
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     reaper = [sys.executable, "-m", "spark_labs.engines.reaper", "--parent", str(os.getpid()), "--"]
     try:

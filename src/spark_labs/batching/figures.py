@@ -1,0 +1,41 @@
+"""Charts of lab 02's measurements: the scheduler's gauges over a KV-pressure sweep, and latency per level."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def pressure_figure(samples: pd.DataFrame, title: str = "vLLM /metrics during the KV-pressure sweep"):
+    """Requests running and waiting, KV-cache usage and preemptions over time, one colour band per level."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("requests running / waiting", "KV cache usage (%)",
+                                                         "preemptions (cumulative)"))
+    if not samples.empty:
+        t = samples["t_s"]
+        fig.add_trace(go.Scatter(x=t, y=samples["running"], name="running", mode="lines"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=t, y=samples["waiting"], name="waiting", mode="lines"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=t, y=samples["kv_usage"] * 100, name="KV usage %", mode="lines"), row=1, col=2)
+        fig.add_trace(go.Scatter(x=t, y=samples["preemptions_total"] - samples["preemptions_total"].iloc[0],
+                                 name="preemptions", mode="lines"), row=1, col=3)
+        for level, part in samples.groupby("level", sort=False):  # where each level started
+            fig.add_vline(x=part["t_s"].iloc[0], line_dash="dot", line_color="grey", annotation_text=f"×{level}")
+    fig.update_xaxes(title_text="seconds")
+    fig.update_layout(height=330, title=title)
+    return fig
+
+
+def cliff_figure(levels: pd.DataFrame, predicted_onset: int | None = None):
+    """E2E latency per concurrency level, with the level where requests were predicted to start waiting."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=levels["concurrency"], y=levels["e2e_p50_s"], name="E2E p50", mode="lines+markers"))
+    fig.add_trace(go.Scatter(x=levels["concurrency"], y=levels["e2e_p99_s"], name="E2E p99", mode="lines+markers"))
+    if predicted_onset is not None:
+        fig.add_vline(x=predicted_onset, line_dash="dash", annotation_text="your predicted onset")
+    fig.update_xaxes(title_text="requests sent together", type="log")
+    fig.update_yaxes(title_text="seconds")
+    fig.update_layout(height=330, title="Latency as the KV cache runs out")
+    return fig

@@ -1,0 +1,61 @@
+"""Automatic prefix caching, measured: requests that share a long system prompt, with the engine's own
+prefix-cache counters read before and after.
+
+vLLM counts, in tokens, how much of each new prompt it looked up in its cache (``prefix_cache_queries``)
+and how much it found there (``prefix_cache_hits``); the hit rate of a run is the ratio of the two
+counters' increases over the run. Prompts are sized with the model's tokenizer and sent to the
+completions route, so the shared part is exactly ``shared_tokens`` long and no chat template moves it.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pandas as pd
+
+from ..bench.clients import BenchRequest, Target
+from ..bench.load import Load, run_load
+from ..bench.metrics import request_metrics
+from ..bench.prompts import synthetic_prompt
+from ..bench.server_metrics import Scrape
+
+QUERIES, HITS = "vllm:prefix_cache_queries", "vllm:prefix_cache_hits"
+
+
+def prefix_counters(metrics_url: str) -> dict[str, float]:
+    """The engine's prefix-cache counters now, in tokens."""
+    scrape = Scrape.parse(httpx.get(metrics_url, timeout=10).text)
+    return {"queries": scrape.counters.get(QUERIES, 0.0), "hits": scrape.counters.get(HITS, 0.0)}
+
+
+def shared_prefix_requests(tokenizer, shared_tokens: int, question_tokens: int, n: int, output_tokens: int,
+                           seed: int = 0) -> list[BenchRequest]:
+    """``n`` prompts that start with the same ``shared_tokens`` and end with a different question each.
+
+    ``seed`` picks the shared text: a new seed is a prefix the engine has never seen (a cold cache)."""
+    shared = synthetic_prompt(tokenizer, shared_tokens, seed=10_000 + seed)
+    return [BenchRequest(f"prefix-{seed}-{i}", shared + " " + synthetic_prompt(tokenizer, question_tokens, seed=i + 1),
+                         output_tokens, workload=f"shared {shared_tokens}-token prefix", force_length=True)
+            for i in range(n)]
+
+
+def run_prefix_workload(target: Target, metrics_url: str, requests: list[BenchRequest]) -> dict:
+    """Send the requests one after another (TTFT is then the prefill alone, not a queue) and return the
+    TTFT distribution with the counter increases the run caused."""
+    before = prefix_counters(metrics_url)
+    run = run_load(target, requests, Load("sequential", warmup=0), progress=False, server_metrics=False)
+    after = prefix_counters(metrics_url)
+    row = run.summary.row()
+    return {"requests": run.summary.completed, "failed": run.summary.failed,
+            "ttft_p50_ms": row["ttft_p50"] * 1e3, "ttft_first_ms": _first_ttft_ms(run),
+            "queried_tokens": after["queries"] - before["queries"], "hit_tokens": after["hits"] - before["hits"]}
+
+
+def _first_ttft_ms(run) -> float | None:
+    """The first request's TTFT: with a cold cache it pays for the whole shared prefix."""
+    first = request_metrics(min(run.records, key=lambda r: r.sent_ns))
+    return first.ttft_s * 1e3 if first.ttft_s is not None else None
+
+
+def comparison(rows: dict[str, dict]) -> pd.DataFrame:
+    """One row per setting ("prefix caching on" / "off")."""
+    return pd.DataFrame.from_dict(rows, orient="index")
