@@ -178,6 +178,9 @@ def test_idle_and_slowloris_connections_are_closed_and_health_keeps_answering(ll
         assert b"too many open connections from your address" in refused
 
         slow = [_connect_from("127.0.0.3", gateway.port) for _ in range(15)]  # global cap: evicts idle ones
+        dripping = _connect_from("127.0.0.4", gateway.port)  # a whole head, then a body that never completes
+        dripping.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100\r\n\r\n{")
         started = time.monotonic()
         for byte in b"POST /v1/chat/completions HTTP/1.1\r\n"[:3]:  # one byte a second, a head never finished
             for sock in slow:
@@ -185,19 +188,22 @@ def test_idle_and_slowloris_connections_are_closed_and_health_keeps_answering(ll
                     sock.send(bytes([byte]))
             assert httpx.get(gateway.url + "/health", timeout=2).status_code == 200  # answered during the attack
             time.sleep(0.5)
-        chat = httpx.post(gateway.base_url + "/chat/completions", timeout=30,
-                          json={"model": llama.served_name, "messages": HI, "max_tokens": 2})
-        assert chat.status_code == 200
-
         answers = [_closed_by_peer(sock, timeout=3) for sock in slow]
         assert all(a is not None for a in answers), "a slowloris connection outlived its read deadline"
         assert any(a.startswith(b"HTTP/1.1 408") and b"request_read_timeout_s" in a for a in answers)
-        assert time.monotonic() - started < 6
+        body_timeout = _closed_by_peer(dripping, timeout=3)
+        assert body_timeout is not None and body_timeout.startswith(b"HTTP/1.1 408")
+        assert b"request body did not arrive within 1 s" in body_timeout
         assert all(_closed_by_peer(sock, timeout=3) is not None for sock in idle[:20])
-        for sock in idle + slow:
+        assert time.monotonic() - started < 6  # closed on their 1 s deadline, not by the test's own timeouts
+
+        chat = httpx.post(gateway.base_url + "/chat/completions", timeout=60,
+                          json={"model": llama.served_name, "messages": HI, "max_tokens": 2})
+        assert chat.status_code == 200
+        for sock in [*idle, *slow, dripping]:
             sock.close()
         assert scrape(gateway, "spark_labs_rejected_total", reason="too_many_connections") == 5
-        assert scrape(gateway, "spark_labs_rejected_total", reason="read_timeout") >= 1
+        assert scrape(gateway, "spark_labs_rejected_total", reason="read_timeout") >= 2
         assert scrape(gateway, "spark_labs_rejected_total", reason="idle_evicted") >= 1
 
 

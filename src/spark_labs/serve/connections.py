@@ -5,9 +5,10 @@ sent: a connection that never completes a request head (opened and left idle, or
 "slowloris") stays open for ever. A few hundred of them use up the process's file descriptors, and then
 ``/health`` and chat fail for everyone. So each connection here gets:
 
-- a **read deadline**: the request head must be complete ``request_read_timeout_s`` after the connection
-  opens or after its last response. An idle connection is then closed; one that sent part of a head gets
-  ``408`` first. (The body's deadline is the middleware's: it reads the body under the same limit.)
+- a **read deadline**: the whole request (head and body) must have arrived ``request_read_timeout_s`` after
+  the connection opens or after its last response. An idle connection is then closed; one that sent part
+  of a request gets ``408`` first. The deadline rides on one timer per request that the protocol arms
+  anyway, so the application needs no timeout of its own around reading the body.
 - a **per-address cap** (``max_connections_per_client``): past it a new connection gets ``503`` at once, so
   one client cannot take every slot while others (a load balancer's health check) still get in;
 - a **global cap** (``max_connections``, kept below the open-file limit): a new connection past it closes
@@ -146,13 +147,23 @@ class _GuardedConnection:
 
     def _deadline_passed(self) -> None:
         self._deadline = None
-        if self.serving() or self.transport.is_closing():
-            return  # re-armed when its response completes
-        self.guard.count("read_timeout" if self._head_started else "idle_timeout")
-        if self._head_started:
-            error = GatewayError(408, f"the request head did not arrive within {self.guard.read_timeout_s:g} s "
-                                 "(request_read_timeout_s); send the whole request at once", code="request_timeout")
-            self.transport.write(_raw_response(408, "Request Timeout", error))
+        if self.transport.is_closing():
+            return
+        cycle = getattr(self, "cycle", None)
+        if cycle is not None and not cycle.response_complete:
+            if cycle.response_started or not cycle.more_body:
+                return  # a whole request arrived and is being answered: re-armed when its response completes
+            missing = "body"  # the head came, the body is dripping in
+        elif self._head_started:
+            missing = "head"
+        else:
+            self.guard.count("idle_timeout")
+            self.transport.close()
+            return
+        self.guard.count("read_timeout")
+        error = GatewayError(408, f"the request {missing} did not arrive within {self.guard.read_timeout_s:g} s "
+                             "(request_read_timeout_s); send the whole request at once", code="request_timeout")
+        self.transport.write(_raw_response(408, "Request Timeout", error))
         self.transport.close()
 
     def _refuse(self, message: str) -> None:

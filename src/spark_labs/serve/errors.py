@@ -27,14 +27,13 @@ class GatewayError(Exception):
     """An error with an HTTP status and a message for the client; raised anywhere, rendered once."""
 
     def __init__(self, status: int, message: str, code: str | None = None, retry_after: float | None = None,
-                 upstream: str | None = None, close_connection: bool = False):
+                 upstream: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or error_type(status)
         self.retry_after = retry_after
         self.upstream = upstream
-        self.close_connection = close_connection  # the connection is in an unknown state (half a body read)
 
     def payload(self, ollama: bool = False) -> dict:
         if ollama:
@@ -42,10 +41,9 @@ class GatewayError(Exception):
         return {"error": {"message": self.message, "type": error_type(self.status), "code": self.code}}
 
     def headers(self) -> dict[str, str]:
-        headers = {"Connection": "close"} if self.close_connection else {}
-        if self.retry_after is not None:
-            headers["Retry-After"] = str(max(1, int(-(-self.retry_after // 1))))  # whole seconds, rounded up
-        return headers
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(max(1, int(-(-self.retry_after // 1))))}  # whole seconds, rounded up
 
     def response(self, ollama: bool = False) -> JSONResponse:
         return JSONResponse(self.payload(ollama), status_code=self.status, headers=self.headers())

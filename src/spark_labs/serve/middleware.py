@@ -12,7 +12,6 @@ cancellation of streams). In order, for every HTTP request:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -30,6 +29,10 @@ _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class _BodyTooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
     pass
 
 
@@ -90,17 +93,14 @@ class GatewayMiddleware:
                 raise
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             return receive
-        timeout_s = gw.settings.request_read_timeout_s
+        # A body dripping in byte by byte is cut off by the server's read deadline (serve.connections).
         try:
-            async with asyncio.timeout(timeout_s):  # a body dripping in byte by byte must not hold a slot
-                body = await _read_body(receive, limit)
+            body = await _read_body(receive, limit)
         except _BodyTooLarge:
             raise self._too_large(limit) from None
-        except TimeoutError:
-            gw.metrics.rejected.labels("read_timeout").inc()
-            raise GatewayError(408, f"the request body did not arrive within {timeout_s:g} s "
-                               "(request_read_timeout_s); send the whole body at once", code="request_timeout",
-                               close_connection=True) from None
+        except _ClientGone:
+            raise GatewayError(499, "the client closed the connection before its request body was complete",
+                               code="client_closed_request") from None
         return _replay(body, receive)
 
     def _too_large(self, limit: int) -> GatewayError:
@@ -134,7 +134,7 @@ async def _read_body(receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _ClientGone  # half a body is no request: never hand it to the app
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -32,9 +32,9 @@ class GatewaySettings(BaseSettings):
                                     "added to /health, /ready, /metrics, /api/version and the API docs; a "
                                     "trailing * makes a prefix public (/ui/*)")
     # --- connections (enforced by the server, before any request is read)
-    request_read_timeout_s: float = Field(10.0, gt=0, description="a client must send a complete request head "
-                                          "this soon after connecting (or after its last response), and then "
-                                          "its body this soon after the head; else 408 and the connection closes")
+    request_read_timeout_s: float = Field(10.0, gt=0, description="a client must send a whole request (head "
+                                          "and body) this soon after connecting or after its last response; "
+                                          "else 408 and the connection closes")
     max_connections: int = Field(512, ge=1, description="open client connections at once; past it an idle one "
                                  "is closed, or the new one gets 503 (capped below the open-file limit)")
     max_connections_per_client: int = Field(128, ge=0, description="open connections from one client address "
