@@ -170,10 +170,10 @@ def test_gateway_benchmark_pins_the_gateway_and_puts_every_affinity_back():
 
     before = os.sched_getaffinity(0)
     with CalibrationServer(ttft_ms=5, tpot_ms=2) as server:
-        upstream_before = os.sched_getaffinity(server.process.pid)
+        upstream_before = os.sched_getaffinity(server.pid)
         result = measure_gateway(server.target(), concurrency=4, num_requests=8, max_tokens=4, rounds=1,
-                                 placement="own-core", upstream_pids=(server.process.pid,))
-        assert os.sched_getaffinity(server.process.pid) == upstream_before
+                                 placement="own-core", upstream_pids=(server.pid,))
+        assert os.sched_getaffinity(server.pid) == upstream_before
     assert os.sched_getaffinity(0) == before
     assert result.placement == "own-core" and result.errors == 0
     assert result.direct_tok_s > 0 and result.gateway_tok_s > 0 and result.gateway_ttft_p50_ms > 5

@@ -23,19 +23,31 @@ POLL_S = 0.5
 GRACE_S = 10.0
 
 
+# After SIGKILL the kernel still has to tear the processes down (and free their ports); on a loaded
+# machine that takes a moment, and callers expect the port free when kill_group returns.
+KILL_SETTLE_S = 5.0
+
+
 def kill_group(pgid: int, grace_s: float = GRACE_S) -> None:
-    """SIGTERM the group, give it ``grace_s`` to exit, then SIGKILL whatever is left."""
+    """SIGTERM the group, give it ``grace_s`` to exit, then SIGKILL whatever is left and wait for it to go."""
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _group_alive(pgid):
-            return
-        time.sleep(0.1)
+    if _wait_gone(pgid, grace_s):
+        return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+    _wait_gone(pgid, KILL_SETTLE_S)
+
+
+def _wait_gone(pgid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _group_alive(pgid: int) -> bool:
