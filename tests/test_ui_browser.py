@@ -175,6 +175,26 @@ def test_rate_limited_answer_shows_429_with_retry_after(llamacpp_engine, open_ch
             handle.stop()
 
 
+def test_busy_gateway_shows_503_with_retry_after(llamacpp_engine, open_chat):
+    """One slot, no queue: while a long stream holds the slot, the page's question is refused with 503."""
+    with start_gateway(upstreams=[llamacpp_engine.base_url], health_interval_s=30, max_in_flight=1, max_queue=0,
+                       log_level="warning") as gateway:
+        handle = start_ui(gateway.url)
+        try:
+            chat = open_chat(handle.url)
+            with httpx.stream("POST", gateway.url + "/api/chat", timeout=60, json={
+                    "model": llamacpp_engine.served_name, "messages": [{"role": "user", "content": STORY}],
+                    "options": {"num_predict": 1000}}) as holding:
+                lines = holding.iter_lines()  # kept: a dropped iterator closes the stream, freeing the slot
+                next(lines)  # the slot is taken
+                answer = chat.ask("hi")
+                assert gateway.gateway.admission.in_flight == 1
+            kind, text = chat.alert()
+            assert answer.state == "error" and kind == "busy" and "503" in text and "Retry in 1 s" in text
+        finally:
+            handle.stop()
+
+
 def test_engine_down_state_names_the_address(open_chat):
     port = closed_port()
     handle = start_ui(f"http://127.0.0.1:{port}")
