@@ -68,11 +68,12 @@ _URL_ONLY = ("model", "protocol", "metrics_url", "api_key", "name")
 
 
 def _check_target_flags(parser: argparse.ArgumentParser, args) -> None:
+    # getattr with a default: a sub-command may take --url without every flag of _target_args.
     if args.url:
-        if args.engine_arg:
+        if getattr(args, "engine_arg", None):
             parser.error("--engine-arg applies to an engine the harness starts (--engine), not to --url")
     else:
-        given = [f"--{flag.replace('_', '-')}" for flag in _URL_ONLY if getattr(args, flag) is not None]
+        given = [f"--{flag.replace('_', '-')}" for flag in _URL_ONLY if getattr(args, flag, None) is not None]
         if given:
             parser.error(f"{', '.join(given)} describe{'s' if len(given) == 1 else ''} a running server: "
                          "pass --url too, or leave them out when the harness starts the engine")
