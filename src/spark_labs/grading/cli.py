@@ -8,6 +8,7 @@ graded, 1 when a row is an error (the grader could not grade it: the row says wh
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     memory_gb = args.memory_limit_gb
     limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout,
                     output_limit=int(args.output_limit_mb * 1e6), kernel=args.kernel, profile=args.profile,
+                    threads=max(1, (os.cpu_count() or 1) // max(1, args.workers)),
                     memory_limit=default_memory_limit(args.profile, args.workers) if memory_gb is None
                     else int(memory_gb * 2**30))
     submissions = collect(args.submissions)

@@ -40,6 +40,7 @@ class Limits:
     memory_limit: int = 0         # bytes of address space per process; 0: no limit
     kernel: str = "python3"
     profile: str | None = None
+    threads: int | None = None    # CPU threads per kernel (OMP_NUM_THREADS) unless already set
 
 
 @dataclass
@@ -105,6 +106,10 @@ def run_isolated(submission: Path, notebook: nbformat.NotebookNode, rebind_befor
                "PYTHONUNBUFFERED": "1"}
         if limits.profile:
             env["SPARK_LABS_PROFILE"] = limits.profile
+        if limits.threads and "OMP_NUM_THREADS" not in os.environ:
+            # Kernels that each start one thread per core, side by side, spin-wait against each other:
+            # lab 00 took 3x the CPU time that way on 2 cores (docs/instructors.md, grading cost).
+            env["OMP_NUM_THREADS"] = str(limits.threads)
         job = {"notebook": notebook, "rebind_before": rebind_before, "kernel": limits.kernel,
                "cell_timeout": limits.cell_timeout, "output_limit": limits.output_limit,
                "memory_limit": limits.memory_limit}
