@@ -1,0 +1,136 @@
+"""Lab 03's build room: GGUF variants built with the real gguf library and llama.cpp's quantizer, scored by
+llama.cpp's logits; the static-cache decoder on the real embedded model; the room check; the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from spark_labs import calc
+from spark_labs.build.gguf_variants import build_variants, check_room, predicted_bytes
+from spark_labs.build.measure import pick_variant
+from spark_labs.build.quality import perplexity
+from spark_labs.errors import InsufficientMemoryError
+from spark_labs.models import embedded_gguf_path, prepare_embedded_model
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory):
+    """F16 and Q8_0 of the embedded model (Q4_K_M runs in the lab; the same quantizer call makes it)."""
+    return build_variants(embedded_gguf_path(), tmp_path_factory.mktemp("variants"), ["F16", "Q8_0"])
+
+
+def test_variants_are_the_size_calc_predicts_and_keep_quality(variants):
+    f16, q8 = variants
+    assert [v.name for v in variants] == ["F16", "Q8_0"] and all(v.path.is_file() for v in variants)
+    for variant in variants:
+        # The file adds the tokenizer and metadata (a few MB) to the weights calc counts.
+        assert 0 < variant.size_bytes - predicted_bytes(variant.name) < 5e6, variant
+        assert variant.build_s > 0
+    assert not list(f16.path.parent.glob("*.partial")), "a finished build leaves no partial file"
+    ppl_f16, ppl_q8, ppl_shipped = perplexity(f16.path), perplexity(q8.path), perplexity(embedded_gguf_path())
+    # F16 holds exactly the shipped Q4_1 weights, so it scores what the shipped file scores; Q8_0 stays close.
+    assert ppl_f16 == pytest.approx(ppl_shipped, rel=0.02)
+    assert 1 < ppl_f16 < 100 and ppl_q8 == pytest.approx(ppl_f16, rel=0.03)
+
+
+def test_perplexity_refuses_a_text_longer_than_its_window(variants):
+    with pytest.raises(ValueError, match="shorten the text or raise n_ctx"):
+        perplexity(variants[1].path, text="word " * 400, n_ctx=64)
+
+
+def test_room_check_stops_before_writing_with_what_to_do(tmp_path):
+    """Injected free-space readings (this machine has room): the check must name the need and the fix."""
+    out = tmp_path / "not-yet-created"
+    with pytest.raises(InsufficientMemoryError, match=r"only 0\.10 GB is free on that disk.*--out DIR"):
+        check_room("Q8_0", out, free_disk=1e8, free_memory=1e12)
+    with pytest.raises(InsufficientMemoryError, match=r"only 0\.20 GB is available.*Stop engines"):
+        check_room("Q4_K_M", out, free_disk=1e12, free_memory=2e8)
+    check_room("F16", out, free_disk=2 * 2 * calc.weight_bytes(calc.SMOLLM2_135M, "fp16"), free_memory=1e12)
+    assert not out.exists()
+
+
+def test_cli_names_the_variants_on_a_typo():
+    result = subprocess.run([sys.executable, "-m", "spark_labs.cli", "build", "quantize", "--variants", "Q3"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "invalid choice: 'Q3'" in result.stderr and "Q4_K_M" in result.stderr
+
+
+def test_pick_variant_applies_speed_and_quality_budget():
+    table = pd.DataFrame({"decode_tok_s": [100.0, 120.0, 140.0], "perplexity": [10.0, 10.2, 11.0],
+                          "size_mb": [270.0, 145.0, 105.0]}, index=["F16", "Q8_0", "Q4_K_M"])
+    assert pick_variant(table, "F16", 1.15, 0.05) == "Q8_0"  # Q4_K_M is faster but 10 % worse
+    assert pick_variant(table, "F16", 1.15, 0.15) == "Q4_K_M"
+    assert pick_variant(table, "F16", 2.0, 0.05) is None
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer():
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = prepare_embedded_model()
+    # float32: CPUs without bf16 matrix units run bf16 many times slower.
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(path)
+
+
+def test_static_cache_decoder_matches_generate_and_refuses_overlong_requests(model_and_tokenizer):
+    import torch
+
+    from spark_labs.build.compiled import CacheTooShortError, StaticCacheDecoder
+
+    model, tokenizer = model_and_tokenizer
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                        add_generation_prompt=True, return_dict=True)["input_ids"]
+    decoder = StaticCacheDecoder(model, max_cache_len=64, compile=False)
+    new = decoder.generate(list(ids), 8, eos_token_id=tokenizer.eos_token_id)
+    reference = model.generate(torch.tensor([list(ids)]), max_new_tokens=8, do_sample=False)[0, len(ids):]
+    assert new == reference.tolist()[: len(new)] and "Paris" in tokenizer.decode(new)
+    assert decoder.generate(list(ids), 8, eos_token_id=tokenizer.eos_token_id) == new, "the cache is reset"
+    timing = decoder.timed(list(ids), 6)
+    assert timing.new_tokens == 6 and timing.prefill_s > 0 and timing.decode_tok_s > 0
+    with pytest.raises(CacheTooShortError, match="max_cache_len=64"):
+        decoder.generate(list(ids), 64)
+
+
+def test_gateway_backend_streams_through_the_decoder(model_and_tokenizer):
+    """The backend picks the decoder only on CUDA; here it is given one (eager, CPU) by hand, and must stream
+    the same greedy answer through it as through generate."""
+    from spark_labs.build.compiled import StaticCacheDecoder
+    from spark_labs.serve.backends import GenerationRequest, Outcome, TransformersBackend
+
+    backend = TransformersBackend(str(prepare_embedded_model()), "smol", device="cpu")
+    assert backend.decoder is None  # CPU: eager generate unless told otherwise
+
+    async def ask() -> tuple[str, int]:
+        outcome = Outcome()
+        request = GenerationRequest(kind="chat", model="smol", max_tokens=8, temperature=0.0,
+                                    messages=[{"role": "user", "content": "What is the capital of France?"}])
+        text = "".join([piece.text async for piece in backend.stream(request, outcome)])
+        return text, outcome.usage.completion_tokens
+
+    eager = asyncio.run(ask())
+    backend.decoder = StaticCacheDecoder(backend.model, max_cache_len=128, compile=False)
+    assert asyncio.run(ask()) == eager and "Paris" in eager[0]
+
+
+def test_trtllm_command_follows_the_playbook(tmp_path):
+    import yaml
+
+    from spark_labs.build.trtllm import serve_args, write_extra_options
+    from spark_labs.engines import ENGINES
+
+    options = write_extra_options(tmp_path / "opts.yml")
+    assert yaml.safe_load(options.read_text()) == {"kv_cache_config": {"free_gpu_memory_fraction": 0.9},
+                                                   "cuda_graph_config": {"enable_padding": True}}
+    command = ENGINES["trtllm"].docker_command("nvidia/Llama-3.1-8B-Instruct-FP4", port=8355,
+                                               extra_args=serve_args(options, docker=False))
+    text = " ".join(command)
+    assert "nvcr.io/nvidia/tensorrt-llm/release:" in text and "trtllm-serve nvidia/Llama-3.1-8B-Instruct-FP4" in text
+    assert "--backend pytorch" in text and f"--extra_llm_api_options {options}" in text
+    with pytest.raises(ValueError, match="free_gpu_memory_fraction"):
+        write_extra_options(tmp_path / "bad.yml", free_gpu_memory_fraction=1.5)
