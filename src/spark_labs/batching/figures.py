@@ -39,3 +39,14 @@ def cliff_figure(levels: pd.DataFrame, predicted_onset: int | None = None):
     fig.update_yaxes(title_text="seconds")
     fig.update_layout(height=330, title="Latency as the KV cache runs out")
     return fig
+
+
+def live_pressure_chart():
+    """One chart in the notebook that redraws in place: returns the callable the sweep calls with its
+    samples after each level. (Displaying the Figure itself would append a new chart per redraw.)"""
+    from IPython.display import display
+
+    from ..bench.live import _bundle
+
+    handle = display(_bundle(pressure_figure(pd.DataFrame())), raw=True, display_id=True)
+    return lambda samples: handle.update(_bundle(pressure_figure(samples)), raw=True)
