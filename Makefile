@@ -15,13 +15,14 @@ export SPARK_LABS_PROFILE ?= $(PROFILE)
 export HF_HUB_OFFLINE ?= $(if $(filter tiny,$(PROFILE)),1,0)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install browser demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway bench-regimes bench-grading clean help
+.PHONY: install browser demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway bench-regimes bench-spec bench-grading clean help
 
 help:
 	@echo "make demo   - install, start llama.cpp + vLLM on the embedded model, compare them"
 	@echo "make test   - install and run the whole test suite (what CI runs)"
 	@echo "make lab    - open JupyterLab on labs/, course map first (works as root too)"
 	@echo "make bench  - harness overhead + accuracy vs vLLM (ratios measured side by side in one run)"
+	@echo "make bench-spec - greedy vs prompt-lookup speculative decoding: alpha, tokens/step, speed-up vs formula"
 	@echo "make bench-grading - time and peak memory of grading 10 lab-00 submissions with 2 workers"
 
 install: $(STAMP)
@@ -68,7 +69,7 @@ test-notebooks: install browser
 	$(PY) -m pytest -m notebook $(PYTEST_ARGS)
 
 # Performance claims live here, not in timed unit tests.
-bench: bench-overhead bench-accuracy bench-gateway bench-regimes
+bench: bench-overhead bench-accuracy bench-gateway bench-regimes bench-spec
 
 bench-overhead: install
 	$(PY) -m spark_labs.cli bench overhead
@@ -82,6 +83,10 @@ bench-gateway: install
 
 bench-regimes: install
 	$(PY) -m spark_labs.cli bench regimes --engine vllm --concurrency 4
+
+# Goal: prompt lookup >= 1.5x decode speed-up on code-edit with identical greedy output; open chat shows where it loses.
+bench-spec: install
+	$(PY) -m spark_labs.cli bench spec --workloads code-edit,extraction,open-chat --k 1,2,4,8
 
 bench-grading: install
 	$(PY) -m spark_labs.grading.bench --lab 00 --submissions 10 --workers 2

@@ -10,6 +10,7 @@
   spark-labs bench overhead                          # what the harness itself adds
   spark-labs bench gateway --upstream vllm           # what the spark-labs gateway adds
   spark-labs bench metrics                           # metric definitions and other tools' names
+  spark-labs bench spec --workloads code-edit        # greedy vs prompt-lookup speculative decoding
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..engines.launcher import resolve_engine
+from ..spec import cli as spec_cli
 from .clients import PROTOCOLS
 from .transports import CLIENTS
 
@@ -472,6 +474,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     p.set_defaults(fn=cmd_gateway)
 
     sub.add_parser("metrics", help="metric definitions and their names in other tools").set_defaults(fn=cmd_metrics)
+    spec_cli.add_parser(sub)
     for command in sub.choices.values():
         command.allow_abbrev = False  # `--mode` must never be taken for an abbreviated `--model`
     return parser, sub.choices

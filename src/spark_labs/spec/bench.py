@@ -1,0 +1,108 @@
+"""Baseline against speculative runs on the same model and prompts: the table of ``spark-labs bench spec``.
+
+Per workload: one warm-up, then the greedy baseline and a prompt-lookup run for each draft length k, then
+the baseline again (the mean of the two baselines is the reference, so a machine that slows down during
+the sweep shows up as a gap between them rather than as a fake speed-up). Every speculative output is
+checked against the baseline token for token (the ``identical`` column; the command fails when one
+differs). The formula column is Leviathan et al.'s speed-up fed this run's measured alpha and draft cost c,
+so the learner can see how far the textbook model is from the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .runner import Generation, SpecModel, check_lossless
+from .theory import expected_speedup, expected_tokens_per_step
+from .workloads import workload_prompt
+
+DEFAULT_KS = (1, 2, 4, 8)
+DEFAULT_WORKLOADS = ("code-edit", "extraction", "open-chat")
+
+
+@dataclass
+class SpecRow:
+    workload: str
+    k: int
+    tokens: int
+    alpha: float
+    acceptance_rate: float
+    tokens_per_step: float
+    formula_tokens_per_step: float
+    decode_tok_s: float
+    baseline_tok_s: float
+    speedup: float
+    formula_speedup: float
+    draft_cost_c: float  # drafting one token, in baseline decode steps
+    verify_cost: float  # one verification pass, in baseline decode steps (the formula assumes 1)
+    identical: bool
+
+
+def _row(workload: str, k: int, run: Generation, baseline: Generation, baseline_tok_s: float,
+         baseline_step_s: float) -> SpecRow:
+    acc = run.acceptance
+    c = (run.draft_seconds / acc.drafted) / baseline_step_s if acc.drafted and baseline_step_s else 0.0
+    verify = ((run.decode_seconds - run.draft_seconds) / acc.steps) / baseline_step_s if acc.steps else 0.0
+    return SpecRow(
+        workload=workload, k=k, tokens=len(run.tokens), alpha=acc.alpha, acceptance_rate=acc.acceptance_rate,
+        tokens_per_step=acc.tokens_per_step, formula_tokens_per_step=expected_tokens_per_step(acc.alpha, k),
+        decode_tok_s=run.decode_tokens_per_second, baseline_tok_s=baseline_tok_s,
+        speedup=run.decode_tokens_per_second / baseline_tok_s if baseline_tok_s else 0.0,
+        formula_speedup=expected_speedup(acc.alpha, k, c), draft_cost_c=c, verify_cost=verify,
+        identical=run.tokens == baseline.tokens,
+    )
+
+
+def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
+    ks = tuple(ks)
+    bad = [k for k in ks if int(k) != k or k < 1]
+    if not ks or bad:
+        raise ValueError(f"draft lengths must be whole numbers >= 1 (e.g. 1,2,4,8); got {list(ks)}")
+    return ks
+
+
+def measure_workload(model: SpecModel, workload: str, ks: Sequence[int] = DEFAULT_KS,
+                     max_new_tokens: int = 96) -> list[SpecRow]:
+    """The baseline row (k = 0) and one prompt-lookup row per k for one workload."""
+    ks = _check_ks(ks)
+    prompt = model.encode_chat(workload_prompt(workload))
+    model.generate(prompt, 8)  # warm-up: first-call allocations stay out of the timings
+    first = model.generate(prompt, max_new_tokens)
+    runs = {k: model.generate(prompt, max_new_tokens, k=k) for k in ks}
+    last = model.generate(prompt, max_new_tokens)
+    check_lossless(first.tokens, last.tokens)  # greedy baseline must repeat itself, or nothing here compares
+    base_tok_s = (first.decode_tokens_per_second + last.decode_tokens_per_second) / 2
+    base_step_s = (first.seconds_per_step + last.seconds_per_step) / 2
+    rows = [_row(workload, 0, first, first, base_tok_s, base_step_s)]
+    rows[0].decode_tok_s, rows[0].speedup = base_tok_s, 1.0
+    rows += [_row(workload, k, run, first, base_tok_s, base_step_s) for k, run in runs.items()]
+    return rows
+
+
+def measure(model: SpecModel, workloads: Sequence[str] = DEFAULT_WORKLOADS, ks: Sequence[int] = DEFAULT_KS,
+            max_new_tokens: int = 96) -> list[SpecRow]:
+    return [row for w in workloads for row in measure_workload(model, w, ks, max_new_tokens)]
+
+
+def to_frame(rows: Sequence[SpecRow]):
+    import pandas as pd
+
+    return pd.DataFrame([vars(r) for r in rows])
+
+
+def format_table(rows: Sequence[SpecRow]) -> str:
+    """Plain-text table: one line per (workload, k); k = 0 is the baseline."""
+    head = (f"{'workload':<11} {'k':>2} {'tokens':>6} {'alpha':>5} {'accept':>6} {'tok/step':>8} {'E(a,k)':>6} "
+            f"{'tok/s':>6} {'speed-up':>8} {'formula':>7} {'c':>6} {'verify':>6} {'same':>4}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if r.k == 0:
+            lines.append(f"{r.workload:<11} {'-':>2} {r.tokens:>6} {'':>5} {'':>6} {1.0:>8.2f} {'':>6} "
+                         f"{r.decode_tok_s:>6.1f} {1.0:>7.2f}x {'':>7} {'':>6} {1.0:>6.2f} {'ref':>4}")
+            continue
+        lines.append(f"{r.workload:<11} {r.k:>2} {r.tokens:>6} {r.alpha:>5.2f} {r.acceptance_rate:>6.2f} "
+                     f"{r.tokens_per_step:>8.2f} {r.formula_tokens_per_step:>6.2f} {r.decode_tok_s:>6.1f} "
+                     f"{r.speedup:>7.2f}x {r.formula_speedup:>6.2f}x {r.draft_cost_c:>6.4f} {r.verify_cost:>6.2f} "
+                     f"{'yes' if r.identical else 'NO':>4}")
+    return "\n".join(lines)

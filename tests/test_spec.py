@@ -1,0 +1,178 @@
+"""Speculative decoding (lab 04): the Leviathan et al. formulas, acceptance accounting, prompt-lookup drafts,
+and the real verification loop on the exported HF copy of the embedded model."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from spark_labs.spec import (
+    Acceptance,
+    alpha_from_tokens_per_step,
+    expected_speedup,
+    expected_tokens_per_step,
+    prompt_lookup_draft,
+)
+
+# --- theory -------------------------------------------------------------------------------------------
+
+
+def test_expected_tokens_per_step_matches_the_series_it_sums():
+    # E = 1 + a + a^2 + ... + a^k: the accepted prefix of length i has probability a^i.
+    for alpha in (0.0, 0.3, 0.8, 0.99):
+        for k in (0, 1, 2, 4, 8):
+            assert math.isclose(expected_tokens_per_step(alpha, k), sum(alpha**i for i in range(k + 1)))
+    assert expected_tokens_per_step(1.0, 4) == 5.0
+
+
+def test_expected_speedup_divides_by_the_draft_cost():
+    assert math.isclose(expected_speedup(0.8, 4, 0.0), expected_tokens_per_step(0.8, 4))
+    assert math.isclose(expected_speedup(0.8, 4, 0.25), expected_tokens_per_step(0.8, 4) / 2.0)
+    # A poor draft that costs something is a slowdown.
+    assert expected_speedup(0.1, 8, 0.2) < 1.0
+
+
+def test_alpha_is_recovered_from_tokens_per_step():
+    for alpha in (0.2, 0.6, 0.9):
+        assert math.isclose(alpha_from_tokens_per_step(expected_tokens_per_step(alpha, 4), 4), alpha, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: expected_tokens_per_step(1.5, 4), "alpha is an acceptance probability"),
+    (lambda: expected_tokens_per_step(0.5, -1), "k is the number of drafted tokens"),
+    (lambda: expected_speedup(0.5, 4, -0.1), "c is the draft's cost"),
+    (lambda: alpha_from_tokens_per_step(7.0, 4), r"between 1 and k\+1 = 5"),
+])
+def test_bad_formula_input_says_what_is_wrong(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# --- accounting and drafts --------------------------------------------------------------------------
+
+
+def test_acceptance_counts_tested_tokens_for_alpha_and_positions():
+    acc = Acceptance(k=4)
+    acc.record(drafted=4, accepted=4, emitted=5)  # whole draft kept, plus the bonus token
+    acc.record(drafted=4, accepted=1, emitted=2)  # second draft token rejected; tokens 3-4 never tested
+    acc.record(drafted=0, accepted=0, emitted=1)  # no n-gram match: a plain decode step
+    assert (acc.steps, acc.tokens, acc.drafted, acc.accepted, acc.rejections) == (3, 8, 8, 5, 1)
+    assert acc.alpha == 5 / 6
+    assert acc.acceptance_rate == 5 / 8
+    assert acc.tokens_per_step == 8 / 3
+    assert acc.per_position_rate == [1.0, 0.5, 0.5, 0.5]
+    with pytest.raises(ValueError, match="accepted"):
+        acc.record(drafted=2, accepted=3, emitted=4)
+
+
+def test_prompt_lookup_proposes_what_followed_the_latest_longest_match():
+    #           0  1  2  3  4  5  6  7  8  9
+    tokens = [5, 6, 7, 8, 9, 5, 6, 1, 2, 5, 6]
+    # Last bigram (5, 6) occurs at 0 and 5: the latest (5) wins, followed by 1, 2.
+    assert prompt_lookup_draft(tokens, 2) == [1, 2]
+    # Trigram (9, 5, 6) would be tried first but only matches itself at the end.
+    assert prompt_lookup_draft([9, 5, 6, 7, 9, 5, 6], 3) == [7, 9, 5]
+    assert prompt_lookup_draft([1, 2, 3], 4) == []
+    with pytest.raises(ValueError, match="k >= 1"):
+        prompt_lookup_draft(tokens, 0)
+
+
+# --- the real verification loop on the embedded model --------------------------------------------------
+
+MAX_NEW = 24
+
+
+@pytest.fixture(scope="module")
+def spec_model():
+    from spark_labs.spec.runner import SpecModel
+
+    return SpecModel()
+
+
+@pytest.fixture(scope="module")
+def code_prompt(spec_model):
+    from spark_labs.spec.workloads import workload_prompt
+
+    return spec_model.encode_chat(workload_prompt("code-edit"))
+
+
+@pytest.mark.integration
+def test_baseline_loop_equals_transformers_greedy_generate(spec_model, code_prompt):
+    """Our k=0 loop is plain greedy decoding: it must match transformers' own generate() token for token."""
+    import torch
+
+    ours = spec_model.generate(code_prompt, MAX_NEW)
+    with torch.inference_mode():
+        theirs = spec_model.model.generate(torch.tensor([code_prompt]), max_new_tokens=MAX_NEW, do_sample=False)
+    assert ours.tokens == theirs[0, len(code_prompt):].tolist()
+    assert ours.acceptance.drafted == 0 and ours.acceptance.tokens_per_step == 1.0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("k", [1, 4, 8])
+def test_prompt_lookup_is_lossless_and_counts_acceptance(spec_model, code_prompt, k):
+    from spark_labs.spec.runner import check_lossless
+
+    base = spec_model.generate(code_prompt, MAX_NEW)
+    spec = spec_model.generate(code_prompt, MAX_NEW, k=k)
+    check_lossless(base.tokens, spec.tokens)
+    acc = spec.acceptance
+    assert acc.tokens == len(spec.tokens) - 1  # every token after the prefill's came from a counted step
+    assert acc.accepted > 0, "the code-edit prompt copies its code: prompt lookup must get some drafts accepted"
+    assert acc.steps < len(base.tokens) - 1  # fewer target passes than the baseline
+
+
+@pytest.mark.integration
+def test_oracle_and_wrong_drafts_bound_alpha(spec_model, code_prompt):
+    """Fake drafters, on purpose: one proposes the baseline's own continuation (alpha must be 1, k+1 tokens a
+    step), one proposes a token the model never picks here (alpha must be 0, output still identical)."""
+    base = spec_model.generate(code_prompt, MAX_NEW)
+    future = list(code_prompt) + base.tokens
+
+    def oracle(sequence, k):
+        return future[len(sequence):len(sequence) + k]
+
+    def wrong(sequence, k):
+        return [spec_model.tokenizer.eos_token_id + 1] * k  # a special token that never follows here
+
+    right = spec_model.generate(code_prompt, MAX_NEW, k=3, drafter=oracle)
+    assert right.tokens == base.tokens and right.acceptance.alpha == 1.0
+    assert right.acceptance.steps == math.ceil((MAX_NEW - 1) / 4)
+    bad = spec_model.generate(code_prompt, MAX_NEW, k=3, drafter=wrong)
+    assert bad.tokens == base.tokens and bad.acceptance.alpha == 0.0 and bad.acceptance.tokens_per_step == 1.0
+
+
+def test_check_lossless_names_the_first_difference():
+    from spark_labs.spec.runner import check_lossless
+
+    with pytest.raises(AssertionError, match="differs from the greedy baseline at token 2"):
+        check_lossless([1, 2, 3, 4], [1, 2, 9, 4])
+
+
+# --- the command users type ----------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_bench_spec_command_prints_the_table():
+    out = subprocess.run(
+        [sys.executable, "-m", "spark_labs.cli", "bench", "spec", "--workloads", "code-edit", "--k", "4",
+         "--max-tokens", "16"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "speed-up" in out.stdout and "formula" in out.stdout
+    lines = [line for line in out.stdout.splitlines() if line.startswith("code-edit")]
+    assert len(lines) == 2 and lines[1].split()[1] == "4" and lines[1].split()[-1] == "yes"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--k", "0"], "draft lengths >= 1"),
+    (["--workloads", "poetry"], "unknown workload(s) poetry; choose from code-edit"),
+])
+def test_bench_spec_bad_flags_say_what_to_type(argv, message, capsys):
+    from spark_labs.bench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["spec", *argv])
+    assert message in capsys.readouterr().err
