@@ -32,6 +32,7 @@ def test_variants_are_the_size_calc_predicts_and_keep_quality(variants):
         assert 0 < variant.size_bytes - predicted_bytes(variant.name) < 5e6, variant
         assert variant.build_s > 0
     assert not list(f16.path.parent.glob("*.partial")), "a finished build leaves no partial file"
+    assert q8.fallback_tensors == 0  # Q8_0 blocks are 32 wide: 576-wide rows need no fallback
     ppl_f16, ppl_q8, ppl_shipped = perplexity(f16.path), perplexity(q8.path), perplexity(embedded_gguf_path())
     # F16 holds exactly the shipped Q4_1 weights, so it scores what the shipped file scores; Q8_0 stays close.
     assert ppl_f16 == pytest.approx(ppl_shipped, rel=0.02)

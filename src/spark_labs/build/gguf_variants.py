@@ -12,6 +12,7 @@ disk and memory, and stops with a message that says what to free or which varian
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class BuiltVariant:
     path: Path
     size_bytes: int
     build_s: float  # wall seconds of this variant's own build (the F16 it starts from is built once)
+    fallback_tensors: int = 0  # tensors llama.cpp stored in another format than the variant's (its log says why)
 
 
 def variant_names() -> list[str]:
@@ -117,13 +119,38 @@ def quantize(f16: Path, target: Path, variant: str, threads: int = 0) -> BuiltVa
     params.nthread = threads
     partial = target.with_suffix(".partial")
     start = time.perf_counter()
-    status = llama_cpp.llama_model_quantize(str(f16).encode(), str(partial).encode(), ctypes.byref(params))
+    with _captured_llama_log() as log:
+        status = llama_cpp.llama_model_quantize(str(f16).encode(), str(partial).encode(), ctypes.byref(params))
     if status != 0:
         partial.unlink(missing_ok=True)
-        raise RuntimeError(f"llama.cpp's quantizer failed ({status}) making {variant} from {f16}; its log above "
-                           "says why")
+        raise RuntimeError(f"llama.cpp's quantizer failed ({status}) making {variant} from {f16}; the end of its "
+                           "log:\n" + "".join(log)[-2000:])
     partial.replace(target)
-    return BuiltVariant(variant, target, target.stat().st_size, time.perf_counter() - start)
+    fallback = re.search(r"(\d+) of \d+ tensor\(s\) required fallback", "".join(log))
+    return BuiltVariant(variant, target, target.stat().st_size, time.perf_counter() - start,
+                        int(fallback.group(1)) if fallback else 0)
+
+
+class _captured_llama_log:
+    """Collect llama.cpp's log (one line per tensor while quantizing) instead of printing it; restore after."""
+
+    def __enter__(self) -> list[str]:
+        import llama_cpp
+
+        self.lines: list[str] = []
+
+        def collect(level, text, user_data):
+            self.lines.append(text.decode("utf-8", "replace"))
+
+        self._callback = llama_cpp.llama_log_callback(collect)  # kept referenced while C may call it
+        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+        return self.lines
+
+    def __exit__(self, *exc) -> None:
+        import llama_cpp
+        from llama_cpp import _logger
+
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
 def build_variants(source: Path, out_dir: Path, variants: list[str] | None = None,
