@@ -24,6 +24,7 @@ def variants(tmp_path_factory):
     return build_variants(embedded_gguf_path(), tmp_path_factory.mktemp("variants"), ["F16", "Q8_0"])
 
 
+@pytest.mark.integration  # real llama.cpp / transformers on the embedded model: seconds each
 def test_variants_are_the_size_calc_predicts_and_keep_quality(variants):
     f16, q8 = variants
     assert [v.name for v in variants] == ["F16", "Q8_0"] and all(v.path.is_file() for v in variants)
@@ -39,6 +40,7 @@ def test_variants_are_the_size_calc_predicts_and_keep_quality(variants):
     assert 1 < ppl_f16 < 100 and ppl_q8 == pytest.approx(ppl_f16, rel=0.03)
 
 
+@pytest.mark.integration  # real llama.cpp / transformers on the embedded model: seconds each
 def test_perplexity_refuses_a_text_longer_than_its_window(variants):
     with pytest.raises(ValueError, match="shorten the text or raise n_ctx"):
         perplexity(variants[1].path, text="word " * 400, n_ctx=64)
@@ -79,6 +81,7 @@ def model_and_tokenizer():
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(path)
 
 
+@pytest.mark.integration  # real llama.cpp / transformers on the embedded model: seconds each
 def test_static_cache_decoder_matches_generate_and_refuses_overlong_requests(model_and_tokenizer):
     import torch
 
@@ -98,6 +101,7 @@ def test_static_cache_decoder_matches_generate_and_refuses_overlong_requests(mod
         decoder.generate(list(ids), 64)
 
 
+@pytest.mark.integration  # real llama.cpp / transformers on the embedded model: seconds each
 def test_gateway_backend_streams_through_the_decoder(model_and_tokenizer):
     """The backend picks the decoder only on CUDA; here it is given one (eager, CPU) by hand, and must stream
     the same greedy answer through it as through generate."""

@@ -12,6 +12,7 @@ disk and memory, and stops with a message that says what to free or which varian
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import shutil
 import time
@@ -84,7 +85,7 @@ def build_f16(source: Path, target: Path) -> BuiltVariant:
     reader = gguf.GGUFReader(source)
     arch = reader.fields["general.architecture"].contents()
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
+    partial = _partial(target)
     writer = gguf.GGUFWriter(partial, arch=arch)
     for key, field in reader.fields.items():
         if key.startswith("GGUF.") or key == "general.architecture":  # the writer adds these itself
@@ -117,7 +118,7 @@ def quantize(f16: Path, target: Path, variant: str, threads: int = 0) -> BuiltVa
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, ftype_name)
     params.nthread = threads
-    partial = target.with_suffix(".partial")
+    partial = _partial(target)
     start = time.perf_counter()
     with _captured_llama_log() as log:
         status = llama_cpp.llama_model_quantize(str(f16).encode(), str(partial).encode(), ctypes.byref(params))
@@ -167,6 +168,11 @@ def build_variants(source: Path, out_dir: Path, variants: list[str] | None = Non
         if name not in built:
             built[name] = quantize(f16.path, out_dir / f"{stem}.{name}.gguf", name, threads)
     return [built[name] for name in wanted]
+
+
+def _partial(target: Path) -> Path:
+    """Where a build writes before the final rename; unique per process, so two builds never share it."""
+    return target.with_name(f"{target.name}.{os.getpid()}.partial")
 
 
 def _check_name(variant: str) -> tuple[str | None, str]:
