@@ -176,3 +176,58 @@ def test_bench_spec_bad_flags_say_what_to_type(argv, message, capsys):
     with pytest.raises(SystemExit):
         main(["spec", *argv])
     assert message in capsys.readouterr().err
+
+
+# --- engines: speculative flags from the registry ------------------------------------------------------
+
+
+def test_engine_speculative_flags_are_the_engines_own():
+    import json
+
+    from spark_labs.engines.registry import ENGINES
+
+    flags = ENGINES["vllm"].speculative_args("ngram", 4)
+    assert flags[0] == "--speculative-config"
+    assert json.loads(flags[1]) == {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3,
+                                    "prompt_lookup_min": 1}
+    assert ENGINES["llamacpp"].speculative_args("ngram", 2) == [
+        "--draft_model", "prompt-lookup", "--draft_model_num_pred_tokens", "2"]
+
+
+@pytest.mark.parametrize("engine, method, k, message", [
+    ("vllm", "medusa", 4, "'medusa' is not available for vLLM: the methods spark-labs can start it with are: ngram"),
+    ("trtllm", "ngram", 4, "spark-labs starts it without speculation only"),
+    ("llamacpp", "ngram", 0, "draft length k must be a whole number >= 1"),
+])
+def test_unsupported_speculative_config_names_what_the_engine_supports(engine, method, k, message):
+    from spark_labs.engines.registry import ENGINES
+    from spark_labs.errors import EngineError
+
+    with pytest.raises(EngineError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ENGINES[engine].speculative_args(method, k)
+
+
+@pytest.mark.integration
+def test_llamacpp_prompt_lookup_keeps_greedy_output(llamacpp_engine):
+    """llama.cpp with llama-cpp-python's prompt-lookup draft answers exactly what the plain server answers."""
+    from openai import OpenAI
+
+    from spark_labs.engines import launch
+    from spark_labs.spec.workloads import workload_prompt
+
+    def answer(handle) -> str:
+        client = OpenAI(base_url=handle.base_url, api_key="none")
+        reply = client.chat.completions.create(
+            model=handle.served_name, messages=[{"role": "user", "content": workload_prompt("code-edit")}],
+            max_tokens=48, temperature=0)
+        return reply.choices[0].message.content
+
+    from spark_labs.engines.registry import ENGINES
+
+    speculative = launch("llamacpp", port="auto", progress=False,
+                         extra_args=ENGINES["llamacpp"].speculative_args("ngram", 4))
+    try:
+        assert "--draft_model" in speculative.command
+        assert answer(speculative) == answer(llamacpp_engine)
+    finally:
+        speculative.stop()

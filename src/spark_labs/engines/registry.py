@@ -30,6 +30,7 @@ with the engines' own parsers where those install without a GPU.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -207,6 +208,18 @@ def _transformers_docker(model, port, extra_args, served_name, image):
             *_transformers_args(model, 8001, "0.0.0.0", served_name, extra_args)]
 
 
+def _vllm_speculative(method: str, k: int) -> list[str]:
+    # vLLM's n-gram proposer looks up the last 1-3 tokens in the sequence (prompt lookup), as spec.drafts does.
+    config = {"method": method, "num_speculative_tokens": k, "prompt_lookup_max": 3, "prompt_lookup_min": 1}
+    return ["--speculative-config", json.dumps(config)]
+
+
+def _llamacpp_speculative(method: str, k: int) -> list[str]:
+    # llama-cpp-python's server turns any --draft_model value into LlamaPromptLookupDecoding (n-gram drafts
+    # from the prompt); it has no other draft kind and reports no acceptance counts.
+    return ["--draft_model", "prompt-lookup", "--draft_model_num_pred_tokens", str(k)]
+
+
 VLLM = EngineSpec(
     name="vllm", display_name="vLLM", protocol="openai", default_port=8000, ready_path="/health",
     model_format="hf", metrics_path="/metrics", docker_image="nvcr.io/nvidia/vllm:26.05.post1-py3",
@@ -227,6 +240,7 @@ VLLM = EngineSpec(
               "output_tokens": "vllm:generation_tokens"},
     per_request_metrics_args=("--enable-per-request-metrics",),
     module_stars=(4, 4),
+    speculative_methods=("ngram",), build_speculative=_vllm_speculative,
 )
 
 SGLANG = EngineSpec(
@@ -263,6 +277,7 @@ LLAMACPP = EngineSpec(
         "same with CMAKE_ARGS='-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=121a-real' (GB10), or the container "
         "(spark-labs engine command llamacpp --docker)"),
     module_stars=(3, 5),
+    speculative_methods=("ngram",), build_speculative=_llamacpp_speculative,
 )
 
 OLLAMA = EngineSpec(

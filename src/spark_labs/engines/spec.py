@@ -70,6 +70,10 @@ class EngineSpec:
     # The original course module's README rates each engine's prefill and decode with 1-5 stars; lab 01
     # holds those claims against measured stars. None: the module rated no such engine.
     module_stars: tuple[int, int] | None = None
+    # Speculative decoding the launcher can switch on: method names (spark-labs' words) and a builder
+    # (method, draft length k) -> the engine's own flags. Empty: none that starts from flags alone.
+    speculative_methods: tuple[str, ...] = ()
+    build_speculative: Callable[[str, int], list[str]] | None = None
 
     def harness_args(self, max_model_len: int, device: str = "cpu") -> list[str]:
         """Flags for an engine the harness starts itself on a profile with ``max_model_len`` and ``device``."""
@@ -81,6 +85,20 @@ class EngineSpec:
         if self.model_format == "gguf" and model.quantization:
             return model.quantization.lower()
         return model.dtype
+
+    def speculative_args(self, method: str, k: int) -> list[str]:
+        """Flags that start this engine with speculative ``method`` drafting ``k`` tokens per step."""
+        from ..errors import EngineError
+
+        if method not in self.speculative_methods:
+            offer = (f"the methods spark-labs can start it with are: {', '.join(self.speculative_methods)}"
+                     if self.speculative_methods else "spark-labs starts it without speculation only")
+            raise EngineError(f"speculative method {method!r} is not available for {self.display_name}: {offer} "
+                              "(draft-model and EAGLE-3 set-ups need a draft checkpoint; docs/speculative.md "
+                              "lists the Spark commands)")
+        if int(k) != k or k < 1:
+            raise EngineError(f"the draft length k must be a whole number >= 1 (e.g. 4), got {k!r}")
+        return self.build_speculative(method, int(k))
 
     def availability(self) -> Availability:
         if self.check_available is None:

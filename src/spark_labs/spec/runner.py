@@ -67,9 +67,18 @@ class SpecModel:
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         self.path = Path(path)
 
+    @classmethod
+    def for_plan(cls, lab_plan, threads: int | None = None) -> SpecModel:
+        """The lab plan's model: the embedded model's HF export on tiny, the HF id in bf16 on a GPU."""
+        if lab_plan.model.embedded:
+            return cls(None, threads=threads)
+        return cls(lab_plan.model.hf_id, dtype="bfloat16", threads=threads)
+
     def encode_chat(self, prompt: str) -> list[int]:
         messages = [{"role": "user", "content": prompt}]
-        encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        # Qwen3 targets answer without a thinking block (templates without that switch ignore it).
+        encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                     enable_thinking=False)
         ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
         return list(ids)
 
