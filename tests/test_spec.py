@@ -231,3 +231,48 @@ def test_llamacpp_prompt_lookup_keeps_greedy_output(llamacpp_engine):
         assert answer(speculative) == answer(llamacpp_engine)
     finally:
         speculative.stop()
+
+
+@pytest.mark.integration
+def test_vllm_ngram_speculation_counts_acceptance_and_keeps_greedy_output(vllm_engine):
+    """vLLM's CPU build with --speculative-config ngram: same greedy answer as plain vLLM, and its spec-decode
+    counters on /metrics give the run's drafts and per-position acceptance (one extra vLLM start)."""
+    import httpx
+
+    from spark_labs.engines import launch
+    from spark_labs.engines.registry import ENGINES
+    from spark_labs.spec.server_counters import ServerAcceptance
+    from spark_labs.spec.workloads import workload_prompt
+
+    def answer(handle) -> str:
+        reply = httpx.post(f"{handle.base_url}/chat/completions", timeout=300, json={
+            "model": handle.served_name, "max_tokens": 48, "temperature": 0,
+            "messages": [{"role": "user", "content": workload_prompt("code-edit")}]})
+        reply.raise_for_status()
+        return reply.json()["choices"][0]["message"]["content"]
+
+    speculative = launch("vllm", port="auto", progress=False, timeout=300, extra_args=[
+        "--enforce-eager", "--max-model-len", "2048", *ENGINES["vllm"].speculative_args("ngram", 4)])
+    try:
+        def scrape() -> ServerAcceptance:
+            return ServerAcceptance.parse(httpx.get(speculative.metrics_url, timeout=30).text, speculative.spec)
+
+        before = scrape()
+        assert answer(speculative) == answer(vllm_engine)
+        run = scrape() - before
+    finally:
+        speculative.stop()
+    assert run.drafts > 0 and run.draft_tokens == 4 * run.drafts
+    assert 0 < run.accepted == sum(run.accepted_per_position)
+    assert len(run.accepted_per_position) == 4
+    # A token at position i is accepted only if every earlier one was: counts cannot rise with position.
+    assert all(a >= b for a, b in zip(run.accepted_per_position, run.accepted_per_position[1:]))
+    assert 0 < run.alpha <= 1 and 1 < run.tokens_per_step <= 5
+
+
+def test_server_counters_refuse_an_engine_without_them():
+    from spark_labs.engines.registry import ENGINES
+    from spark_labs.spec.server_counters import ServerAcceptance
+
+    with pytest.raises(ValueError, match="llama.cpp server reports no spec-decode counters"):
+        ServerAcceptance.parse("", ENGINES["llamacpp"])

@@ -241,6 +241,9 @@ VLLM = EngineSpec(
     per_request_metrics_args=("--enable-per-request-metrics",),
     module_stars=(4, 4),
     speculative_methods=("ngram",), build_speculative=_vllm_speculative,
+    spec_decode_counters={"drafts": "vllm:spec_decode_num_drafts", "draft_tokens": "vllm:spec_decode_num_draft_tokens",
+                          "accepted": "vllm:spec_decode_num_accepted_tokens",
+                          "accepted_per_position": "vllm:spec_decode_num_accepted_tokens_per_pos"},
 )
 
 SGLANG = EngineSpec(

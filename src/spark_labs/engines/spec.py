@@ -74,6 +74,9 @@ class EngineSpec:
     # (method, draft length k) -> the engine's own flags. Empty: none that starts from flags alone.
     speculative_methods: tuple[str, ...] = ()
     build_speculative: Callable[[str, int], list[str]] | None = None
+    # The engine's spec-decode counters on /metrics (drafts, draft_tokens, accepted, accepted_per_position
+    # labelled by ``position``), named without ``_total``; empty when it reports no acceptance.
+    spec_decode_counters: dict[str, str] = field(default_factory=dict)
 
     def harness_args(self, max_model_len: int, device: str = "cpu") -> list[str]:
         """Flags for an engine the harness starts itself on a profile with ``max_model_len`` and ``device``."""
