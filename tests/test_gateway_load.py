@@ -64,7 +64,9 @@ def test_fuzzed_requests_never_get_a_5xx(fuzzed_gateway, llamacpp_engine):
         fuzz()
     metrics = httpx.get(fuzzed_gateway.metrics_url).text
     served = sum(scrape_text(metrics, "spark_labs_requests_total", route=r, status="200") for r in GENERATION_ROUTES)
-    assert served >= 10  # the fuzz reached the engine, not only the validators
+    # the fuzz reached the engine, not only the validators (strict types and ranges since issue 11 turn most
+    # generated bodies into 422s before the engine: 8 of the derandomized cases get through to a 200)
+    assert served >= 5
     assert scrape_text(metrics, "spark_labs_requests_total", status="500") == 0
 
 

@@ -33,6 +33,25 @@ class TextFormatter(logging.Formatter):
         return f"{record.levelname:<7} [{request_id_var.get()}] {record.getMessage()} {fields}".rstrip()
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """Write to whatever ``sys.stderr`` is when a line is logged, not to the one there at configure time.
+
+    Notebook kernels, pytest's capture and ``contextlib.redirect_stderr`` swap ``sys.stderr``; a handler that
+    kept the first object would write to a stream nobody reads any more.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def get_logger() -> logging.Logger:
     return logging.getLogger(LOGGER_NAME)
 
@@ -44,7 +63,7 @@ def configure(json_lines: bool = True, level: str = "info") -> logging.Logger:
     logger.propagate = False
     handler = next((h for h in logger.handlers if getattr(h, "_spark_labs", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = CurrentStderrHandler()
         handler._spark_labs = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
