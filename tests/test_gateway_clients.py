@@ -18,8 +18,8 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 class Target:
-    def __init__(self, url: str, model: str):
-        self.url, self.model = url, model
+    def __init__(self, url: str, model: str, engine: str):
+        self.url, self.model, self.engine = url, model, engine
         self.base_url = url + "/v1"
 
 
@@ -29,10 +29,10 @@ def target(request):
     --backend transformers, started by the transformers_engine fixture)."""
     engine = request.getfixturevalue(f"{request.param}_engine")
     if request.param == "transformers":
-        yield Target(engine.url, engine.served_name)
+        yield Target(engine.url, engine.served_name, request.param)
         return
     gateway = start_gateway(upstreams=[engine.base_url], log_json=True)
-    yield Target(gateway.url, engine.served_name)
+    yield Target(gateway.url, engine.served_name, request.param)
     gateway.stop()
 
 
@@ -78,6 +78,9 @@ def test_ollama_client_chat_and_generate(target):
     assert "Paris" in reply.message.content and reply.done and reply.done_reason in ("stop", "length")
     assert reply.eval_count >= 1 and reply.total_duration >= reply.eval_duration > 0
     assert reply.prompt_eval_duration > 0 and reply.load_duration >= 0
+    # A prompt count is the real one or absent (llama-cpp-python counts no prompt tokens when streaming), never 0.
+    assert reply.prompt_eval_count is None or reply.prompt_eval_count > 5
+    assert reply.prompt_eval_count is not None or target.engine == "llamacpp"
 
     parts = list(client.generate(model=target.model + ":latest", prompt="Name a colour.", stream=True,
                                  options={"num_predict": 8, "temperature": 0}))

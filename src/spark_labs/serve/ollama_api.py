@@ -3,7 +3,9 @@
 
 Durations in the final object are nanoseconds, as Ollama sends them: ``load_duration`` is the time spent
 queued for a slot (the gateway loads no model), ``prompt_eval_duration`` the rest of the time to the first
-piece, ``eval_duration`` from the first piece to the end.
+piece, ``eval_duration`` from the first piece to the end. ``prompt_eval_count`` is left out when the upstream did not
+count the prompt (llama-cpp-python sends no usage in a stream): Ollama itself omits zero counts, and a client
+reading "0 prompt tokens" would compute a wrong prefill speed.
 """
 
 from __future__ import annotations
@@ -69,10 +71,11 @@ def _final(generation: Generation, model: str, chat: bool, text: str = "") -> di
     usage, info = generation.outcome.usage, generation.info
     total = generation.elapsed_s
     ttft = info.ttft_s if info.ttft_s is not None else total
+    counts = {"prompt_eval_count": usage.prompt_tokens} if usage.prompt_tokens else {}
     return {**_piece(model, chat, text), "done": True,
             "done_reason": "length" if generation.outcome.finish_reason == "length" else "stop",
             "total_duration": _ns(total), "load_duration": _ns(generation.queue_s),
-            "prompt_eval_count": usage.prompt_tokens, "prompt_eval_duration": _ns(max(0.0, ttft - generation.queue_s)),
+            **counts, "prompt_eval_duration": _ns(max(0.0, ttft - generation.queue_s)),
             "eval_count": usage.completion_tokens, "eval_duration": _ns(max(0.0, total - ttft))}
 
 
