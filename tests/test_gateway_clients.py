@@ -43,6 +43,10 @@ def test_openai_sync_chat_answers_with_usage(target):
     assert response.choices[0].finish_reason in ("stop", "length")
     assert 1 <= response.usage.completion_tokens <= 12
     assert [m.id for m in client.models.list()] == [target.model]
+    # The thinking switch Qwen3 labs send is forwarded (vLLM applies it, llama.cpp ignores it), never refused.
+    switched = client.chat.completions.create(model=target.model, messages=QUESTION, max_tokens=12, temperature=0,
+                                              extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+    assert "Paris" in switched.choices[0].message.content
 
 
 def test_openai_streaming_with_include_usage(target):

@@ -164,6 +164,27 @@ def test_request_fields_are_strictly_typed_and_forwarded_fields_are_bounded():
         OllamaChatRequest.model_validate({"model": "m", "messages": [], "options": {"num_predict": "4"}})
 
 
+def test_chat_template_switches_are_forwarded_bounded_and_ollama_think_maps_to_enable_thinking():
+    from pydantic import ValidationError
+
+    from spark_labs.serve.schemas import ChatCompletionRequest, OllamaChatRequest, OllamaGenerateRequest
+
+    base = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    asked = ChatCompletionRequest.model_validate({**base, "chat_template_kwargs": {"enable_thinking": False}})
+    assert asked.to_generation(GatewaySettings()).extra == {"chat_template_kwargs": {"enable_thinking": False}}
+    for bad in ({"nested": {"a": 1}}, {f"k{i}": 1 for i in range(17)}):
+        with pytest.raises(ValidationError):
+            ChatCompletionRequest.model_validate({**base, "chat_template_kwargs": bad})
+    switched = OllamaChatRequest.model_validate({**base, "think": False}).to_generation(GatewaySettings())
+    assert switched.extra == {"chat_template_kwargs": {"enable_thinking": False}}
+    generated = OllamaGenerateRequest.model_validate({"model": "m", "prompt": "hi", "think": True})
+    assert generated.to_generation(GatewaySettings()).extra == {"chat_template_kwargs": {"enable_thinking": True}}
+    effort = OllamaChatRequest.model_validate({**base, "think": "high"}).to_generation(GatewaySettings())
+    assert effort.extra == {}  # gpt-oss effort levels: accepted, not used
+    with pytest.raises(ValidationError):
+        OllamaChatRequest.model_validate({**base, "think": "maybe"})
+
+
 def test_public_paths_are_exact_or_starred_prefixes_and_everything_else_is_protected():
     from pydantic import ValidationError
 

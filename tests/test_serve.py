@@ -62,3 +62,37 @@ def test_metrics_count_what_was_served(transformers_engine):
     assert 'spark_labs_requests_total{route="/v1/chat/completions",status="200"}' in text
     completion = [line for line in text.splitlines() if line.startswith("spark_labs_completion_tokens_total")]
     assert completion and float(completion[0].split()[-1]) > 0
+
+
+# A template that thinks unless told not to, as Qwen3's does: the switch must reach it from both API flavours.
+THINKING_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                     "<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}"
+                     "<think>\n\n</think>\n\n{% endif %}")
+
+
+def test_chat_template_kwargs_and_ollama_think_reach_the_transformers_template():
+    from spark_labs.models import prepare_embedded_model
+    from spark_labs.serve.backends import Outcome, TransformersBackend
+    from spark_labs.serve.schemas import ChatCompletionRequest, OllamaChatRequest
+    from spark_labs.serve.settings import GatewaySettings
+
+    backend = TransformersBackend(str(prepare_embedded_model()), "m")
+    backend.tokenizer.chat_template = THINKING_TEMPLATE
+    messages = [{"role": "user", "content": "hi"}]
+
+    def prompt_tokens(request) -> int:
+        async def first_piece():
+            await backend.start(None)
+            outcome = Outcome()
+            async for _ in backend.stream(request.to_generation(GatewaySettings()), outcome):
+                break
+            return outcome.usage.prompt_tokens
+        return asyncio.run(first_piece())
+
+    plain = prompt_tokens(ChatCompletionRequest(model="m", messages=messages, max_tokens=1))
+    no_think = prompt_tokens(ChatCompletionRequest(model="m", messages=messages, max_tokens=1,
+                                                   chat_template_kwargs={"enable_thinking": False}))
+    ollama_no_think = prompt_tokens(OllamaChatRequest(model="m", messages=messages, think=False,
+                                                      options={"num_predict": 1}))
+    expected = len(backend.encode_chat(messages, {"enable_thinking": False}))
+    assert plain < no_think == ollama_no_think == expected

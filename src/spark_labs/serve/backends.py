@@ -127,7 +127,8 @@ class TransformersBackend:
         return True, {"backend": self.name, "model": self.served_name}
 
     async def stream(self, request: GenerationRequest, outcome: Outcome) -> AsyncIterator[Piece]:
-        ids = self.encode_chat(request.messages) if request.kind == "chat" else self.encode_text(request.prompt)
+        ids = (self.encode_chat(request.messages, request.extra.get("chat_template_kwargs"))
+               if request.kind == "chat" else self.encode_text(request.prompt))
         outcome.usage.prompt_tokens = len(ids)
         outcome.upstream = "in-process"
         async for piece in self.generate(ids, request.max_tokens, request.temperature if request.temperature
@@ -137,9 +138,10 @@ class TransformersBackend:
         outcome.finish_reason = "length" if outcome.usage.completion_tokens >= request.max_tokens else "stop"
 
     # --- transformers specifics
-    def encode_chat(self, messages: list[dict]) -> list[int]:
+    def encode_chat(self, messages: list[dict], template_options: dict | None = None) -> list[int]:
+        # template_options: the request's chat_template_kwargs (e.g. enable_thinking=False), as vLLM applies them
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                     return_dict=True)
+                                                     return_dict=True, **(template_options or {}))
         return list(encoded["input_ids"])
 
     def encode_text(self, prompt: str) -> list[int]:

@@ -102,12 +102,25 @@ class _GenerationParams(_Strict):
                     "stop": stop, "seed": self.seed, "ignore_eos": self.ignore_eos, "extra": extra}
 
 
+TemplateOptions = dict[str, bool | int | float | str]  # e.g. {"enable_thinking": false} for Qwen3's template
+
+
 class ChatCompletionRequest(_GenerationParams):
     messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
+    # vLLM's and SGLang's extension: variables for the chat template. Forwarded by the proxy, applied by the
+    # transformers backend; without it a Qwen3 model thinks although the client asked it not to.
+    chat_template_kwargs: TemplateOptions | None = Field(default=None, max_length=16)
 
     def to_generation(self, settings: GatewaySettings) -> GenerationRequest:
         check_messages(len(self.messages), settings)
-        return GenerationRequest(kind="chat", messages=[m.flat() for m in self.messages], **self._common(settings))
+        request = GenerationRequest(kind="chat", messages=[m.flat() for m in self.messages], **self._common(settings))
+        return with_template_options(request, self.chat_template_kwargs)
+
+
+def with_template_options(request: GenerationRequest, options: TemplateOptions | None) -> GenerationRequest:
+    if options:
+        request.extra["chat_template_kwargs"] = dict(options)
+    return request
 
 
 class CompletionRequest(_GenerationParams):
@@ -166,14 +179,22 @@ class OllamaMessage(_Strict):
 
 
 class _OllamaParams(_Strict):
-    model_config = ConfigDict(strict=True, extra="allow")  # format, keep_alive, think, tools...: accepted, not used
+    model_config = ConfigDict(strict=True, extra="allow")  # format, keep_alive, tools...: accepted, not used
 
     model: str = Field(min_length=1, max_length=256)
     stream: bool = True  # Ollama streams unless told otherwise
     options: OllamaOptions | None = None
+    # true/false switches a thinking model's reasoning on/off (the template's enable_thinking, as Ollama does);
+    # the effort levels Ollama accepts for gpt-oss ("low", "medium", "high") are accepted and not used.
+    think: bool | Literal["low", "medium", "high"] | None = None
 
     def _sampling(self, settings: GatewaySettings) -> dict:
         return (self.options or OllamaOptions()).sampling(settings)
+
+    def _chat(self, messages: list[dict], settings: GatewaySettings) -> GenerationRequest:
+        request = GenerationRequest(kind="chat", model=self.model, messages=messages, **self._sampling(settings))
+        thinking = {"enable_thinking": self.think} if isinstance(self.think, bool) else None
+        return with_template_options(request, thinking)
 
 
 class OllamaChatRequest(_OllamaParams):
@@ -184,8 +205,7 @@ class OllamaChatRequest(_OllamaParams):
             raise GatewayError(400, "messages is empty: /api/chat needs at least one message, e.g. "
                                "[{\"role\": \"user\", \"content\": \"hi\"}]", code="empty_messages")
         check_messages(len(self.messages), settings)
-        return GenerationRequest(kind="chat", model=self.model, messages=[m.openai() for m in self.messages],
-                                 **self._sampling(settings))
+        return self._chat([m.openai() for m in self.messages], settings)
 
 
 class OllamaGenerateRequest(_OllamaParams):
@@ -200,4 +220,4 @@ class OllamaGenerateRequest(_OllamaParams):
                                      **self._sampling(settings))
         messages = ([{"role": "system", "content": self.system}] if self.system else []) + \
             [{"role": "user", "content": self.prompt}]
-        return GenerationRequest(kind="chat", model=self.model, messages=messages, **self._sampling(settings))
+        return self._chat(messages, settings)
