@@ -139,3 +139,76 @@ def test_trtllm_command_follows_the_playbook(tmp_path):
     assert "--backend pytorch" in text and f"--extra_llm_api_options {options}" in text
     with pytest.raises(ValueError, match="free_gpu_memory_fraction"):
         write_extra_options(tmp_path / "bad.yml", free_gpu_memory_fraction=1.5)
+
+
+# ---------- weight-only quantization (bitsandbytes) and one perplexity for every engine ----------
+def test_perplexity_arithmetic_is_one_function_for_every_engine():
+    import numpy as np
+
+    from spark_labs.build.quality import perplexity_from_logits
+
+    # Uniform logits: every token has probability 1/V, so perplexity is exactly V.
+    assert perplexity_from_logits(np.zeros((4, 7)), [0, 1, 2, 3, 4]) == pytest.approx(7.0)
+    with pytest.raises(ValueError, match="one row per predicted token"):
+        perplexity_from_logits(np.zeros((5, 7)), [0, 1, 2, 3, 4])
+
+
+def test_weight_only_load_stops_before_loading_when_memory_is_short():
+    from spark_labs.build.weight_only import check_room
+
+    with pytest.raises(InsufficientMemoryError, match=r"NF4 variant holds about 0\.34 GB.*only 0\.10 GB.*"
+                                                      r"Nothing was loaded"):
+        check_room("NF4", free_memory=1e8)
+    check_room("bf16", free_memory=1e9)
+    with pytest.raises(ValueError, match="choose one of bf16, NF4"):
+        check_room("int3", free_memory=1e12)
+
+
+@pytest.mark.integration  # real transformers + bitsandbytes + llama.cpp on the embedded model: seconds each
+def test_nf4_weights_shrink_and_are_scored_like_the_gguf_variants(variants):
+    from llama_cpp import Llama
+    from transformers import AutoTokenizer
+
+    from spark_labs.build.measure import time_in_process
+    from spark_labs.build.quality import REFERENCE_TEXT, transformers_perplexity
+    from spark_labs.build.weight_only import load_variant
+
+    path = prepare_embedded_model()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    vocab = Llama(model_path=str(variants[0].path), vocab_only=True, verbose=False)
+    # Same token ids on both engines (neither adds a BOS for this model): the two perplexities are comparable.
+    assert vocab.tokenize(REFERENCE_TEXT.encode(), add_bos=True) == tokenizer(REFERENCE_TEXT)["input_ids"]
+    bf16, nf4 = load_variant(path, "bf16"), load_variant(path, "NF4")
+    assert bf16.weight_bytes == pytest.approx(calc.weight_bytes(calc.SMOLLM2_135M, "bf16"), rel=0.01)
+    # Linear weights at 4.5 bits; the tied embedding (49152 x 576) stays bf16.
+    embedding = 49152 * 576
+    expected = 2 * embedding + (calc.param_count(calc.SMOLLM2_135M) - embedding) * 4.5 / 8
+    assert nf4.weight_bytes == pytest.approx(expected, rel=0.02)
+    ppl_bf16, ppl_nf4 = transformers_perplexity(bf16.model, tokenizer), transformers_perplexity(nf4.model, tokenizer)
+    # bf16 holds the shipped Q4_1 weights, as the F16 GGUF does: the two engines score them alike.
+    assert ppl_bf16 == pytest.approx(perplexity(variants[0].path), rel=0.03)
+    assert ppl_bf16 < ppl_nf4 < 1.5 * ppl_bf16
+    speed = time_in_process(nf4.model, tokenizer, pp=16, tg=4, repeats=1)
+    assert speed["prefill_tok_s"] > 0 and speed["decode_tok_s"] > 0
+
+
+def test_pick_variant_compares_only_rows_of_the_reference_engine():
+    table = pd.DataFrame({"engine": ["llama.cpp server", "llama.cpp server", "transformers in-process",
+                                     "transformers in-process"],
+                          "decode_tok_s": [30.0, 36.0, 12.0, 14.0], "perplexity": [9.7, 9.8, 9.8, 9.9],
+                          "size_mb": [270.0, 145.0, 269.0, 110.0]}, index=["F16", "Q8_0", "bf16", "NF4"])
+    # NF4 is the smallest and within 5 % of F16's perplexity, but it is another engine's row.
+    assert pick_variant(table, "F16", 1.15, 0.05) == "Q8_0"
+    assert pick_variant(table, "bf16", 1.15, 0.05) == "NF4"
+
+
+@pytest.mark.integration  # loads the embedded model
+def test_static_cache_that_does_not_fit_stops_before_allocating(model_and_tokenizer):
+    from spark_labs.build.compiled import StaticCacheDecoder
+
+    model, _ = model_and_tokenizer
+    with pytest.raises(InsufficientMemoryError, match=r"static KV cache of 1000000000 positions.*"
+                                                      r"Nothing was allocated"):
+        StaticCacheDecoder(model, max_cache_len=10**9, compile=False)
+    with pytest.raises(InsufficientMemoryError, match="smaller max_cache_len"):
+        StaticCacheDecoder(model, max_cache_len=1024, compile=False, free_memory=1e6)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,14 @@ class StaticCacheDecoder:
     and one cache allows one generation at a time, so callers are serialised there too.
     """
 
-    def __init__(self, model, max_cache_len: int, compile: bool = True, mode: str | None = None):
+    def __init__(self, model, max_cache_len: int, compile: bool = True, mode: str | None = None,
+                 free_memory: float | None = None):
         import torch
         from transformers import StaticCache
 
         self.model = model
         self.device = next(model.parameters()).device
+        check_cache_fits(model.config, max_cache_len, dtype_name(model.dtype), free_memory)
         self.max_cache_len = max_cache_len
         self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
         self.cuda_graphs = compile and self.device.type == "cuda"
@@ -160,6 +164,51 @@ class StaticCacheDecoder:
         _synchronize(self.device)
         end = time.perf_counter()
         return DecodeTiming(len(input_ids), new_tokens, marks[0] - start, end - marks[0])
+
+
+@contextmanager
+def fresh_compile_cache():
+    """Point inductor's on-disk cache at a new temporary directory for the duration (removed afterwards),
+    so a compile inside is a first build rather than a hit in a cache warmed by an earlier run."""
+    import os
+    import tempfile
+
+    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="spark-labs-inductor-") as folder:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+        try:
+            yield Path(folder)
+        finally:
+            if previous is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+
+
+def check_cache_fits(config, max_cache_len: int, dtype: str = "bfloat16", free_memory: float | None = None) -> int:
+    """Bytes of a batch-1 static cache of ``max_cache_len`` positions; raises before allocating it when it
+    cannot fit in the memory available for models (``free_memory`` in bytes overrides the reading)."""
+    from .. import calc
+    from ..errors import InsufficientMemoryError
+
+    if max_cache_len < 1:
+        raise ValueError(f"max_cache_len must be at least 1, got {max_cache_len}")
+    needed = calc.kv_cache_bytes(calc.ModelShape.from_config(config), 1, max_cache_len, dtype)
+    if free_memory is None:
+        from ..memory import memory_snapshot
+
+        free_memory = memory_snapshot().available_for_models
+    if needed > free_memory:
+        raise InsufficientMemoryError(
+            f"a static KV cache of {max_cache_len} positions needs {needed / 1e9:.2f} GB, but only "
+            f"{free_memory / 1e9:.2f} GB is available. Nothing was allocated. Build the decoder with a smaller "
+            "max_cache_len (the longest prompt + new tokens it must serve), or free memory first.")
+    return needed
+
+
+def dtype_name(dtype) -> str:
+    """calc's name for a torch dtype (torch.bfloat16 -> "bfloat16")."""
+    return str(dtype).removeprefix("torch.")
 
 
 def _choose(logits, temperature: float, top_p: float) -> int:
