@@ -145,6 +145,53 @@ def test_oracle_and_wrong_drafts_bound_alpha(spec_model, code_prompt):
     assert bad.tokens == base.tokens and bad.acceptance.alpha == 0.0 and bad.acceptance.tokens_per_step == 1.0
 
 
+@pytest.mark.integration
+def test_early_exit_draft_shares_weights_and_with_every_layer_is_the_target(spec_model, code_prompt):
+    """The truncated-layer draft is a view of the target: same tensors, fewer layers. Keeping all 30 layers it
+    must predict exactly what the target does (alpha 1, k+1 tokens a step); with fewer it stays lossless."""
+    from spark_labs.spec.early_exit import EarlyExitDraft
+
+    total = spec_model.model.config.num_hidden_layers
+    full = EarlyExitDraft(spec_model, total)
+    assert full.model.lm_head.weight.data_ptr() == spec_model.model.lm_head.weight.data_ptr()
+    base = spec_model.generate(code_prompt, MAX_NEW)
+    right = spec_model.generate(code_prompt, MAX_NEW, k=3, drafter=full)
+    assert right.tokens == base.tokens and right.acceptance.alpha == 1.0
+    assert right.acceptance.steps == math.ceil((MAX_NEW - 1) / 4)
+    short = EarlyExitDraft(spec_model, 8)
+    assert short.name == f"early exit 8/{total}" and spec_model.model.config.num_hidden_layers == total
+    cheap = spec_model.generate(code_prompt, MAX_NEW, k=2, drafter=short)
+    assert cheap.tokens == base.tokens
+    assert cheap.acceptance.drafted > 0 and cheap.draft_seconds > 0
+    # The draft's cache follows the target's: a second generation from the same drafter gives the same counts.
+    again = spec_model.generate(code_prompt, MAX_NEW, k=2, drafter=short)
+    assert (again.acceptance.accepted, again.acceptance.steps) == (cheap.acceptance.accepted, cheap.acceptance.steps)
+
+
+@pytest.mark.integration
+def test_bench_rows_name_their_draft_and_share_one_baseline(spec_model):
+    from spark_labs.spec.bench import Draft, measure_workload
+    from spark_labs.spec.early_exit import EarlyExitDraft
+
+    early = EarlyExitDraft(spec_model, 24)
+    rows = measure_workload(spec_model, "code-edit", max_new_tokens=12,
+                            drafts=[Draft("prompt lookup", (2,)), Draft(early.name, (1, 2), early)])
+    assert [(r.draft, r.k) for r in rows] == [("-", 0), ("prompt lookup", 2), (early.name, 1), (early.name, 2)]
+    assert all(r.identical for r in rows)
+    assert rows[2].draft_cost_c > 0.1  # a forward pass through 24 layers and the lm_head is no list scan
+
+
+@pytest.mark.parametrize("layers", [0, 31, 2.5])
+def test_early_exit_refuses_a_layer_count_the_model_does_not_have(layers):
+    from types import SimpleNamespace
+
+    from spark_labs.spec.early_exit import truncated_model
+
+    model = SimpleNamespace(config=SimpleNamespace(num_hidden_layers=30))
+    with pytest.raises(ValueError, match="keeps between 1 and 30 of the model's 30 decoder layers"):
+        truncated_model(model, layers)
+
+
 def test_check_lossless_names_the_first_difference():
     from spark_labs.spec.runner import check_lossless
 
@@ -167,7 +214,23 @@ def test_bench_spec_command_prints_the_table():
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["--engine", "vllm", "--threads", "1"], "--threads applies to --engine transformers (our loop), not to vLLM"),
+    (["--engine", "vllm", "--early-exit", "8"], "--early-exit applies to --engine transformers"),
+    (["--engine", "vllm", "--k", "2,4"], "--engine vllm starts one speculative server: give one --k"),
+    (["--concurrency", "1,4,16"], "--concurrency applies to --engine vllm"),
+    (["--max-tokens", "1"], "--max-tokens must be at least 2"),
+])
+def test_bench_spec_refuses_flags_that_do_not_apply(argv, message, capsys):
+    from spark_labs.bench.cli import main
+
+    assert main(["spec", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
     (["--k", "0"], "draft lengths >= 1"),
+    (["--concurrency", "0,4"], "--concurrency takes whole numbers >= 1"),
+    (["--engine", "ollama"], "invalid choice: 'ollama'"),
     (["--workloads", "poetry"], "unknown workload(s) poetry; choose from code-edit"),
 ])
 def test_bench_spec_bad_flags_say_what_to_type(argv, message, capsys):
@@ -260,14 +323,50 @@ def test_vllm_ngram_speculation_counts_acceptance_and_keeps_greedy_output(vllm_e
         before = scrape()
         assert answer(speculative) == answer(vllm_engine)
         run = scrape() - before
+        # The concurrency sweep's unit, one level on each side: same answers, counters read per level.
+        from spark_labs.bench.clients import Target
+        from spark_labs.spec.under_load import measure_level, speedup_table
+
+        plain = measure_level(Target.from_engine(vllm_engine), "code-edit", 2, 24, 1, progress=False)
+        spec = measure_level(Target.from_engine(speculative), "code-edit", 2, 24, 1, ENGINES["vllm"], progress=False)
+        table = speedup_table([plain], [spec])
     finally:
         speculative.stop()
+    row = table.iloc[0]
+    assert (row.concurrency, row.requests, row["same output"]) == (2, 2, 1.0)
+    assert row.speedup > 0 and row.alpha > 0 and "ramp-up" in row.regime
     assert run.drafts > 0 and run.draft_tokens == 4 * run.drafts
     assert 0 < run.accepted == sum(run.accepted_per_position)
     assert len(run.accepted_per_position) == 4
     # A token at position i is accepted only if every earlier one was: counts cannot rise with position.
     assert all(a >= b for a, b in zip(run.accepted_per_position, run.accepted_per_position[1:]))
     assert 0 < run.alpha <= 1 and 1 < run.tokens_per_step <= 5
+
+
+# --- when it stops paying: the concurrency sweep's table -------------------------------------------------
+
+
+def test_crossover_is_the_lowest_concurrency_where_speculation_lost():
+    import pandas as pd
+
+    from spark_labs.spec.under_load import crossover
+
+    table = pd.DataFrame({"workload": ["code-edit"] * 3 + ["open-chat"] * 3, "concurrency": [16, 1, 4] * 2,
+                          "speedup": [0.8, 1.9, 0.95, 0.7, 0.9, 0.6]})
+    assert crossover(table, "code-edit") == 4
+    assert crossover(table, "open-chat") == 1
+    assert crossover(table[table.speedup > 1], "code-edit") is None
+
+
+def test_level_requests_repeat_the_prompt_per_stream_and_run_to_the_end():
+    from spark_labs.spec.under_load import level_requests
+    from spark_labs.spec.workloads import workload_prompt
+
+    requests = level_requests("code-edit", 4, 48, requests_per_stream=2)
+    assert len(requests) == 8 and {r.prompt for r in requests} == {workload_prompt("code-edit")}
+    assert not any(r.force_length for r in requests)  # greedy to EOS: both sides generate the same tokens
+    with pytest.raises(ValueError, match="at least one request"):
+        level_requests("code-edit", 4, 48, requests_per_stream=0)
 
 
 def test_server_counters_refuse_an_engine_without_them():

@@ -1,8 +1,9 @@
 """Baseline against speculative runs on the same model and prompts: the table of ``spark-labs bench spec``.
 
-Per workload: one warm-up, then the greedy baseline and a prompt-lookup run for each draft length k, then
-the baseline again (the mean of the two baselines is the reference, so a machine that slows down during
-the sweep shows up as a gap between them rather than as a fake speed-up). Every speculative output is
+Per workload: one warm-up, then the greedy baseline, one run per draft (prompt lookup by default, an
+early-exit draft of the same model on request) and draft length k, then the baseline again (the mean of
+the two baselines is the reference, so a machine that slows down during the sweep shows up as a gap between
+them rather than as a fake speed-up). Every speculative output is
 checked against the baseline token for token (the ``identical`` column; the command fails when one
 differs). The formula column is Leviathan et al.'s speed-up fed this run's measured alpha and draft cost c,
 so the learner can see how far the textbook model is from the data.
@@ -13,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .runner import Generation, SpecModel, check_lossless
+from .drafts import prompt_lookup_draft
+from .runner import Drafter, Generation, SpecModel, check_lossless
 from .theory import expected_speedup, expected_tokens_per_step
 from .workloads import workload_prompt
 
@@ -21,9 +23,19 @@ DEFAULT_KS = (1, 2, 4, 8)
 DEFAULT_WORKLOADS = ("code-edit", "extraction", "open-chat")
 
 
+@dataclass(frozen=True)
+class Draft:
+    """One way of drafting, swept over its draft lengths ``ks`` against the shared baseline."""
+
+    name: str
+    ks: tuple[int, ...] = DEFAULT_KS
+    drafter: Drafter = prompt_lookup_draft
+
+
 @dataclass
 class SpecRow:
     workload: str
+    draft: str  # "prompt lookup", "early exit 24/30", or "-" for the baseline
     k: int
     tokens: int
     alpha: float
@@ -39,13 +51,14 @@ class SpecRow:
     identical: bool
 
 
-def _row(workload: str, k: int, run: Generation, baseline: Generation, baseline_tok_s: float,
+def _row(workload: str, draft: str, k: int, run: Generation, baseline: Generation, baseline_tok_s: float,
          baseline_step_s: float) -> SpecRow:
     acc = run.acceptance
     c = (run.draft_seconds / acc.drafted) / baseline_step_s if acc.drafted and baseline_step_s else 0.0
     verify = ((run.decode_seconds - run.draft_seconds) / acc.steps) / baseline_step_s if acc.steps else 0.0
     return SpecRow(
-        workload=workload, k=k, tokens=len(run.tokens), alpha=acc.alpha, acceptance_rate=acc.acceptance_rate,
+        workload=workload, draft=draft, k=k, tokens=len(run.tokens), alpha=acc.alpha,
+        acceptance_rate=acc.acceptance_rate,
         tokens_per_step=acc.tokens_per_step, formula_tokens_per_step=expected_tokens_per_step(acc.alpha, k),
         decode_tok_s=run.decode_tokens_per_second, baseline_tok_s=baseline_tok_s,
         speedup=run.decode_tokens_per_second / baseline_tok_s if baseline_tok_s else 0.0,
@@ -63,26 +76,30 @@ def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
 
 
 def measure_workload(model: SpecModel, workload: str, ks: Sequence[int] = DEFAULT_KS,
-                     max_new_tokens: int = 96) -> list[SpecRow]:
-    """The baseline row (k = 0) and one prompt-lookup row per k for one workload."""
-    ks = _check_ks(ks)
+                     max_new_tokens: int = 96, drafts: Sequence[Draft] | None = None) -> list[SpecRow]:
+    """The baseline row (k = 0) and one row per draft and k for one workload.
+
+    ``drafts`` default to prompt lookup over ``ks``; every draft is compared with the same two baselines."""
+    drafts = list(drafts) if drafts is not None else [Draft("prompt lookup", tuple(ks))]
+    for draft in drafts:
+        _check_ks(draft.ks)
     prompt = model.encode_chat(workload_prompt(workload))
     model.generate(prompt, 8)  # warm-up: first-call allocations stay out of the timings
     first = model.generate(prompt, max_new_tokens)
-    runs = {k: model.generate(prompt, max_new_tokens, k=k) for k in ks}
+    runs = [(d.name, k, model.generate(prompt, max_new_tokens, k=k, drafter=d.drafter)) for d in drafts for k in d.ks]
     last = model.generate(prompt, max_new_tokens)
     check_lossless(first.tokens, last.tokens)  # greedy baseline must repeat itself, or nothing here compares
     base_tok_s = (first.decode_tokens_per_second + last.decode_tokens_per_second) / 2
     base_step_s = (first.seconds_per_step + last.seconds_per_step) / 2
-    rows = [_row(workload, 0, first, first, base_tok_s, base_step_s)]
+    rows = [_row(workload, "-", 0, first, first, base_tok_s, base_step_s)]
     rows[0].decode_tok_s, rows[0].speedup = base_tok_s, 1.0
-    rows += [_row(workload, k, run, first, base_tok_s, base_step_s) for k, run in runs.items()]
+    rows += [_row(workload, name, k, run, first, base_tok_s, base_step_s) for name, k, run in runs]
     return rows
 
 
 def measure(model: SpecModel, workloads: Sequence[str] = DEFAULT_WORKLOADS, ks: Sequence[int] = DEFAULT_KS,
-            max_new_tokens: int = 96) -> list[SpecRow]:
-    return [row for w in workloads for row in measure_workload(model, w, ks, max_new_tokens)]
+            max_new_tokens: int = 96, drafts: Sequence[Draft] | None = None) -> list[SpecRow]:
+    return [row for w in workloads for row in measure_workload(model, w, ks, max_new_tokens, drafts)]
 
 
 def to_frame(rows: Sequence[SpecRow]):
@@ -92,17 +109,18 @@ def to_frame(rows: Sequence[SpecRow]):
 
 
 def format_table(rows: Sequence[SpecRow]) -> str:
-    """Plain-text table: one line per (workload, k); k = 0 is the baseline."""
-    head = (f"{'workload':<11} {'k':>2} {'tokens':>6} {'alpha':>5} {'accept':>6} {'tok/step':>8} {'E(a,k)':>6} "
-            f"{'tok/s':>6} {'speed-up':>8} {'formula':>7} {'c':>6} {'verify':>6} {'same':>4}")
+    """Plain-text table: one line per (workload, draft, k); k = 0 is the baseline."""
+    width = max([len(r.draft) for r in rows] + [5])
+    head = (f"{'workload':<11} {'draft':<{width}} {'k':>2} {'tokens':>6} {'alpha':>5} {'accept':>6} {'tok/step':>8} "
+            f"{'E(a,k)':>6} {'tok/s':>6} {'speed-up':>8} {'formula':>7} {'c':>6} {'verify':>6} {'same':>4}")
     lines = [head, "-" * len(head)]
     for r in rows:
         if r.k == 0:
-            lines.append(f"{r.workload:<11} {'-':>2} {r.tokens:>6} {'':>5} {'':>6} {1.0:>8.2f} {'':>6} "
+            lines.append(f"{r.workload:<11} {'-':<{width}} {'-':>2} {r.tokens:>6} {'':>5} {'':>6} {1.0:>8.2f} {'':>6} "
                          f"{r.decode_tok_s:>6.1f} {1.0:>7.2f}x {'':>7} {'':>6} {1.0:>6.2f} {'ref':>4}")
             continue
-        lines.append(f"{r.workload:<11} {r.k:>2} {r.tokens:>6} {r.alpha:>5.2f} {r.acceptance_rate:>6.2f} "
-                     f"{r.tokens_per_step:>8.2f} {r.formula_tokens_per_step:>6.2f} {r.decode_tok_s:>6.1f} "
-                     f"{r.speedup:>7.2f}x {r.formula_speedup:>6.2f}x {r.draft_cost_c:>6.4f} {r.verify_cost:>6.2f} "
-                     f"{'yes' if r.identical else 'NO':>4}")
+        lines.append(f"{r.workload:<11} {r.draft:<{width}} {r.k:>2} {r.tokens:>6} {r.alpha:>5.2f} "
+                     f"{r.acceptance_rate:>6.2f} {r.tokens_per_step:>8.2f} {r.formula_tokens_per_step:>6.2f} "
+                     f"{r.decode_tok_s:>6.1f} {r.speedup:>7.2f}x {r.formula_speedup:>6.2f}x {r.draft_cost_c:>6.4f} "
+                     f"{r.verify_cost:>6.2f} {'yes' if r.identical else 'NO':>4}")
     return "\n".join(lines)

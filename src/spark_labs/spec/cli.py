@@ -1,4 +1,8 @@
-"""``spark-labs bench spec``: greedy baseline vs prompt-lookup speculation on the profile's model, in process.
+"""``spark-labs bench spec``: greedy baseline vs speculative decoding on the profile's model.
+
+``--engine transformers`` (default) runs our own verification loop in process: prompt lookup, and an
+early-exit draft of the same model with ``--early-exit L``. ``--engine vllm --concurrency 1,4,16`` starts vLLM
+with and without n-gram speculation and sweeps the concurrency ("when it stops paying").
 
 Kept out of ``spark_labs.bench.cli`` so that file only wires the sub-command in; nothing heavy (torch,
 transformers) is imported until the command runs.
@@ -22,6 +26,19 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _positive_ints(flag: str, example: str):
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            values = []
+        if not values or any(v < 1 for v in values):
+            raise argparse.ArgumentTypeError(f"{flag} takes whole numbers >= 1 separated by commas, e.g. {example} "
+                                             f"(got {text!r})")
+        return values
+    return parse
+
+
 def _draft_lengths(text: str) -> list[int]:
     try:
         ks = [int(part) for part in text.split(",") if part.strip()]
@@ -33,43 +50,119 @@ def _draft_lengths(text: str) -> list[int]:
     return ks
 
 
+ENGINES = ("transformers", "vllm")
+
+
 def add_parser(sub) -> None:
-    p = sub.add_parser("spec", help="greedy baseline vs prompt-lookup speculative decoding: alpha, tokens/step, "
-                                    "speed-up, formula")
-    p.add_argument("--workloads", type=_names, default=list(WORKLOADS),
-                   help=f"comma list of {', '.join(WORKLOADS)} (default: all)")
-    p.add_argument("--k", type=_draft_lengths, default=[1, 2, 4, 8], help="draft lengths to sweep (default 1,2,4,8)")
-    p.add_argument("--max-tokens", type=int, default=96, help="greedy output tokens per run (default 96)")
+    p = sub.add_parser("spec", help="greedy baseline vs speculative decoding: alpha, tokens/step, speed-up, formula; "
+                                    "--engine vllm --concurrency 1,4,16: where speculation stops paying")
+    p.add_argument("--engine", choices=ENGINES, default="transformers",
+                   help="transformers: our verification loop in process (default); vllm: vLLM with and without "
+                        "n-gram speculation under load")
+    p.add_argument("--workloads", type=_names, default=None,
+                   help=f"comma list of {', '.join(WORKLOADS)} (default: all; with --engine vllm: code-edit)")
+    p.add_argument("--k", type=_draft_lengths, default=None,
+                   help="draft lengths to sweep (default 1,2,4,8; with --engine vllm one length, default 4)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="greedy output tokens per run (default 96; with --engine vllm 48)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's own choice; 1 is steadier on a busy machine)")
+                   help="transformers: torch CPU threads (default: torch's own choice; 1 is steadier on a busy "
+                        "machine)")
+    p.add_argument("--early-exit", type=_positive_ints("--early-exit", "24 or 12,24"), default=None, metavar="L",
+                   help="transformers: also draft with the model's first L decoder layers (early exit, weights "
+                        "shared), for each L given")
+    p.add_argument("--concurrency", type=_positive_ints("--concurrency", "1,4,16"), default=None,
+                   help="vllm: closed-loop concurrency levels (default 1,4,16)")
     p.add_argument("--out", help="also write the table as CSV to this path")
     p.set_defaults(fn=cmd_spec)
 
 
+def _refuse(args) -> str | None:
+    """Why these flags do not fit together, or None."""
+    if args.max_tokens is not None and args.max_tokens < 2:
+        return "--max-tokens must be at least 2 (one prefill token, then decode)"
+    if args.engine == "vllm":
+        given = [flag for flag, value in (("--threads", args.threads), ("--early-exit", args.early_exit))
+                 if value is not None]
+        if given:
+            return f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --engine transformers (our loop), " \
+                   "not to vLLM"
+        if args.k and len(args.k) > 1:
+            return "--engine vllm starts one speculative server: give one --k (e.g. --k 4)"
+    elif args.concurrency is not None:
+        return "--concurrency applies to --engine vllm (our transformers loop decodes one sequence at a time)"
+    return None
+
+
 def cmd_spec(args) -> int:
-    from .bench import format_table, measure, to_frame
+    problem = _refuse(args)
+    if problem:
+        print(f"spark-labs bench spec: {problem}", file=sys.stderr)
+        return 2
+    return _cmd_vllm(args) if args.engine == "vllm" else _cmd_loop(args)
+
+
+def _cmd_loop(args) -> int:
+    from .bench import DEFAULT_KS, Draft, format_table, measure, to_frame
+    from .early_exit import EarlyExitDraft
     from .runner import SpecModel
 
-    if args.max_tokens < 2:
-        print("spark-labs bench spec: --max-tokens must be at least 2 (one prefill token, then decode)",
-              file=sys.stderr)
-        return 2
+    ks, max_tokens = tuple(args.k or DEFAULT_KS), args.max_tokens or 96
     started = time.perf_counter()
     model = SpecModel(threads=args.threads)
     print(f"model: {model.path} on {model.device}, torch threads {model.threads}; "
-          f"{args.max_tokens} greedy tokens per run")
-    rows = measure(model, args.workloads, args.k, args.max_tokens)
+          f"{max_tokens} greedy tokens per run")
+    try:
+        drafts = [Draft("prompt lookup", ks)] + [Draft(d.name, ks, d) for d in
+                                                 (EarlyExitDraft(model, layers) for layers in args.early_exit or ())]
+    except ValueError as exc:
+        print(f"spark-labs bench spec: --early-exit: {exc}", file=sys.stderr)
+        return 2
+    rows = measure(model, args.workloads or list(WORKLOADS), ks, max_tokens, drafts)
     print(format_table(rows))
     if args.out:
         to_frame(rows).to_csv(args.out, index=False)
         print(f"wrote {args.out}")
     print("k - = greedy baseline (mean of a run before and after the sweep); alpha = accepted / tested draft "
-          "tokens; accept = accepted / drafted; formula = E(alpha,k)/(k*c+1); verify = one verification pass in "
-          "baseline decode steps (the formula assumes 1)")
+          "tokens; accept = accepted / drafted; formula = E(alpha,k)/(k*c+1); c = drafting one token in baseline "
+          "decode steps; verify = one verification pass in baseline decode steps (the formula assumes 1)")
     print(f"took {time.perf_counter() - started:.0f} s")
-    differing = [f"{r.workload} k={r.k}" for r in rows if not r.identical]
+    differing = [f"{r.workload} {r.draft} k={r.k}" for r in rows if not r.identical]
     if differing:
         print(f"spark-labs bench spec: speculative output differs from the greedy baseline for {', '.join(differing)}",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def _cmd_vllm(args) -> int:
+    import pandas as pd
+
+    from ..errors import EngineError
+    from ..profiles import plan
+    from .under_load import SWEEP_CONCURRENCY, crossover, run_sweep
+
+    k, max_tokens = (args.k or [4])[0], args.max_tokens or 48
+    workloads = args.workloads or ["code-edit"]
+    started = time.perf_counter()
+    try:
+        table, _, _ = run_sweep(plan("04"), args.engine, k, workloads, args.concurrency or SWEEP_CONCURRENCY,
+                                max_tokens, progress=False)
+    except EngineError as exc:
+        print(f"spark-labs bench spec: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    shown = table.drop(columns=["regime"])
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(shown.round(2).to_string(index=False))
+    for row in table.itertuples():
+        print(f"{row.workload} c={row.concurrency}: {row.regime}")
+    for workload in workloads:
+        at = crossover(table, workload)
+        print(f"{workload}: " + (f"speculation first loses at concurrency {at}" if at is not None
+                                 else "speculation never lost at these levels"))
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    print(f"speed-up = speculative / plain aggregate output tok/s (per stream: 1/TPOT); k = {k}, greedy, "
+          f"answers run to end of sequence (at most {max_tokens} tokens); took {time.perf_counter() - started:.0f} s")
     return 0
