@@ -50,3 +50,43 @@ def live_pressure_chart():
 
     handle = display(_bundle(pressure_figure(pd.DataFrame())), raw=True, display_id=True)
     return lambda samples: handle.update(_bundle(pressure_figure(samples)), raw=True)
+
+
+def timeline_figure(timelines: dict[str, pd.DataFrame]):
+    """One panel per schedule: each request a bar in its slot, solid while it produces its own tokens and
+    pale while it holds the slot without producing anything (static batching's staircase)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=len(timelines), cols=1, shared_xaxes=True, subplot_titles=list(timelines),
+                        vertical_spacing=0.12)
+    for row, timeline in enumerate(timelines.values(), start=1):
+        slot = timeline["slot"].astype(str).radd("slot ")
+        fig.add_trace(go.Bar(y=slot, x=timeline["useful_end_s"] - timeline["start_s"], base=timeline["start_s"],
+                             orientation="h", text=timeline["request"].astype(str), textposition="inside",
+                             marker_color="#1f77b4", marker_line_color="white", marker_line_width=1,
+                             name="producing its tokens", showlegend=row == 1), row=row, col=1)
+        fig.add_trace(go.Bar(y=slot, x=timeline["end_s"] - timeline["useful_end_s"], base=timeline["useful_end_s"],
+                             orientation="h", marker_color="#ffbb78", name="done, holding its slot",
+                             showlegend=row == 1), row=row, col=1)
+    fig.update_layout(barmode="overlay", height=180 + 110 * len(timelines),
+                      title="Who holds which slot: the same 16 requests, static vs continuous batching")
+    fig.update_xaxes(title_text="seconds since the workload arrived", row=len(timelines), col=1)
+    return fig
+
+
+def knob_figure(levels: dict[str, pd.DataFrame], knees: dict[str, int | None]):
+    """Output throughput and the deepest queue per concurrency, one line per server, each knee marked."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("output tokens/s", "requests waiting (max sampled)"))
+    for (name, table), color in zip(levels.items(), ("#1f77b4", "#d62728")):
+        for col, y in ((1, "output_tok_per_s"), (2, "max_waiting")):
+            fig.add_trace(go.Scatter(x=table["concurrency"], y=table[y], name=name, mode="lines+markers",
+                                     line_color=color, showlegend=col == 1), row=1, col=col)
+        if knees.get(name) is not None:
+            fig.add_vline(x=knees[name], line_dash="dash", line_color=color, annotation_text=f"knee: {name}")
+    fig.update_xaxes(title_text="requests sent together", type="log")
+    fig.update_layout(height=340, title="--max-num-seqs: past the knob, requests queue instead of running")
+    return fig

@@ -74,12 +74,13 @@ def read_kv_capacity(engine) -> KVCapacity:
 
 
 def kv_space_launch(kv_bytes: int, bytes_per_token: int, max_model_len: int,
-                    available_bytes: int | None = None) -> tuple[list[str], dict[str, str]]:
+                    available_bytes: int | None = None, block_size: int = 128) -> tuple[list[str], dict[str, str]]:
     """vLLM flags and environment for a KV space of ``kv_bytes``, refused before the start when it cannot work.
 
     Two limits, each with its fix: the space must fit in the memory this machine has free (else the
-    engine dies half-way through its start, or the machine swaps), and it must hold at least one request
-    of ``max_model_len`` tokens (vLLM refuses to start otherwise, after loading the model).
+    engine dies half-way through its start, or the machine swaps), and its whole blocks of ``block_size``
+    tokens (passed to vLLM with ``--block-size``) must hold at least one request of ``max_model_len`` tokens
+    (vLLM refuses to start otherwise, after loading the model).
     """
     if not isinstance(kv_bytes, int) or kv_bytes <= 0:
         raise KVCapacityError(f"kv_bytes={kv_bytes!r}: give the KV space as a positive whole number of bytes, "
@@ -89,13 +90,34 @@ def kv_space_launch(kv_bytes: int, bytes_per_token: int, max_model_len: int,
         raise InsufficientMemoryError(
             f"asked for {kv_bytes / MIB:,.0f} MiB of KV cache but this machine has only {available / MIB:,.0f} MiB "
             "free: lower kv_bytes (the tiny model needs a few MiB), or stop other engines and notebooks first")
-    one_request = bytes_per_token * max_model_len
+    if not isinstance(block_size, int) or block_size < 1:
+        raise KVCapacityError(f"block_size={block_size!r}: give tokens per block as a whole number ≥ 1 (128 on "
+                              "vLLM's CPU build, 16 on its GPU builds)")
+    block_bytes = bytes_per_token * block_size
+    one_request = -(-max_model_len // block_size) * block_bytes  # whole blocks
     if kv_bytes < one_request:
         raise KVCapacityError(
-            f"{kv_bytes / MIB:.1f} MiB of KV holds {kv_bytes // bytes_per_token:,} tokens, fewer than one request "
-            f"of max_model_len={max_model_len:,} tokens needs ({one_request / MIB:.1f} MiB): vLLM would refuse to "
-            "start. Raise kv_bytes or lower max_model_len")
-    args = ["--kv-cache-memory-bytes", str(kv_bytes)]  # --max-model-len is the harness's (engine_args)
+            f"{kv_bytes / MIB:.2f} MiB of KV holds {kv_bytes // block_bytes * block_size:,} tokens in whole blocks "
+            f"of {block_size}, fewer than one request of max_model_len={max_model_len:,} tokens needs "
+            f"({one_request / MIB:.2f} MiB): vLLM would refuse to start. Raise kv_bytes or lower max_model_len")
+    # --max-model-len is the harness's (engine_args)
+    args = ["--kv-cache-memory-bytes", str(kv_bytes), "--block-size", str(block_size)]
     # Unset (None), not emptied: the registry sets VLLM_CPU_KVCACHE_SPACE=1, the variable beats the flag,
     # and vLLM's workers crash on an empty value.
     return args, {"VLLM_CPU_KVCACHE_SPACE": None}
+
+
+def gpu_kv_space(total_bytes: int, utilization: float, weight_bytes: float, activation_peak_bytes: float,
+                 non_torch_bytes: float = 0) -> int:
+    """The KV space vLLM takes on a GPU: its share of memory (``--gpu-memory-utilization`` × total) minus
+    what is not KV cache — the weights, the activation peak of its profiling forward pass, and memory
+    outside PyTorch's allocator (CUDA context, NCCL). Refused when nothing is left for the cache."""
+    if not 0 < utilization <= 1:
+        raise KVCapacityError(f"utilization={utilization!r}: --gpu-memory-utilization is a fraction in (0, 1]")
+    space = int(utilization * total_bytes - weight_bytes - activation_peak_bytes - non_torch_bytes)
+    if space <= 0:
+        raise KVCapacityError(
+            f"{utilization:.0%} of {total_bytes / 2**30:,.1f} GiB leaves no KV cache after {weight_bytes / 2**30:,.1f} "
+            f"GiB of weights and a {activation_peak_bytes / 2**30:,.1f} GiB activation peak: raise "
+            "--gpu-memory-utilization, lower --max-num-batched-tokens, or serve a smaller or quantized model")
+    return space

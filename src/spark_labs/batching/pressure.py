@@ -80,8 +80,16 @@ def pressure_requests(tokenizer, prompt_tokens: int, output_tokens: int, level: 
             for i in range(level)]
 
 
-def check_levels(levels, tokens_per_request: int, max_model_len: int, max_streams: int = 64) -> list[int]:
-    """The sweep levels, refused before anything is sent when a request or a level cannot be served."""
+MAX_WAVES = 4  # a level needing more than this many times the KV capacity only repeats the cliff, slowly
+
+
+def check_levels(levels, tokens_per_request: int, max_model_len: int, max_streams: int = 64,
+                 capacity_tokens: int | None = None) -> list[int]:
+    """The sweep levels, refused before anything is sent when a request or a level cannot be served.
+
+    ``capacity_tokens`` (the engine's KV capacity): a level whose requests need more than ``MAX_WAVES``
+    times the cache runs in that many waves of preemption and recomputation — minutes per level on a CPU,
+    a cell that looks hung — so it is refused with the limit and the fix."""
     levels = [int(level) for level in levels]
     if not levels or any(level < 1 for level in levels):
         raise KVCapacityError(f"levels={levels!r}: give concurrency levels as whole numbers ≥ 1, e.g. [1, 2, 4, 8]")
@@ -94,16 +102,25 @@ def check_levels(levels, tokens_per_request: int, max_model_len: int, max_stream
             f"concurrency {max(levels)} is more than this sweep holds open ({max_streams} streams): every level "
             f"waits for its slowest request, so on this machine it would not finish in a lab's time. Keep levels "
             f"≤ {max_streams}")
+    if capacity_tokens is not None and max(levels) * tokens_per_request > MAX_WAVES * capacity_tokens:
+        most = MAX_WAVES * capacity_tokens // tokens_per_request
+        raise KVCapacityError(
+            f"concurrency {max(levels)} asks for {max(levels) * tokens_per_request:,} tokens of KV but the engine "
+            f"holds {capacity_tokens:,}: it would serve them in more than {MAX_WAVES} waves of preemption, for "
+            f"minutes. Keep levels ≤ {most} (the onset is far below), or start the engine with more KV")
     return sorted(set(levels))
 
 
 def kv_pressure_sweep(target: Target, metrics_url: str, tokenizer, prompt_tokens: int, output_tokens: int,
                       levels, max_model_len: int, timeout_s: float = 300.0,
-                      live=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      live=None, capacity_tokens: int | None = None,
+                      interval_s: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run each level once; returns (one row per level, every gauge sample). ``live``: a callable given the
-    samples so far after each level (the notebook redraws its chart with it)."""
-    levels = check_levels(levels, prompt_tokens + output_tokens, max_model_len)
-    sampler = GaugeSampler(metrics_url)
+    samples so far after each level (the notebook redraws its chart with it). ``capacity_tokens``: the
+    engine's KV capacity, to refuse levels it would take minutes to serve (see :func:`check_levels`);
+    ``interval_s``: seconds between gauge samples (a level shorter than a few samples can miss its peak)."""
+    levels = check_levels(levels, prompt_tokens + output_tokens, max_model_len, capacity_tokens=capacity_tokens)
+    sampler = GaugeSampler(metrics_url, interval_s)
     rows = []
     for level in levels:
         sampler.label = level
@@ -115,13 +132,20 @@ def kv_pressure_sweep(target: Target, metrics_url: str, tokenizer, prompt_tokens
         samples = pd.DataFrame(sampler.rows[before:])
         summary = run.summary.row()
         rows.append({"concurrency": level, "kv_tokens_asked": level * (prompt_tokens + output_tokens),
-                     "max_waiting": samples["waiting"].max(), "max_kv_usage": samples["kv_usage"].max(),
+                     "max_running": samples["running"].max(), "max_waiting": samples["waiting"].max(),
+                     "max_kv_usage": samples["kv_usage"].max(),
                      "preemptions": samples["preemptions_total"].iloc[-1] - samples["preemptions_total"].iloc[0],
                      "failed": run.summary.failed, "e2e_p50_s": summary.get("e2e_p50"),
-                     "e2e_p99_s": summary.get("e2e_p99")})
+                     "e2e_p99_s": summary.get("e2e_p99"),
+                     "output_tok_per_s": run.summary.completed * output_tokens / _wall_s(run.records)})
         if live is not None:
             live(sampler.frame())
     return pd.DataFrame(rows), sampler.frame()
+
+
+def _wall_s(records) -> float:
+    """From the first request sent to the last answer."""
+    return (max(r.end_ns for r in records) - min(r.sent_ns for r in records)) / 1e9
 
 
 def measured_onset(levels: pd.DataFrame) -> int | None:
