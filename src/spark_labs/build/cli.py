@@ -2,6 +2,7 @@
 
     spark-labs build quantize                       # F16, Q8_0, Q4_K_M of the embedded model, served and timed
     spark-labs build quantize --variants Q8_0 --out ~/variants --no-serve
+    spark-labs build weight-only                    # transformers bf16 vs bitsandbytes NF4, loaded and timed
     spark-labs build compile                        # the profile's model: static-cache decode, eager vs compiled
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from ..cache import cache_dir
 from .gguf_variants import variant_names
+from .weight_only import WEIGHT_ONLY_VARIANTS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--out", type=Path, default=None, help="directory for the GGUF files "
                           "(default: the spark-labs cache, variants/)")
     quantize.add_argument("--no-serve", action="store_true", help="build and score only; do not start llama.cpp")
+    weight_only = sub.add_parser("weight-only", help="the embedded model in transformers, bf16 and bitsandbytes "
+                                 "NF4: load time, weights in memory, speed, perplexity")
+    weight_only.add_argument("--variants", nargs="+", choices=list(WEIGHT_ONLY_VARIANTS),
+                             default=list(WEIGHT_ONLY_VARIANTS))
     compile_ = sub.add_parser("compile", help="static-cache decode of the profile's model, eager vs compiled")
     compile_.add_argument("--prompt-tokens", type=int, default=64)
     compile_.add_argument("--new-tokens", type=int, default=32)
@@ -33,6 +39,8 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "quantize":
         return _quantize(args)
+    if args.command == "weight-only":
+        return _weight_only(args)
     return _compile(args)
 
 
@@ -56,6 +64,17 @@ def _quantize(args) -> int:
         table = variant_table(built, AutoTokenizer.from_pretrained(prepare_embedded_model()))
     print(table.round(2).to_string())
     print(f"files: {out}")
+    return 0
+
+
+def _weight_only(args) -> int:
+    from transformers import AutoTokenizer
+
+    from ..models import prepare_embedded_model
+    from .measure import weight_only_table
+
+    path = prepare_embedded_model()
+    print(weight_only_table(path, AutoTokenizer.from_pretrained(path), args.variants).round(2).to_string())
     return 0
 
 
