@@ -84,9 +84,11 @@ bench-gateway: install
 bench-regimes: install
 	$(PY) -m spark_labs.cli bench regimes --engine vllm --concurrency 4
 
-# Goal: prompt lookup >= 1.5x decode speed-up on code-edit with identical greedy output; open chat shows where it loses.
+# Goal: prompt lookup >= 1.5x decode speed-up on code-edit with identical greedy output; open chat, the early-exit
+# draft and vLLM under load (concurrency 1/4/16) show where it loses.
 bench-spec: install
-	$(PY) -m spark_labs.cli bench spec --workloads code-edit,extraction,open-chat --k 1,2,4,8
+	$(PY) -m spark_labs.cli bench spec --workloads code-edit,extraction,open-chat --k 1,2,4,8 --early-exit 24
+	$(PY) -m spark_labs.cli bench spec --engine vllm --workloads code-edit,open-chat --concurrency 1,4,16
 
 bench-grading: install
 	$(PY) -m spark_labs.grading.bench --lab 00 --submissions 10 --workers 2

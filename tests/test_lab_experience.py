@@ -25,8 +25,8 @@ from spark_labs.prereq.skills import Quiz
 from spark_labs.serve.logs import LogCollector, configure, log
 
 ROOT = Path(__file__).resolve().parents[1]
-LABS = ("00_prerequisites", "01_engine_benchmark", "02_vllm_serving", "03_tensorrt_build", "05_production_api",
-        "06_web_ui")
+LABS = ("00_prerequisites", "01_engine_benchmark", "02_vllm_serving", "03_tensorrt_build",
+        "04_speculative_decoding", "05_production_api", "06_web_ui")
 NAMES_AN_EXERCISE = re.compile(r"Exercises? \d{2}\.\d")
 
 
@@ -260,6 +260,7 @@ def test_an_untouched_learner_notebook_fails_only_by_naming_an_exercise(name, tm
     text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     independent = {"00_prerequisites": "Checkpoint 00.3 passed", "01_engine_benchmark": "TPOT ≥",
                    "02_vllm_serving": "vLLM allocated", "03_tensorrt_build": "Checkpoint 03.3 passed",
+                   "04_speculative_decoding": "greedy output identical to the baseline on",
                    "05_production_api": "Checkpoint 05.5 passed",
                    "06_web_ui": "Checkpoint 06.5 passed"}[name]
     assert independent in text, "an independent part was not reached by Run All"
