@@ -189,20 +189,14 @@ def check_cache_fits(config, max_cache_len: int, dtype: str = "bfloat16", free_m
     """Bytes of a batch-1 static cache of ``max_cache_len`` positions; raises before allocating it when it
     cannot fit in the memory available for models (``free_memory`` in bytes overrides the reading)."""
     from .. import calc
-    from ..errors import InsufficientMemoryError
+    from .room import ensure_memory
 
     if max_cache_len < 1:
         raise ValueError(f"max_cache_len must be at least 1, got {max_cache_len}")
     needed = calc.kv_cache_bytes(calc.ModelShape.from_config(config), 1, max_cache_len, dtype)
-    if free_memory is None:
-        from ..memory import memory_snapshot
-
-        free_memory = memory_snapshot().available_for_models
-    if needed > free_memory:
-        raise InsufficientMemoryError(
-            f"a static KV cache of {max_cache_len} positions needs {needed / 1e9:.2f} GB, but only "
-            f"{free_memory / 1e9:.2f} GB is available. Nothing was allocated. Build the decoder with a smaller "
-            "max_cache_len (the longest prompt + new tokens it must serve), or free memory first.")
+    ensure_memory(needed, f"a static KV cache of {max_cache_len} positions", "Nothing was allocated. Build the "
+                  "decoder with a smaller max_cache_len (the longest prompt + new tokens it must serve), or free "
+                  "memory first.", free_memory)
     return needed
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .. import calc
 from ..errors import InsufficientMemoryError
+from .room import ensure_memory
 
 # Variant -> (llama.cpp file type constant name, calc's weight-format key). F16 is not quantized by llama.cpp.
 VARIANTS: dict[str, tuple[str | None, str]] = {
@@ -65,15 +66,8 @@ def check_room(variant: str, out_dir: Path, shape: calc.ShapeLike = calc.SMOLLM2
             f"building the {variant} GGUF writes up to {needed / 1e9:.2f} GB under {out_dir}, but only "
             f"{disk / 1e9:.2f} GB is free on that disk. Nothing was written. Free space there or pass another "
             "output directory (spark-labs build quantize --out DIR).")
-    if free_memory is None:
-        from ..memory import memory_snapshot
-
-        free_memory = memory_snapshot().available_for_models
-    if free_memory < needed:
-        raise InsufficientMemoryError(
-            f"building the {variant} GGUF holds about {needed / 1e9:.2f} GB in memory, but only "
-            f"{free_memory / 1e9:.2f} GB is available. Nothing was started. Stop engines or kernels you no "
-            "longer need, or build a smaller model.")
+    ensure_memory(needed, f"building the {variant} GGUF", "Nothing was started. Stop engines or kernels you no "
+                  "longer need, or build a smaller model.", free_memory)
 
 
 def build_f16(source: Path, target: Path) -> BuiltVariant:

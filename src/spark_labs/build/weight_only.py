@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import calc
-from ..errors import InsufficientMemoryError
+from .room import ensure_memory
 
 # Variant -> calc's weight-format key. bf16 is the unquantized baseline in the same engine.
 WEIGHT_ONLY_VARIANTS: dict[str, str] = {"bf16": "bf16", "NF4": "nf4"}
@@ -39,16 +39,9 @@ def check_room(variant: str, shape: calc.ShapeLike = calc.SMOLLM2_135M, free_mem
     """
     fmt = _check_name(variant)
     needed = calc.weight_bytes(shape, "bf16") + (calc.weight_bytes(shape, fmt) if fmt != "bf16" else 0)
-    if free_memory is None:
-        from ..memory import memory_snapshot
-
-        free_memory = memory_snapshot().available_for_models
-    if free_memory < needed:
-        raise InsufficientMemoryError(
-            f"loading the {variant} variant holds about {needed / 1e9:.2f} GB in memory (the bf16 checkpoint"
-            f"{' it is quantized from, plus the result' if fmt != 'bf16' else ''}), but only "
-            f"{free_memory / 1e9:.2f} GB is available. Nothing was loaded. Stop engines or kernels you no "
-            "longer need, or load a smaller model.")
+    quantized = " (the bf16 checkpoint it is quantized from, plus the result)" if fmt != "bf16" else ""
+    ensure_memory(needed, f"loading the {variant} variant", f"Nothing was loaded{quantized}. Stop engines or "
+                  "kernels you no longer need, or load a smaller model.", free_memory)
 
 
 def load_variant(path: str | Path, variant: str, shape: calc.ShapeLike = calc.SMOLLM2_135M,
