@@ -154,12 +154,14 @@ def test_perplexity_arithmetic_is_one_function_for_every_engine():
 
 
 def test_weight_only_load_stops_before_loading_when_memory_is_short():
-    from spark_labs.build.weight_only import check_room
+    from spark_labs.build.weight_only import check_room, load_variant
 
     with pytest.raises(InsufficientMemoryError, match=r"NF4 variant holds about 0\.34 GB.*only 0\.10 GB.*"
                                                       r"Nothing was loaded"):
         check_room("NF4", free_memory=1e8)
     check_room("bf16", free_memory=1e9)
+    with pytest.raises(InsufficientMemoryError, match="Nothing was loaded"):  # sized from the model's own config
+        load_variant(prepare_embedded_model(), "NF4", free_memory=1e8)
     with pytest.raises(ValueError, match="choose one of bf16, NF4"):
         check_room("int3", free_memory=1e12)
 

@@ -44,13 +44,13 @@ def check_room(variant: str, shape: calc.ShapeLike = calc.SMOLLM2_135M, free_mem
                   "kernels you no longer need, or load a smaller model.", free_memory)
 
 
-def load_variant(path: str | Path, variant: str, shape: calc.ShapeLike = calc.SMOLLM2_135M,
-                 free_memory: float | None = None) -> LoadedVariant:
-    """Load ``path`` (an HF folder or id) as ``variant`` on the CPU (or the GPU when there is one), timed."""
+def load_variant(path: str | Path, variant: str, free_memory: float | None = None) -> LoadedVariant:
+    """Load ``path`` (an HF folder or id) as ``variant`` on the CPU (or the GPU when there is one), timed;
+    the room check sizes the model from its own config first."""
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoConfig, AutoModelForCausalLM, BitsAndBytesConfig
 
-    check_room(variant, shape, free_memory)
+    check_room(variant, calc.ModelShape.from_config(AutoConfig.from_pretrained(str(path))), free_memory)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     kwargs: dict = {"dtype": torch.bfloat16, "device_map": device}
     if variant == "NF4":
