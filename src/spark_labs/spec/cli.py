@@ -26,28 +26,21 @@ def _names(text: str) -> list[str]:
     return names
 
 
-def _positive_ints(flag: str, example: str):
+def _positive_ints(flag: str, example: str, what: str = "whole numbers"):
+    """An argparse type: a comma list of whole numbers >= 1, refused with the flag's own words."""
     def parse(text: str) -> list[int]:
         try:
             values = [int(part) for part in text.split(",") if part.strip()]
         except ValueError:
             values = []
         if not values or any(v < 1 for v in values):
-            raise argparse.ArgumentTypeError(f"{flag} takes whole numbers >= 1 separated by commas, e.g. {example} "
+            raise argparse.ArgumentTypeError(f"{flag} takes {what} >= 1 separated by commas, e.g. {example} "
                                              f"(got {text!r})")
         return values
     return parse
 
 
-def _draft_lengths(text: str) -> list[int]:
-    try:
-        ks = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        ks = []
-    if not ks or any(k < 1 for k in ks):
-        raise argparse.ArgumentTypeError(
-            f"--k takes draft lengths >= 1 separated by commas, e.g. 1,2,4,8 (got {text!r})")
-    return ks
+_draft_lengths = _positive_ints("--k", "1,2,4,8", "draft lengths")
 
 
 ENGINES = ("transformers", "vllm")
