@@ -27,6 +27,13 @@ def mixed_lengths(n: int, shortest: int, longest: int, seed: int = 0) -> list[in
     return [int(x) for x in np.random.default_rng(seed).permutation(lengths)]
 
 
+def mixed_prompts(tokenizer, n: int) -> list[str]:
+    """``n`` short prompts (16, 20 or 24 tokens) that share nothing, for the mixed-length workload."""
+    from ..bench.prompts import synthetic_prompt
+
+    return [synthetic_prompt(tokenizer, 16 + 4 * (i % 3), seed=i) for i in range(n)]
+
+
 def _check(lengths, batch_size: int) -> list[int]:
     lengths = [int(x) for x in lengths]
     if not lengths or min(lengths) < 1:
