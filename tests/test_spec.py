@@ -210,7 +210,7 @@ def test_bench_spec_command_prints_the_table():
     assert out.returncode == 0, out.stderr
     assert "speed-up" in out.stdout and "formula" in out.stdout
     lines = [line for line in out.stdout.splitlines() if line.startswith("code-edit")]
-    assert len(lines) == 2 and lines[1].split()[1] == "4" and lines[1].split()[-1] == "yes"
+    assert len(lines) == 2 and lines[1].split()[1:4] == ["prompt", "lookup", "4"] and lines[1].split()[-1] == "yes"
 
 
 @pytest.mark.parametrize("argv, message", [
