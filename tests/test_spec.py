@@ -218,6 +218,9 @@ def test_bench_spec_command_prints_the_table():
     (["--engine", "vllm", "--early-exit", "8"], "--early-exit applies to --engine transformers"),
     (["--engine", "vllm", "--k", "2,4"], "--engine vllm starts one speculative server: give one --k"),
     (["--concurrency", "1,4,16"], "--concurrency applies to --engine vllm"),
+    (["--engine", "llamacpp", "--early-exit", "8"], "--early-exit applies to --engine transformers (our loop), not "
+                                                    "to llama.cpp"),
+    (["--engine", "llamacpp", "--concurrency", "4"], "llama.cpp's server here answers one request at a time"),
     (["--max-tokens", "1"], "--max-tokens must be at least 2"),
 ])
 def test_bench_spec_refuses_flags_that_do_not_apply(argv, message, capsys):
@@ -294,6 +297,37 @@ def test_llamacpp_prompt_lookup_keeps_greedy_output(llamacpp_engine):
         assert answer(speculative) == answer(llamacpp_engine)
     finally:
         speculative.stop()
+
+
+@pytest.mark.integration
+def test_llamacpp_lookup_sweep_keeps_the_plain_answer_and_gives_the_table():
+    """The lab's llama.cpp table on the real engine: plain, prompt lookup at k = 4, plain again (three short
+    starts); the answer is the plain server's, and every column is there (timings are not asserted)."""
+    from spark_labs import plan
+    from spark_labs.spec.lookup_server import run_lookup_sweep
+
+    table = run_lookup_sweep(plan("04"), ks=(4,), workloads=("code-edit",), max_tokens=16, requests=1,
+                             progress=False, log=lambda line: None)
+    assert list(table.columns) == ["workload", "k", "requests", "tokens", "plain tok/s", "spec tok/s", "speed-up",
+                                   "plain E2E s", "spec E2E s", "E2E speed-up", "same output",
+                                   "plain answers agree", "baseline drift"]
+    row = table.iloc[0]
+    assert (len(table), row.workload, row.k, row.requests) == (1, "code-edit", 4, 1)
+    assert row["same output"] == 1.0 and row["plain answers agree"]
+    assert row["speed-up"] > 0 and row["E2E speed-up"] > 0 and 1 < row.tokens <= 16
+
+
+@pytest.mark.parametrize("engine, ks, error", [("llamacpp", (0,), "draft lengths must be whole numbers >= 1"),
+                                               ("trtllm", (4,), "not available for TensorRT-LLM")])
+def test_lookup_sweep_refuses_bad_input_before_starting_anything(engine, ks, error, monkeypatch):
+    import spark_labs.engines
+    from spark_labs import plan
+    from spark_labs.errors import EngineError
+    from spark_labs.spec.lookup_server import run_lookup_sweep
+
+    monkeypatch.setattr(spark_labs.engines, "launch", lambda *a, **k: pytest.fail("started an engine"))
+    with pytest.raises((ValueError, EngineError), match=error):
+        run_lookup_sweep(plan("04"), ks=ks, engine=engine, progress=False)
 
 
 @pytest.mark.integration

@@ -2,7 +2,9 @@
 
 ``--engine transformers`` (default) runs our own verification loop in process: prompt lookup, and an
 early-exit draft of the same model with ``--early-exit L``. ``--engine vllm --concurrency 1,4,16`` starts vLLM
-with and without n-gram speculation and sweeps the concurrency ("when it stops paying").
+with and without n-gram speculation and sweeps the concurrency ("when it stops paying"). ``--engine llamacpp``
+starts llama.cpp plain and with its prompt-lookup draft per k: speed-up and output identity (it counts no
+acceptance).
 
 Kept out of ``spark_labs.bench.cli`` so that file only wires the sub-command in; nothing heavy (torch,
 transformers) is imported until the command runs.
@@ -43,21 +45,24 @@ def _positive_ints(flag: str, example: str, what: str = "whole numbers"):
 _draft_lengths = _positive_ints("--k", "1,2,4,8", "draft lengths")
 
 
-ENGINES = ("transformers", "vllm")
+ENGINES = ("transformers", "vllm", "llamacpp")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("spec", help="greedy baseline vs speculative decoding: alpha, tokens/step, speed-up, formula; "
-                                    "--engine vllm --concurrency 1,4,16: where speculation stops paying")
+                                    "--engine vllm --concurrency 1,4,16: where speculation stops paying; "
+                                    "--engine llamacpp: llama.cpp's prompt lookup")
     p.add_argument("--engine", choices=ENGINES, default="transformers",
                    help="transformers: our verification loop in process (default); vllm: vLLM with and without "
-                        "n-gram speculation under load")
+                        "n-gram speculation under load; llamacpp: llama.cpp plain and with prompt lookup per k "
+                        "(speed-up and identical output only: it counts no acceptance)")
     p.add_argument("--workloads", type=_names, default=None,
                    help=f"comma list of {', '.join(WORKLOADS)} (default: all; with --engine vllm: code-edit)")
     p.add_argument("--k", type=_draft_lengths, default=None,
-                   help="draft lengths to sweep (default 1,2,4,8; with --engine vllm one length, default 4)")
+                   help="draft lengths to sweep (default 1,2,4,8; with --engine vllm one length, default 4; with "
+                        "--engine llamacpp 2,4,8)")
     p.add_argument("--max-tokens", type=int, default=None,
-                   help="greedy output tokens per run (default 96; with --engine vllm 48)")
+                   help="greedy output tokens per run (default 96; with --engine vllm or llamacpp 48)")
     p.add_argument("--threads", type=int, default=None,
                    help="transformers: torch CPU threads (default: torch's own choice; 1 is steadier on a busy "
                         "machine)")
@@ -74,16 +79,19 @@ def _refuse(args) -> str | None:
     """Why these flags do not fit together, or None."""
     if args.max_tokens is not None and args.max_tokens < 2:
         return "--max-tokens must be at least 2 (one prefill token, then decode)"
-    if args.engine == "vllm":
+    if args.engine != "transformers":
         given = [flag for flag, value in (("--threads", args.threads), ("--early-exit", args.early_exit))
                  if value is not None]
         if given:
             return f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --engine transformers (our loop), " \
-                   "not to vLLM"
+                   f"not to {'vLLM' if args.engine == 'vllm' else 'llama.cpp'}"
+    if args.engine == "vllm":
         if args.k and len(args.k) > 1:
             return "--engine vllm starts one speculative server: give one --k (e.g. --k 4)"
     elif args.concurrency is not None:
-        return "--concurrency applies to --engine vllm (our transformers loop decodes one sequence at a time)"
+        why = ("our transformers loop decodes one sequence at a time" if args.engine == "transformers"
+               else "llama.cpp's server here answers one request at a time")
+        return f"--concurrency applies to --engine vllm ({why})"
     return None
 
 
@@ -92,7 +100,7 @@ def cmd_spec(args) -> int:
     if problem:
         print(f"spark-labs bench spec: {problem}", file=sys.stderr)
         return 2
-    return _cmd_vllm(args) if args.engine == "vllm" else _cmd_loop(args)
+    return {"vllm": _cmd_vllm, "llamacpp": _cmd_llamacpp}.get(args.engine, _cmd_loop)(args)
 
 
 def _cmd_loop(args) -> int:
@@ -158,4 +166,35 @@ def _cmd_vllm(args) -> int:
         print(f"wrote {args.out}")
     print(f"speed-up = speculative / plain aggregate output tok/s (per stream: 1/TPOT); k = {k}, greedy, "
           f"answers run to end of sequence (at most {max_tokens} tokens); took {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _cmd_llamacpp(args) -> int:
+    import pandas as pd
+
+    from ..errors import EngineError
+    from ..profiles import plan
+    from .lookup_server import LOOKUP_KS, run_lookup_sweep
+
+    ks, max_tokens = tuple(args.k or LOOKUP_KS), args.max_tokens or 48
+    started = time.perf_counter()
+    try:
+        table = run_lookup_sweep(plan("04"), ks, args.workloads or list(WORKLOADS), max_tokens, progress=False)
+    except EngineError as exc:
+        print(f"spark-labs bench spec: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(table.round(2).to_string(index=False))
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    print(f"speed-up = prompt-lookup server's decode tok/s (1/TPOT, first token excluded) / the plain server's (mean "
+          f"of a start before and after the sweep); E2E speed-up = plain E2E / speculative E2E; same output = share "
+          f"of answers identical to the plain server's; greedy, one request at a time, at most {max_tokens} tokens; "
+          f"llama.cpp counts no acceptance, so no alpha; took {time.perf_counter() - started:.0f} s")
+    differing = [f"{r.workload} k={r.k}" for r in table[table["same output"] < 1].itertuples()]
+    if differing:
+        print(f"spark-labs bench spec: llama.cpp's answer with prompt lookup differs from the plain server's for "
+              f"{', '.join(differing)}", file=sys.stderr)
+        return 1
     return 0

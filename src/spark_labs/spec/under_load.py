@@ -74,12 +74,15 @@ def measure_level(target: Target, workload: str, concurrency: int, max_tokens: i
     return LevelRun(workload, concurrency, result, scrape() - before if counted else None)
 
 
-def _side(run: LevelRun) -> dict:
+def side_summary(run: LevelRun) -> dict:
+    """One side of a comparison: mean per-stream tok/s (1 / TPOT), TPOT, aggregate output tok/s, mean E2E
+    and output tokens per request, and the answers."""
     per = [request_metrics(r) for r in run.result.records]
     tpots = [m.tpot_s for m in per if m.tpot_s]
     return {"per_stream_tok_s": float(np.mean([1 / t for t in tpots])) if tpots else float("nan"),
             "tpot_ms": float(np.mean(tpots)) * 1e3 if tpots else float("nan"),
             "aggregate_tok_s": run.result.summary.output_throughput,
+            "e2e_s": float(np.mean([m.e2e_s for m in per])), "tokens": float(np.mean([m.output_tokens for m in per])),
             "texts": [r.answer_text for r in run.result.records]}
 
 
@@ -92,7 +95,7 @@ def speedup_table(baseline: Sequence[LevelRun], speculative: Sequence[LevelRun])
         key = (run.workload, run.concurrency)
         if key not in base:
             raise ValueError(f"no baseline run for {run.workload} at concurrency {run.concurrency}")
-        b, s = _side(base[key]), _side(run)
+        b, s = side_summary(base[key]), side_summary(run)
         acc = run.acceptance
         rows.append({
             "workload": run.workload, "concurrency": run.concurrency, "requests": len(run.result.records),

@@ -1,0 +1,108 @@
+"""Prompt-lookup speculation inside a server that counts nothing: llama.cpp's speed-up and output identity.
+
+llama-cpp-python's server drafts with ``LlamaPromptLookupDecoding`` when started with ``--draft_model``
+(the registry's ``speculative_args("ngram", k)``): it looks the last one or two tokens up in the prompt and the
+answer so far and proposes the k tokens that followed their first occurrence. Every request kind goes
+through the same ``Llama.generate`` loop, so chat completions, streamed or not, are drafted. The server
+keeps no acceptance counts, so α and tokens per step cannot be read from it: what can be measured is the
+speed-up and whether the answer is the plain server's answer.
+
+One server per setting, each started once (llama.cpp starts in seconds on the tiny model): plain, then one
+per k, then plain again, so a machine that slows down during the sweep shows as a gap between the two plain
+runs (``baseline drift``) rather than as a fake speed-up. Each workload's prompt is sent greedy, one request
+at a time, through the course harness (:func:`spark_labs.bench.run_load`, one warm-up request first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..bench.clients import Target
+from .bench import DEFAULT_WORKLOADS, _check_ks
+from .under_load import LevelRun, measure_level, side_summary
+
+LOOKUP_KS = (2, 4, 8)
+
+
+def lookup_table(plain: Sequence[Sequence[LevelRun]], speculative: dict[int, Sequence[LevelRun]]) -> pd.DataFrame:
+    """One row per (workload, k): decode tok/s (1 / TPOT, first token excluded) of the plain server (mean of
+    its runs in ``plain``) and the speculative one, their ratio, the same for E2E, and the share of
+    speculative answers identical to the plain server's answer."""
+    if not plain:
+        raise ValueError("no plain-server runs to compare with")
+    by_workload: dict[str, list[dict]] = {}
+    for runs in plain:
+        for run in runs:
+            by_workload.setdefault(run.workload, []).append(side_summary(run))
+    rows = []
+    for k, runs in speculative.items():
+        for run in runs:
+            if run.workload not in by_workload:
+                raise ValueError(f"no plain-server run for workload {run.workload}")
+            bases, s = by_workload[run.workload], side_summary(run)
+            base_tok_s = float(np.mean([b["per_stream_tok_s"] for b in bases]))
+            base_e2e = float(np.mean([b["e2e_s"] for b in bases]))
+            plain_texts = {t for b in bases for t in b["texts"]}
+            rows.append({
+                "workload": run.workload, "k": k, "requests": len(s["texts"]), "tokens": s["tokens"],
+                "plain tok/s": base_tok_s, "spec tok/s": s["per_stream_tok_s"],
+                "speed-up": s["per_stream_tok_s"] / base_tok_s,
+                "plain E2E s": base_e2e, "spec E2E s": s["e2e_s"], "E2E speed-up": base_e2e / s["e2e_s"],
+                "same output": sum(t in plain_texts for t in s["texts"]) / len(s["texts"]),
+                "plain answers agree": len(plain_texts) == 1,
+                "baseline drift": (bases[-1]["per_stream_tok_s"] / bases[0]["per_stream_tok_s"] - 1
+                                   if len(bases) > 1 else float("nan")),
+            })
+    return pd.DataFrame(rows)
+
+
+def run_lookup_sweep(plan, ks: Sequence[int] = LOOKUP_KS, workloads: Sequence[str] = DEFAULT_WORKLOADS,
+                     max_tokens: int = 48, requests: int = 3, engine: str = "llamacpp", progress=True,
+                     timeout: float = 180, log: Callable[[str], None] = print) -> pd.DataFrame:
+    """Start ``engine`` plain, with prompt lookup at each k, then plain again (one start each, stopped after
+    its runs); send every workload ``requests`` times at concurrency 1. Returns :func:`lookup_table`.
+
+    ``progress``: True for one tqdm bar over the (server, workload) runs."""
+    from ..bench.experiments import engine_args
+    from ..engines import launch
+    from ..engines.launcher import resolve_engine
+
+    spec = resolve_engine(engine)
+    ks = _check_ks(ks)
+    flags = {k: spec.speculative_args("ngram", k) for k in ks}  # refuses an engine without it before any start
+    settings = [0, *ks, 0]  # 0: plain
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(settings) * len(workloads), desc=f"{spec.display_name}: plain / prompt lookup",
+                   unit="run")
+    plain: list[list[LevelRun]] = []
+    speculative: dict[int, list[LevelRun]] = {}
+    try:
+        for k in settings:
+            handle = launch(engine, plan.model, port="auto", lab=plan.lab, timeout=timeout, progress=False,
+                            extra_args=engine_args(engine, plan.sizes.max_model_len, plan.profile.device)
+                            + flags.get(k, []))
+            try:
+                log(f"{spec.display_name} {'with prompt lookup, k = ' + str(k) if k else 'plain'} ready in "
+                    f"{handle.ready_after_s:.1f} s")
+                target = Target.from_engine(handle)
+                runs = []
+                for workload in workloads:
+                    runs.append(measure_level(target, workload, 1, max_tokens, requests, progress=False))
+                    if bar is not None:
+                        bar.update(1)
+            finally:
+                handle.stop()
+            if k:
+                speculative[k] = runs
+            else:
+                plain.append(runs)
+    finally:
+        if bar is not None:
+            bar.close()
+    return lookup_table(plain, speculative)
