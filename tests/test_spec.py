@@ -310,11 +310,11 @@ def test_llamacpp_lookup_sweep_keeps_the_plain_answer_and_gives_the_table():
                              progress=False, log=lambda line: None)
     assert list(table.columns) == ["workload", "k", "requests", "tokens", "plain tok/s", "spec tok/s", "speed-up",
                                    "plain E2E s", "spec E2E s", "E2E speed-up", "same output",
-                                   "plain answers agree", "baseline drift"]
+                                   "plain answers agree", "baseline drift", "verify cost"]
     row = table.iloc[0]
     assert (len(table), row.workload, row.k, row.requests) == (1, "code-edit", 4, 1)
     assert row["same output"] == 1.0 and row["plain answers agree"]
-    assert row["speed-up"] > 0 and row["E2E speed-up"] > 0 and 1 < row.tokens <= 16
+    assert row["speed-up"] > 0 and row["E2E speed-up"] > 0 and 1 < row.tokens <= 16 and row["verify cost"] > 0
 
 
 @pytest.mark.parametrize("engine, ks, error", [("llamacpp", (0,), "draft lengths must be whole numbers >= 1"),

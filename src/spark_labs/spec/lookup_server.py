@@ -11,6 +11,8 @@ One server per setting, each started once (llama.cpp starts in seconds on the ti
 per k, then plain again, so a machine that slows down during the sweep shows as a gap between the two plain
 runs (``baseline drift``) rather than as a fake speed-up. Each workload's prompt is sent greedy, one request
 at a time, through the course harness (:func:`spark_labs.bench.run_load`, one warm-up request first).
+What a drafted step costs there is measured separately (:func:`verify_cost`): a pass over k + 1 tokens in
+one-token passes, the number the speed-up has to beat.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pandas as pd
 from ..bench.clients import Target
 from .bench import DEFAULT_WORKLOADS, _check_ks
 from .under_load import LevelRun, measure_level, side_summary
+from .workloads import workload_prompt
 
 LOOKUP_KS = (2, 4, 8)
 
@@ -59,11 +62,43 @@ def lookup_table(plain: Sequence[Sequence[LevelRun]], speculative: dict[int, Seq
     return pd.DataFrame(rows)
 
 
+def verify_cost(gguf: str, ks: Sequence[int] = LOOKUP_KS, repeats: int = 7, context: int = 60) -> dict[int, float]:
+    """What llama.cpp's verification pass of k + 1 tokens costs, in one-token decode passes: the median time
+    to evaluate k + 1 tokens after ``context`` prompt tokens ÷ the median for one token. Measured in process
+    with llama-cpp-python's own defaults, which its server uses too (logits for every position; one thread
+    per token, all cores for a batch of several), so it is the price a drafted step pays there."""
+    import time
+
+    from llama_cpp import Llama
+
+    ks = _check_ks(ks)
+    llm = Llama(gguf, n_ctx=512, logits_all=True, verbose=False)
+    try:
+        tokens = llm.tokenize(workload_prompt("code-edit").encode())
+        if len(tokens) < context + max(ks) + 1:
+            raise ValueError(f"k up to {len(tokens) - context - 1} only (the prompt has {len(tokens)} tokens)")
+        seconds: dict[int, list[float]] = {n: [] for n in (1, *(k + 1 for k in ks))}
+        for _ in range(repeats):
+            for n, times in seconds.items():
+                llm.reset()
+                llm.eval(tokens[:context])
+                started = time.perf_counter()
+                llm.eval(tokens[context:context + n])
+                times.append(time.perf_counter() - started)
+    finally:
+        llm.close()
+    one = float(np.median(seconds[1]))
+    return {k: float(np.median(seconds[k + 1])) / one for k in ks}
+
+
 def run_lookup_sweep(plan, ks: Sequence[int] = LOOKUP_KS, workloads: Sequence[str] = DEFAULT_WORKLOADS,
-                     max_tokens: int = 48, requests: int = 3, engine: str = "llamacpp", progress=True,
-                     timeout: float = 180, log: Callable[[str], None] = print) -> pd.DataFrame:
+                     max_tokens: int = 48, requests: int = 3, engine: str = "llamacpp",
+                     extra_args: Sequence[str] = (), progress=True, timeout: float = 180,
+                     log: Callable[[str], None] = print) -> pd.DataFrame:
     """Start ``engine`` plain, with prompt lookup at each k, then plain again (one start each, stopped after
-    its runs); send every workload ``requests`` times at concurrency 1. Returns :func:`lookup_table`.
+    its runs); send every workload ``requests`` times at concurrency 1. Returns :func:`lookup_table`, for
+    llama.cpp with a ``verify cost`` column (:func:`verify_cost`, measured after the sweep).
+    ``extra_args`` go to every start (e.g. thread counts), so both sides run the same configuration.
 
     ``progress``: True for one tqdm bar over the (server, workload) runs."""
     from ..bench.experiments import engine_args
@@ -86,7 +121,7 @@ def run_lookup_sweep(plan, ks: Sequence[int] = LOOKUP_KS, workloads: Sequence[st
         for k in settings:
             handle = launch(engine, plan.model, port="auto", lab=plan.lab, timeout=timeout, progress=False,
                             extra_args=engine_args(engine, plan.sizes.max_model_len, plan.profile.device)
-                            + flags.get(k, []))
+                            + list(extra_args) + flags.get(k, []))
             try:
                 log(f"{spec.display_name} {'with prompt lookup, k = ' + str(k) if k else 'plain'} ready in "
                     f"{handle.ready_after_s:.1f} s")
@@ -105,4 +140,7 @@ def run_lookup_sweep(plan, ks: Sequence[int] = LOOKUP_KS, workloads: Sequence[st
     finally:
         if bar is not None:
             bar.close()
-    return lookup_table(plain, speculative)
+    table = lookup_table(plain, speculative)
+    if spec.name == "llamacpp":  # the price of a drafted step, measured the same way for every k
+        table["verify cost"] = table.k.map(verify_cost(spec.model_arg(plan.model), ks))
+    return table
