@@ -317,6 +317,37 @@ def test_llamacpp_lookup_sweep_keeps_the_plain_answer_and_gives_the_table():
     assert row["speed-up"] > 0 and row["E2E speed-up"] > 0 and 1 < row.tokens <= 16 and row["verify cost"] > 0
 
 
+def _served(workload: str, text: str, tpot_ms: float, tokens: int = 11):
+    """A one-request level as the harness records it: first token after 100 ms, then one every ``tpot_ms``."""
+    from spark_labs.bench.load import ClientHealth, Load, RunResult
+    from spark_labs.bench.records import Chunk, RequestRecord, TokenCounts
+    from spark_labs.spec.under_load import LevelRun
+
+    ms = 1_000_000
+    chunks = [Chunk(100 * ms + int(i * tpot_ms * ms), text if i == 0 else "", 1) for i in range(tokens)]
+    record = RequestRecord("r0", "llamacpp", workload, 0, 0, chunks[-1].t_ns, chunks,
+                           output_tokens=TokenCounts(tokens, tokens))
+    result = RunResult("llamacpp", workload, Load("concurrent", 1), [record], ClientHealth(0, 0, 0, 0, 1.0, None, 1.0),
+                       chunks[-1].t_ns / 1e9)
+    return LevelRun(workload, 1, result, None)
+
+
+def test_lookup_table_compares_with_the_mean_of_both_plain_runs():
+    from spark_labs.spec.lookup_server import lookup_table
+
+    plain = [[_served("code-edit", "same", 10)], [_served("code-edit", "same", 30)]]  # drifted: 100 -> 33 tok/s
+    table = lookup_table(plain, {4: [_served("code-edit", "same", 5)], 8: [_served("code-edit", "other", 40)]})
+    fast, slow = table.iloc[0], table.iloc[1]
+    assert (fast.k, fast.requests, fast.tokens) == (4, 1, 11)
+    assert fast["plain tok/s"] == pytest.approx((100 + 100 / 3) / 2) and fast["spec tok/s"] == pytest.approx(200)
+    assert fast["speed-up"] == pytest.approx(200 / fast["plain tok/s"]) and fast["same output"] == 1.0
+    assert fast["E2E speed-up"] == pytest.approx(((0.2 + 0.4) / 2) / 0.15)
+    assert slow["same output"] == 0.0 and slow["speed-up"] < 1 and slow["plain answers agree"]
+    assert fast["baseline drift"] == pytest.approx(-2 / 3)
+    with pytest.raises(ValueError, match="no plain-server run for workload open-chat"):
+        lookup_table(plain, {4: [_served("open-chat", "x", 5)]})
+
+
 @pytest.mark.parametrize("engine, ks, error", [("llamacpp", (0,), "draft lengths must be whole numbers >= 1"),
                                                ("trtllm", (4,), "not available for TensorRT-LLM")])
 def test_lookup_sweep_refuses_bad_input_before_starting_anything(engine, ks, error, monkeypatch):
