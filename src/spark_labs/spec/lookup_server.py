@@ -1,9 +1,10 @@
 """Prompt-lookup speculation inside a server that counts nothing: llama.cpp's speed-up and output identity.
 
 llama-cpp-python's server drafts with ``LlamaPromptLookupDecoding`` when started with ``--draft_model``
-(the registry's ``speculative_args("ngram", k)``): it looks the last one or two tokens up in the prompt and the
+(the registry's ``speculative_args("ngram", k)``): it looks the last two tokens (else the last one) up in the prompt and the
 answer so far and proposes the k tokens that followed their first occurrence. Every request kind goes
-through the same ``Llama.generate`` loop, so chat completions, streamed or not, are drafted. The server
+through the same ``Llama.generate`` loop, so chat completions, streamed or not, are drafted. Requests are
+sent greedy with the repeat penalty off (``GREEDY_FIELDS``: the server's default is 1.1). The server
 keeps no acceptance counts, so α and tokens per step cannot be read from it: what can be measured is the
 speed-up and whether the answer is the plain server's answer.
 
@@ -18,6 +19,7 @@ one-token passes, the number the speed-up has to beat.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,9 @@ from .under_load import LevelRun, measure_level, side_summary
 from .workloads import workload_prompt
 
 LOOKUP_KS = (2, 4, 8)
+# Request fields that make an engine's temperature-0 answer plain greedy: llama-cpp-python's server applies a
+# repeat penalty of 1.1 unless told otherwise (our loop and vLLM apply none).
+GREEDY_FIELDS = {"llamacpp": {"repeat_penalty": 1.0}}
 
 
 def lookup_table(plain: Sequence[Sequence[LevelRun]], speculative: dict[int, Sequence[LevelRun]]) -> pd.DataFrame:
@@ -126,6 +131,7 @@ def run_lookup_sweep(plan, ks: Sequence[int] = LOOKUP_KS, workloads: Sequence[st
                 log(f"{spec.display_name} {'with prompt lookup, k = ' + str(k) if k else 'plain'} ready in "
                     f"{handle.ready_after_s:.1f} s")
                 target = Target.from_engine(handle)
+                target = replace(target, chat_extras={**target.chat_extras, **GREEDY_FIELDS.get(spec.name, {})})
                 runs = []
                 for workload in workloads:
                     runs.append(measure_level(target, workload, 1, max_tokens, requests, progress=False))
