@@ -1,8 +1,8 @@
 """Prompt-lookup speculation inside a server that counts nothing: llama.cpp's speed-up and output identity.
 
 llama-cpp-python's server drafts with ``LlamaPromptLookupDecoding`` when started with ``--draft_model``
-(the registry's ``speculative_args("ngram", k)``): it looks the last two tokens (else the last one) up in the prompt and the
-answer so far and proposes the k tokens that followed their first occurrence. Every request kind goes
+(the registry's ``speculative_args("ngram", k)``): it looks the last two tokens (else the last one) up in the
+prompt and the answer so far and proposes the k tokens that followed their first occurrence. Every request kind goes
 through the same ``Llama.generate`` loop, so chat completions, streamed or not, are drafted. Requests are
 sent greedy with the repeat penalty off (``GREEDY_FIELDS``: the server's default is 1.1). The server
 keeps no acceptance counts, so α and tokens per step cannot be read from it: what can be measured is the
