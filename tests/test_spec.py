@@ -348,6 +348,27 @@ def test_lookup_table_compares_with_the_mean_of_both_plain_runs():
         lookup_table(plain, {4: [_served("open-chat", "x", 5)]})
 
 
+def test_bench_spec_llamacpp_prints_the_table_and_fails_on_a_changed_answer(monkeypatch, capsys):
+    import pandas as pd
+
+    from spark_labs.bench.cli import main
+    from spark_labs.spec import lookup_server
+
+    asked = {}
+
+    def sweep(plan, ks, workloads, max_tokens, progress):
+        asked.update(ks=ks, workloads=workloads, max_tokens=max_tokens)
+        return pd.DataFrame({"workload": ["code-edit", "open-chat"], "k": [4, 4], "speed-up": [1.5, 0.9],
+                             "same output": [1.0, 0.5]})
+
+    monkeypatch.setattr(lookup_server, "run_lookup_sweep", sweep)
+    assert main(["spec", "--engine", "llamacpp", "--k", "4", "--workloads", "code-edit,open-chat"]) == 1
+    out = capsys.readouterr()
+    assert asked == {"ks": (4,), "workloads": ["code-edit", "open-chat"], "max_tokens": 48}
+    assert "code-edit" in out.out and "no alpha" in out.out
+    assert "differs from the plain server's for open-chat k=4" in out.err
+
+
 @pytest.mark.parametrize("engine, ks, error", [("llamacpp", (0,), "draft lengths must be whole numbers >= 1"),
                                                ("trtllm", (4,), "not available for TensorRT-LLM")])
 def test_lookup_sweep_refuses_bad_input_before_starting_anything(engine, ks, error, monkeypatch):
