@@ -48,7 +48,7 @@ def load_variant(path: str | Path, variant: str, free_memory: float | None = Non
     """Load ``path`` (an HF folder or id) as ``variant`` on the CPU (or the GPU when there is one), timed;
     the room check sizes the model from its own config first."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     check_room(variant, calc.ModelShape.from_config(AutoConfig.from_pretrained(str(path))), free_memory)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -57,8 +57,7 @@ def load_variant(path: str | Path, variant: str, free_memory: float | None = Non
         from ..prereq.handson import hide_known_bitsandbytes_warning
 
         hide_known_bitsandbytes_warning()
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                           bnb_4bit_compute_dtype=torch.bfloat16)
+        kwargs["quantization_config"] = nf4_config()
     start = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs).eval()
     return LoadedVariant(variant, model, time.perf_counter() - start, weight_bytes(model))
@@ -80,3 +79,11 @@ def _check_name(variant: str) -> str:
     if variant not in WEIGHT_ONLY_VARIANTS:
         raise ValueError(f"unknown weight-only variant {variant!r}; choose one of {', '.join(WEIGHT_ONLY_VARIANTS)}")
     return WEIGHT_ONLY_VARIANTS[variant]
+
+
+def nf4_config():
+    """bitsandbytes 4-bit NF4 weights with bf16 compute: the one 4-bit set-up of the course (labs 00 and 03)."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)

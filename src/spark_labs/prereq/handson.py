@@ -28,10 +28,11 @@ def load_4bit_and_generate(model_path: str, prompt: str = "What is the capital o
                            max_new_tokens: int = 16) -> QuantizedRun:
     """The reference answer to skill 1 (the notebook's exercise writes this itself)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                bnb_4bit_compute_dtype=torch.bfloat16)
+    from ..build.weight_only import nf4_config
+
+    config = nf4_config()
     device_map = "auto" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=config, device_map=device_map)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
