@@ -91,7 +91,7 @@ bench-spec: install
 	$(PY) -m spark_labs.cli bench spec --engine vllm --workloads code-edit,open-chat --concurrency 1,4,16
 
 bench-grading: install
-	$(PY) -m spark_labs.grading.bench --lab 00 --submissions 10 --workers 2
+	$(PY) -m spark_labs.grading.cost --lab 00 --submissions 10 --workers 2
 
 lab: install
 	$(PY) -m spark_labs.cli labs open

@@ -31,8 +31,8 @@ from transformers import AutoModelForCausalLM as AutoModel
 
 from device_proof_foundation import _llama_config  # same shapes as the foundation proof
 from spark_labs import calc
-from spark_labs.build.compiled import StaticCacheDecoder
-from spark_labs.hardware import detect_hardware
+from spark_labs.variants.compiled import StaticCacheDecoder
+from spark_labs.hardware.detect import detect_hardware
 
 PROMPT, NEW = 16, 128
 

@@ -8,7 +8,7 @@
    is compared with ``calc.decode_tokens_per_s_bound`` for the detected GPU.
 3. ``require_free_memory`` refusing a load that cannot fit, with its real message.
 4. When every part of the embedded GGUF is under ``--parts`` (the 98 MB file travels in two calls):
-   ``spark_labs.models.export_gguf_to_hf`` on the device, bf16 load on CUDA, greedy answer to a factual
+   ``spark_labs.models.embedded.export_gguf_to_hf`` on the device, bf16 load on CUDA, greedy answer to a factual
    question. Without all parts this step says so and is skipped.
 
 Prints one JSON document (also written to $OUT/proof.json when OUT is set); nothing is hard-coded.
@@ -29,8 +29,8 @@ import torch
 
 from spark_labs import calc
 from spark_labs.errors import InsufficientMemoryError
-from spark_labs.hardware import detect_hardware
-from spark_labs.memory import memory_snapshot, require_free_memory
+from spark_labs.hardware.detect import detect_hardware
+from spark_labs.hardware.memory import memory_snapshot, require_free_memory
 
 GB = 1e9
 
@@ -125,7 +125,7 @@ def assemble_gguf(parts: Path, sha256: str) -> Path | None:
 def real_model(gguf: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from spark_labs.models import export_gguf_to_hf
+    from spark_labs.models.embedded import export_gguf_to_hf
 
     export = gguf.parent / "hf-export"
     start = time.perf_counter()

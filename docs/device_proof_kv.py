@@ -5,7 +5,7 @@
 1. Bytes per token: for each shape (Llama-3.1-8B, Qwen3-8B, SmolLM2-135M: three different layer / KV-head /
    head-dim mixes) build the model from its shipped config.json in bf16 on the GPU (random weights, no
    download), run one forward pass over N tokens with a transformers DynamicCache and compare the memory the
-   filled cache holds (``torch.cuda.memory_allocated`` delta) with ``spark_labs.calc.kv_bytes_per_token`` × N.
+   filled cache holds (``torch.cuda.memory_allocated`` delta) with ``spark_labs.sizing.kv_bytes_per_token`` × N.
    The weights' delta is compared with ``calc.weight_bytes`` on the way.
 2. Capacity: for Llama-3.1-8B, the KV space vLLM would take at ``--gpu-memory-utilization`` 0.9 and 0.7,
    ``spark_labs.batching.kv_capacity.gpu_kv_space`` (utilization × memory − weights − activation peak −
@@ -27,7 +27,7 @@ GIB = 2 ** 30
 def build(torch, name: str):
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from spark_labs.calc import embedded_config
+    from spark_labs.sizing import embedded_config
 
     config = dict(embedded_config(name))
     config.pop("quantization_config", None)
@@ -39,7 +39,7 @@ def build(torch, name: str):
 def cache_row(torch, name: str, tokens: int) -> dict:
     from transformers import DynamicCache
 
-    from spark_labs.calc import ModelShape, embedded_config, kv_bytes_per_token, weight_bytes
+    from spark_labs.sizing import ModelShape, embedded_config, kv_bytes_per_token, weight_bytes
 
     shape = ModelShape.from_config(embedded_config(name))
     torch.cuda.empty_cache()
@@ -67,7 +67,7 @@ def cache_row(torch, name: str, tokens: int) -> dict:
 
 def capacity_rows(torch, name: str, budget_tokens: int, utilizations, block_size: int = 16) -> list[dict]:
     from spark_labs.batching.kv_capacity import gpu_kv_space
-    from spark_labs.calc import ModelShape, embedded_config, kv_bytes_per_token
+    from spark_labs.sizing import ModelShape, embedded_config, kv_bytes_per_token
 
     shape = ModelShape.from_config(embedded_config(name))
     torch.cuda.empty_cache()

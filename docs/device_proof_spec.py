@@ -4,7 +4,7 @@
 
 Reassembles the embedded GGUF from the parts carried over (the file is larger than one call may carry),
 checks its sha256, exports it to HF safetensors with the tiny profile's own code, loads it in bf16 on CUDA and
-runs ``spark_labs.spec.bench.measure``: greedy baseline vs prompt lookup for k = 1, 2, 4, 8 on the three
+runs ``spark_labs.speculative.comparison.measure``: greedy baseline vs prompt lookup for k = 1, 2, 4, 8 on the three
 workloads, with identical-output checks. Prints the table and writes $OUT/spec.json; nothing is hard-coded.
 """
 
@@ -28,9 +28,9 @@ def main() -> None:
 
     import torch
 
-    from spark_labs.models import EMBEDDED_GGUF_NAME, export_gguf_to_hf
-    from spark_labs.spec.bench import format_table, measure
-    from spark_labs.spec.runner import SpecModel
+    from spark_labs.models.embedded import EMBEDDED_GGUF_NAME, export_gguf_to_hf
+    from spark_labs.speculative.comparison import format_table, measure
+    from spark_labs.speculative.runner import SpecModel
 
     gguf_dir = Path("/tmp/spec04_gguf")
     gguf_dir.mkdir(exist_ok=True)

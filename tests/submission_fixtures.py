@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell
 
-from spark_labs.checkpoint import ids_called
 from spark_labs.notebooks.build import build_notebook
+from spark_labs.notebooks.checkpoints import ids_called
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "00_prerequisites.ipynb"

@@ -8,8 +8,8 @@ import pytest
 from spark_labs.batching import KVCapacityError, kv_space_launch, read_kv_capacity
 from spark_labs.batching.kv_capacity import parse_cache_info, parse_log_tokens
 from spark_labs.batching.pressure import check_levels
-from spark_labs.calc import SMOLLM2_135M, kv_bytes_per_token
 from spark_labs.errors import InsufficientMemoryError
+from spark_labs.sizing import SMOLLM2_135M, kv_bytes_per_token
 
 BYTES_PER_TOKEN = kv_bytes_per_token(SMOLLM2_135M)
 
@@ -188,7 +188,7 @@ def test_static_batches_on_the_embedded_model_hold_every_slot_until_the_longest_
     """transformers generate on the exported embedded model: 3 requests in batches of 2 (a partial last
     batch), each request's own last token stamped before its batch returned."""
     from spark_labs.batching.static import run_static_batches
-    from spark_labs.spec.runner import SpecModel
+    from spark_labs.speculative.runner import SpecModel
 
     lm = SpecModel(None)
     prompts = ["The capital of France is", "Count: one, two, three, four, five,", "Hello"]

@@ -10,12 +10,12 @@ import sys
 import pandas as pd
 import pytest
 
-from spark_labs import calc
-from spark_labs.build.gguf_variants import build_variants, check_room, predicted_bytes
-from spark_labs.build.measure import pick_variant
-from spark_labs.build.quality import perplexity
+from spark_labs import sizing
 from spark_labs.errors import InsufficientMemoryError
-from spark_labs.models import embedded_gguf_path, prepare_embedded_model
+from spark_labs.models.embedded import embedded_gguf_path, prepare_embedded_model
+from spark_labs.variants.gguf_variants import build_variants, check_room, predicted_bytes
+from spark_labs.variants.measure import pick_variant
+from spark_labs.variants.quality import perplexity
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_room_check_stops_before_writing_with_what_to_do(tmp_path):
         check_room("Q8_0", out, free_disk=1e8, free_memory=1e12)
     with pytest.raises(InsufficientMemoryError, match=r"only 0\.20 GB is available.*Stop engines"):
         check_room("Q4_K_M", out, free_disk=1e12, free_memory=2e8)
-    check_room("F16", out, free_disk=2 * 2 * calc.weight_bytes(calc.SMOLLM2_135M, "fp16"), free_memory=1e12)
+    check_room("F16", out, free_disk=2 * 2 * sizing.weight_bytes(sizing.SMOLLM2_135M, "fp16"), free_memory=1e12)
     assert not out.exists()
 
 
@@ -85,7 +85,7 @@ def model_and_tokenizer():
 def test_static_cache_decoder_matches_generate_and_refuses_overlong_requests(model_and_tokenizer):
     import torch
 
-    from spark_labs.build.compiled import CacheTooShortError, StaticCacheDecoder
+    from spark_labs.variants.compiled import CacheTooShortError, StaticCacheDecoder
 
     model, tokenizer = model_and_tokenizer
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
@@ -105,8 +105,8 @@ def test_static_cache_decoder_matches_generate_and_refuses_overlong_requests(mod
 def test_gateway_backend_streams_through_the_decoder(model_and_tokenizer):
     """The backend picks the decoder only on CUDA; here it is given one (eager, CPU) by hand, and must stream
     the same greedy answer through it as through generate."""
-    from spark_labs.build.compiled import StaticCacheDecoder
     from spark_labs.serve.backends import GenerationRequest, Outcome, TransformersBackend
+    from spark_labs.variants.compiled import StaticCacheDecoder
 
     backend = TransformersBackend(str(prepare_embedded_model()), "smol", device="cpu")
     assert backend.decoder is None  # CPU: eager generate unless told otherwise
@@ -126,8 +126,8 @@ def test_gateway_backend_streams_through_the_decoder(model_and_tokenizer):
 def test_trtllm_command_follows_the_playbook(tmp_path):
     import yaml
 
-    from spark_labs.build.trtllm import serve_args, write_extra_options
     from spark_labs.engines import ENGINES
+    from spark_labs.variants.trtllm import serve_args, write_extra_options
 
     options = write_extra_options(tmp_path / "opts.yml")
     assert yaml.safe_load(options.read_text()) == {"kv_cache_config": {"free_gpu_memory_fraction": 0.9},
@@ -145,7 +145,7 @@ def test_trtllm_command_follows_the_playbook(tmp_path):
 def test_perplexity_arithmetic_is_one_function_for_every_engine():
     import numpy as np
 
-    from spark_labs.build.quality import perplexity_from_logits
+    from spark_labs.variants.quality import perplexity_from_logits
 
     # Uniform logits: every token has probability 1/V, so perplexity is exactly V.
     assert perplexity_from_logits(np.zeros((4, 7)), [0, 1, 2, 3, 4]) == pytest.approx(7.0)
@@ -154,7 +154,7 @@ def test_perplexity_arithmetic_is_one_function_for_every_engine():
 
 
 def test_weight_only_load_stops_before_loading_when_memory_is_short():
-    from spark_labs.build.weight_only import check_room, load_variant
+    from spark_labs.variants.weight_only import check_room, load_variant
 
     with pytest.raises(InsufficientMemoryError, match=r"NF4 variant holds about 0\.34 GB.*only 0\.10 GB.*"
                                                       r"Nothing was loaded"):
@@ -171,9 +171,9 @@ def test_nf4_weights_shrink_and_are_scored_like_the_gguf_variants(variants):
     from llama_cpp import Llama
     from transformers import AutoTokenizer
 
-    from spark_labs.build.measure import time_in_process
-    from spark_labs.build.quality import REFERENCE_TEXT, transformers_perplexity
-    from spark_labs.build.weight_only import load_variant
+    from spark_labs.variants.measure import time_in_process
+    from spark_labs.variants.quality import REFERENCE_TEXT, transformers_perplexity
+    from spark_labs.variants.weight_only import load_variant
 
     path = prepare_embedded_model()
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -181,10 +181,10 @@ def test_nf4_weights_shrink_and_are_scored_like_the_gguf_variants(variants):
     # Same token ids on both engines (neither adds a BOS for this model): the two perplexities are comparable.
     assert vocab.tokenize(REFERENCE_TEXT.encode(), add_bos=True) == tokenizer(REFERENCE_TEXT)["input_ids"]
     bf16, nf4 = load_variant(path, "bf16"), load_variant(path, "NF4")
-    assert bf16.weight_bytes == pytest.approx(calc.weight_bytes(calc.SMOLLM2_135M, "bf16"), rel=0.01)
+    assert bf16.weight_bytes == pytest.approx(sizing.weight_bytes(sizing.SMOLLM2_135M, "bf16"), rel=0.01)
     # Linear weights at 4.5 bits; the tied embedding (49152 x 576) stays bf16.
     embedding = 49152 * 576
-    expected = 2 * embedding + (calc.param_count(calc.SMOLLM2_135M) - embedding) * 4.5 / 8
+    expected = 2 * embedding + (sizing.param_count(sizing.SMOLLM2_135M) - embedding) * 4.5 / 8
     assert nf4.weight_bytes == pytest.approx(expected, rel=0.02)
     ppl_bf16, ppl_nf4 = transformers_perplexity(bf16.model, tokenizer), transformers_perplexity(nf4.model, tokenizer)
     # bf16 holds the shipped Q4_1 weights, as the F16 GGUF does: the two engines score them alike.
@@ -206,7 +206,7 @@ def test_pick_variant_compares_only_rows_of_the_reference_engine():
 
 @pytest.mark.integration  # loads the embedded model
 def test_static_cache_that_does_not_fit_stops_before_allocating(model_and_tokenizer):
-    from spark_labs.build.compiled import StaticCacheDecoder
+    from spark_labs.variants.compiled import StaticCacheDecoder
 
     model, _ = model_and_tokenizer
     with pytest.raises(InsufficientMemoryError, match=r"static KV cache of 1000000000 positions.*"

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from spark_labs import calc
+from spark_labs import sizing
 from spark_labs.doctor import main, print_readiness
 from spark_labs.engines import ENGINES
+from spark_labs.engines.engine_spec import Availability
 from spark_labs.engines.readiness import ReadinessReaders, engine_readiness, memory_need, page_cache_note
-from spark_labs.engines.spec import Availability
-from spark_labs.memory import DROP_CACHES, MemoryReaders, memory_snapshot
+from spark_labs.hardware.memory import DROP_CACHES, MemoryReaders, memory_snapshot
 from spark_labs.profiles import get_profile
 
 GB = 10**9
@@ -50,8 +50,8 @@ def test_memory_need_follows_each_engines_own_flags():
     snap = _gb10(available_gb=118)
     assert memory_need(ENGINES["vllm"], SPARK, snap) == 0.7 * 128 * GB  # --gpu-memory-utilization 0.7 of total
     assert memory_need(ENGINES["sglang"], SPARK, snap) == 0.75 * 128 * GB  # --mem-fraction-static 0.75
-    shape = calc.known_model(SPARK.default_model.hf_id)
-    expected = calc.weight_bytes(shape) + calc.kv_bytes_per_token(shape) * SPARK.sizes.max_model_len
+    shape = sizing.known_model(SPARK.default_model.hf_id)
+    expected = sizing.weight_bytes(shape) + sizing.kv_bytes_per_token(shape) * SPARK.sizes.max_model_len
     assert memory_need(ENGINES["trtllm"], SPARK, snap) == expected  # 16 GB of bf16 weights + 1 GiB of KV
 
 

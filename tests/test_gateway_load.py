@@ -26,7 +26,7 @@ from test_gateway_support import StubUpstream, wait_until
 from test_gateway_support import metric as scrape_text
 
 from spark_labs.engines import free_port
-from spark_labs.http11 import Pool
+from spark_labs.http_client import Pool
 from spark_labs.serve import start_gateway
 from spark_labs.serve.middleware import GENERATION_ROUTES
 

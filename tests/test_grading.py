@@ -18,12 +18,12 @@ import nbformat
 import psutil
 import pytest
 
-from spark_labs.checkpoint import parse_line, validate_id
 from spark_labs.grading.cli import main as grade_cli
 from spark_labs.grading.grade import grade_submission
 from spark_labs.grading.gradebook import read_gradebook
 from spark_labs.grading.reference import ReferenceError, load_reference
 from spark_labs.grading.sandbox import Limits
+from spark_labs.notebooks.checkpoints import parse_line, validate_id
 
 sys.path.insert(0, str(Path(__file__).parent))
 from submission_fixtures import LEFTOVER_MARK, ROOT, SOLUTION, checkpoint_id, make_hanging, make_submissions

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spark_labs.hardware import HardwareReaders, detect_hardware
+from spark_labs.hardware.detect import HardwareReaders, detect_hardware
 
 
 def _readers(**overrides):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from spark_labs import memory
 from spark_labs.errors import InsufficientMemoryError
-from spark_labs.memory import DROP_CACHES, MemoryReaders, memory_snapshot, require_free_memory
+from spark_labs.hardware import memory
+from spark_labs.hardware.memory import DROP_CACHES, MemoryReaders, memory_snapshot, require_free_memory
 
 GB = 10**9
 
@@ -80,13 +80,13 @@ def test_discrete_guard_lists_gpu_memory_holders_from_nvml(monkeypatch):
 
 
 def test_guard_lists_engines_this_process_started(monkeypatch):
-    from spark_labs import engines
+    from spark_labs.engines import launcher
 
     class FakeHandle:
         spec = type("S", (), {"display_name": "vLLM"})()
         port, pid = 8000, 1234
 
-    monkeypatch.setattr(engines, "running_engines", lambda: [FakeHandle()])
+    monkeypatch.setattr(launcher, "running_engines", lambda: [FakeHandle()])
     snap = memory_snapshot(MemoryReaders(meminfo=_meminfo(available_gb=1, cached_gb=0), unified=lambda: False,
                                          nvml=lambda: None, torch_cuda=lambda: None))
     with pytest.raises(InsufficientMemoryError) as err:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spark_labs import calc, profiles
+from spark_labs import profiles, sizing
 from spark_labs.errors import ProfileError
-from spark_labs.model_catalog import catalog, check_model_id, vendored_config
+from spark_labs.models.catalog import catalog, check_model_id, vendored_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,23 +28,23 @@ def _profile_models() -> list[profiles.ModelRef]:
 @pytest.mark.parametrize("model", _profile_models(), ids=lambda m: m.hf_id)
 def test_every_profile_model_is_a_vendored_id_whose_size_matches_the_claim(model):
     entry = check_model_id(model.hf_id)
-    shape = calc.ModelShape.from_config(entry.config())
-    params = calc.param_count(shape)
+    shape = sizing.ModelShape.from_config(entry.config())
+    params = sizing.param_count(shape)
     # The publisher's figure is rounded on some cards (Qwen3-8B: "8.2B"); calc leaves out Qwen3's tiny q/k norms.
     assert params == pytest.approx(entry.published_params, rel=0.005), (model.hf_id, params)
     assert model.params_billion == pytest.approx(params / 1e9, abs=0.005), "the plan's parameter claim drifted"
-    assert model.kv_bytes_per_token == calc.kv_bytes_per_token(shape, "bfloat16")
+    assert model.kv_bytes_per_token == sizing.kv_bytes_per_token(shape, "bfloat16")
 
 
 def test_calc_known_models_are_the_vendored_configs():
-    for name, shape in calc.KNOWN_MODELS.items():
-        assert shape == calc.ModelShape.from_config(vendored_config(name))
+    for name, shape in sizing.KNOWN_MODELS.items():
+        assert shape == sizing.ModelShape.from_config(vendored_config(name))
 
 
 def test_qwen3_8b_sizes_from_its_config():
-    shape = calc.known_model("Qwen/Qwen3-8B")
-    assert calc.kv_bytes_per_token(shape) == 2 * 36 * 8 * 128 * 2  # 144 KiB: 36 layers, 8 KV heads of 128
-    assert round(calc.param_count(shape) / 1e9, 1) == 8.2
+    shape = sizing.known_model("Qwen/Qwen3-8B")
+    assert sizing.kv_bytes_per_token(shape) == 2 * 36 * 8 * 128 * 2  # 144 KiB: 36 layers, 8 KV heads of 128
+    assert round(sizing.param_count(shape) / 1e9, 1) == 8.2
 
 
 def test_a_model_id_that_does_not_exist_fails_with_the_nearest_real_one():

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from spark_labs import models
 from spark_labs.errors import ModelNotFoundError
+from spark_labs.models import embedded as models
 
 
 def test_embedded_gguf_is_located_without_importing_the_package():

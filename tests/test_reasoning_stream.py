@@ -11,7 +11,7 @@ import json
 
 from spark_labs.bench.clients import BenchRequest, Target, build_body, send
 from spark_labs.bench.metrics import request_metrics, summarize
-from spark_labs.http11 import Pool
+from spark_labs.http_client import Pool
 from spark_labs.profiles import plan
 
 PHASE_GAP_S = 0.05  # the stub waits this long between its thinking and its answer

@@ -222,7 +222,7 @@ def test_doctor_runs_on_this_machine(capsys):
 
 def test_prepare_model_prints_the_export_path_on_stdout(capsys):
     from spark_labs.doctor import prepare_model_main
-    from spark_labs.models import prepare_embedded_model
+    from spark_labs.models.embedded import prepare_embedded_model
 
     assert prepare_model_main([]) == 0
     captured = capsys.readouterr()

@@ -71,7 +71,7 @@ THINKING_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.cont
 
 
 def test_chat_template_kwargs_and_ollama_think_reach_the_transformers_template():
-    from spark_labs.models import prepare_embedded_model
+    from spark_labs.models.embedded import prepare_embedded_model
     from spark_labs.serve.backends import Outcome, TransformersBackend
     from spark_labs.serve.schemas import ChatCompletionRequest, OllamaChatRequest
     from spark_labs.serve.settings import GatewaySettings

@@ -235,7 +235,7 @@ def test_a_local_launch_of_a_spark_model_carries_the_profile_flags_once(monkeypa
     import sys
 
     from spark_labs.engines import launch
-    from spark_labs.engines.spec import Availability
+    from spark_labs.engines.engine_spec import Availability
 
     def stand_in(model, port, host, extra_args, served_name):
         return [sys.executable, "-c", "import time; time.sleep(60)", model, *extra_args]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from spark_labs.spec import (
+from spark_labs.speculative import (
     Acceptance,
     alpha_from_tokens_per_step,
     expected_speedup,
@@ -87,14 +87,14 @@ MAX_NEW = 24
 
 @pytest.fixture(scope="module")
 def spec_model():
-    from spark_labs.spec.runner import SpecModel
+    from spark_labs.speculative.runner import SpecModel
 
     return SpecModel()
 
 
 @pytest.fixture(scope="module")
 def code_prompt(spec_model):
-    from spark_labs.spec.workloads import workload_prompt
+    from spark_labs.speculative.workloads import workload_prompt
 
     return spec_model.encode_chat(workload_prompt("code-edit"))
 
@@ -114,7 +114,7 @@ def test_baseline_loop_equals_transformers_greedy_generate(spec_model, code_prom
 @pytest.mark.integration
 @pytest.mark.parametrize("k", [1, 4, 8])
 def test_prompt_lookup_is_lossless_and_counts_acceptance(spec_model, code_prompt, k):
-    from spark_labs.spec.runner import check_lossless
+    from spark_labs.speculative.runner import check_lossless
 
     base = spec_model.generate(code_prompt, MAX_NEW)
     spec = spec_model.generate(code_prompt, MAX_NEW, k=k)
@@ -149,7 +149,7 @@ def test_oracle_and_wrong_drafts_bound_alpha(spec_model, code_prompt):
 def test_early_exit_draft_shares_weights_and_with_every_layer_is_the_target(spec_model, code_prompt):
     """The truncated-layer draft is a view of the target: same tensors, fewer layers. Keeping all 30 layers it
     must predict exactly what the target does (alpha 1, k+1 tokens a step); with fewer it stays lossless."""
-    from spark_labs.spec.early_exit import EarlyExitDraft
+    from spark_labs.speculative.early_exit import EarlyExitDraft
 
     total = spec_model.model.config.num_hidden_layers
     full = EarlyExitDraft(spec_model, total)
@@ -170,8 +170,8 @@ def test_early_exit_draft_shares_weights_and_with_every_layer_is_the_target(spec
 
 @pytest.mark.integration
 def test_bench_rows_name_their_draft_and_share_one_baseline(spec_model):
-    from spark_labs.spec.bench import Draft, measure_workload
-    from spark_labs.spec.early_exit import EarlyExitDraft
+    from spark_labs.speculative.comparison import Draft, measure_workload
+    from spark_labs.speculative.early_exit import EarlyExitDraft
 
     early = EarlyExitDraft(spec_model, 24)
     rows = measure_workload(spec_model, "code-edit", max_new_tokens=12,
@@ -185,7 +185,7 @@ def test_bench_rows_name_their_draft_and_share_one_baseline(spec_model):
 def test_early_exit_refuses_a_layer_count_the_model_does_not_have(layers):
     from types import SimpleNamespace
 
-    from spark_labs.spec.early_exit import truncated_model
+    from spark_labs.speculative.early_exit import truncated_model
 
     model = SimpleNamespace(config=SimpleNamespace(num_hidden_layers=30))
     with pytest.raises(ValueError, match="keeps between 1 and 30 of the model's 30 decoder layers"):
@@ -193,7 +193,7 @@ def test_early_exit_refuses_a_layer_count_the_model_does_not_have(layers):
 
 
 def test_check_lossless_names_the_first_difference():
-    from spark_labs.spec.runner import check_lossless
+    from spark_labs.speculative.runner import check_lossless
 
     with pytest.raises(AssertionError, match="differs from the greedy baseline at token 2"):
         check_lossless([1, 2, 3, 4], [1, 2, 9, 4])
@@ -279,7 +279,7 @@ def test_llamacpp_prompt_lookup_keeps_greedy_output(llamacpp_engine):
     from openai import OpenAI
 
     from spark_labs.engines import launch
-    from spark_labs.spec.workloads import workload_prompt
+    from spark_labs.speculative.workloads import workload_prompt
 
     def answer(handle) -> str:
         client = OpenAI(base_url=handle.base_url, api_key="none")
@@ -304,7 +304,7 @@ def test_llamacpp_lookup_sweep_keeps_the_plain_answer_and_gives_the_table():
     """The lab's llama.cpp table on the real engine: plain, prompt lookup at k = 4, plain again (three short
     starts); the answer is the plain server's, and every column is there (timings are not asserted)."""
     from spark_labs import plan
-    from spark_labs.spec.lookup_server import run_lookup_sweep
+    from spark_labs.speculative.lookup_server import run_lookup_sweep
 
     table = run_lookup_sweep(plan("04"), ks=(4,), workloads=("code-edit",), max_tokens=16, requests=1,
                              progress=False, log=lambda line: None)
@@ -321,7 +321,7 @@ def _served(workload: str, text: str, tpot_ms: float, tokens: int = 11):
     """A one-request level as the harness records it: first token after 100 ms, then one every ``tpot_ms``."""
     from spark_labs.bench.load import ClientHealth, Load, RunResult
     from spark_labs.bench.records import Chunk, RequestRecord, TokenCounts
-    from spark_labs.spec.under_load import LevelRun
+    from spark_labs.speculative.under_load import LevelRun
 
     ms = 1_000_000
     chunks = [Chunk(100 * ms + int(i * tpot_ms * ms), text if i == 0 else "", 1) for i in range(tokens)]
@@ -333,7 +333,7 @@ def _served(workload: str, text: str, tpot_ms: float, tokens: int = 11):
 
 
 def test_lookup_table_compares_with_the_mean_of_both_plain_runs():
-    from spark_labs.spec.lookup_server import lookup_table
+    from spark_labs.speculative.lookup_server import lookup_table
 
     plain = [[_served("code-edit", "same", 10)], [_served("code-edit", "same", 30)]]  # drifted: 100 -> 33 tok/s
     table = lookup_table(plain, {4: [_served("code-edit", "same", 5)], 8: [_served("code-edit", "other", 40)]})
@@ -352,7 +352,7 @@ def test_bench_spec_llamacpp_prints_the_table_and_fails_on_a_changed_answer(monk
     import pandas as pd
 
     from spark_labs.bench.cli import main
-    from spark_labs.spec import lookup_server
+    from spark_labs.speculative import lookup_server
 
     asked = {}
 
@@ -375,7 +375,7 @@ def test_lookup_sweep_refuses_bad_input_before_starting_anything(engine, ks, err
     import spark_labs.engines
     from spark_labs import plan
     from spark_labs.errors import EngineError
-    from spark_labs.spec.lookup_server import run_lookup_sweep
+    from spark_labs.speculative.lookup_server import run_lookup_sweep
 
     monkeypatch.setattr(spark_labs.engines, "launch", lambda *a, **k: pytest.fail("started an engine"))
     with pytest.raises((ValueError, EngineError), match=error):
@@ -390,8 +390,8 @@ def test_vllm_ngram_speculation_counts_acceptance_and_keeps_greedy_output(vllm_e
 
     from spark_labs.engines import launch
     from spark_labs.engines.registry import ENGINES
-    from spark_labs.spec.server_counters import ServerAcceptance
-    from spark_labs.spec.workloads import workload_prompt
+    from spark_labs.speculative.server_counters import ServerAcceptance
+    from spark_labs.speculative.workloads import workload_prompt
 
     def answer(handle) -> str:
         reply = httpx.post(f"{handle.base_url}/chat/completions", timeout=300, json={
@@ -411,7 +411,7 @@ def test_vllm_ngram_speculation_counts_acceptance_and_keeps_greedy_output(vllm_e
         run = scrape() - before
         # The concurrency sweep's unit, one level on each side: same answers, counters read per level.
         from spark_labs.bench.clients import Target
-        from spark_labs.spec.under_load import measure_level, speedup_table
+        from spark_labs.speculative.under_load import measure_level, speedup_table
 
         plain = measure_level(Target.from_engine(vllm_engine), "code-edit", 2, 24, 1, progress=False)
         spec = measure_level(Target.from_engine(speculative), "code-edit", 2, 24, 1, ENGINES["vllm"], progress=False)
@@ -435,7 +435,7 @@ def test_vllm_ngram_speculation_counts_acceptance_and_keeps_greedy_output(vllm_e
 def test_crossover_is_the_lowest_concurrency_where_speculation_lost():
     import pandas as pd
 
-    from spark_labs.spec.under_load import crossover
+    from spark_labs.speculative.under_load import crossover
 
     table = pd.DataFrame({"workload": ["code-edit"] * 3 + ["open-chat"] * 3, "concurrency": [16, 1, 4] * 2,
                           "speedup": [0.8, 1.9, 0.95, 0.7, 0.9, 0.6]})
@@ -445,8 +445,8 @@ def test_crossover_is_the_lowest_concurrency_where_speculation_lost():
 
 
 def test_level_requests_repeat_the_prompt_per_stream_and_run_to_the_end():
-    from spark_labs.spec.under_load import level_requests
-    from spark_labs.spec.workloads import workload_prompt
+    from spark_labs.speculative.under_load import level_requests
+    from spark_labs.speculative.workloads import workload_prompt
 
     requests = level_requests("code-edit", 4, 48, requests_per_stream=2)
     assert len(requests) == 8 and {r.prompt for r in requests} == {workload_prompt("code-edit")}
@@ -457,7 +457,7 @@ def test_level_requests_repeat_the_prompt_per_stream_and_run_to_the_end():
 
 def test_server_counters_refuse_an_engine_without_them():
     from spark_labs.engines.registry import ENGINES
-    from spark_labs.spec.server_counters import ServerAcceptance
+    from spark_labs.speculative.server_counters import ServerAcceptance
 
     with pytest.raises(ValueError, match="llama.cpp server reports no spec-decode counters"):
         ServerAcceptance.parse("", ENGINES["llamacpp"])

@@ -12,7 +12,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("spark_labs.bench.cli", "main", "benchmark engines: run, sweep, micro, compare, accuracy, overhead"),
     "doctor": ("spark_labs.doctor", "main", "show profile, hardware, memory and which engines can run here"),
     "prepare-model": ("spark_labs.doctor", "prepare_model_main", "export the embedded model to HF format once"),
-    "build": ("spark_labs.build.cli", "main", "build variants ahead of time (quantize GGUF, compile) and measure them"),
+    "build": ("spark_labs.variants.cli", "main", "build variants ahead of time (quantize GGUF, compile), measure them"),
     "serve": ("spark_labs.serve.cli", "main", "serve a model with spark-labs' OpenAI-compatible server"),
     "ui": ("spark_labs.ui.cli", "main", "serve the chat UI over an Ollama API (Ollama or the gateway)"),
     "labs": ("spark_labs.notebooks.cli", "main", "build labs/ from solutions/ (labs build | check | record)"),

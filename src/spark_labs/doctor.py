@@ -10,9 +10,9 @@ from rich.table import Table
 
 from .engines import ENGINES
 from .engines.readiness import ReadinessReaders, engine_readiness, page_cache_note
-from .hardware import detect_hardware
-from .memory import memory_snapshot
-from .model_catalog import catalog
+from .hardware.detect import detect_hardware
+from .hardware.memory import memory_snapshot
+from .models.catalog import catalog
 from .profiles import get_profile
 
 
@@ -74,7 +74,7 @@ def print_readiness(console: Console, profile, snapshot, readers: ReadinessReade
 def prepare_model_main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(prog="spark-labs prepare-model",
                             description="Export the embedded GGUF to HF safetensors once.").parse_args(argv)
-    from .models import embedded_export_dir, embedded_gguf_path, prepare_embedded_model
+    from .models.embedded import embedded_export_dir, embedded_gguf_path, prepare_embedded_model
 
     console = Console(stderr=True)
     console.print(f"embedded GGUF: {embedded_gguf_path()}", soft_wrap=True)

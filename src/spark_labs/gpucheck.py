@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .calc import SMOLLM2_135M, decode_tokens_per_s_bound, weight_bytes
-    from .hardware import detect_hardware
-    from .memory import memory_snapshot
-    from .models import embedded_gguf_path, export_gguf_to_hf
+    from .hardware.detect import detect_hardware
+    from .hardware.memory import memory_snapshot
+    from .models.embedded import embedded_gguf_path, export_gguf_to_hf
+    from .sizing import SMOLLM2_135M, decode_tokens_per_s_bound, weight_bytes
 
     hardware = detect_hardware()
     print(f"hardware: {hardware.summary()} · CUDA {hardware.cuda_runtime} · driver {hardware.driver}")

@@ -27,7 +27,7 @@ class ModelRef:
     """A model as engines see it.
 
     ``hf_id`` is the Hugging Face id (spark) or the upstream id of the embedded model (tiny).
-    ``embedded`` models are resolved to local files by :mod:`spark_labs.models`; nothing is downloaded.
+    ``embedded`` models are resolved to local files by :mod:`spark_labs.models.embedded`; nothing is downloaded.
     """
 
     hf_id: str
@@ -35,7 +35,7 @@ class ModelRef:
     dtype: str
     embedded: bool = False
     quantization: str | None = None  # e.g. "Q4_1" for the embedded GGUF
-    # What the plan tells learners about the model, checked against its vendored config.json and calc
+    # What the plan tells learners about the model, checked against its vendored config.json and sizing
     # (tests/test_model_catalog.py): parameters in billions, KV-cache bytes per token in bf16.
     params_billion: float | None = None
     kv_bytes_per_token: int | None = None
@@ -57,7 +57,7 @@ class ModelRef:
                 f"{self.hf_id} has no local GGUF file; on the spark profile point llama.cpp/Ollama at a GGUF "
                 "you converted or pulled (see lab 01)."
             )
-        from .models import embedded_gguf_path
+        from .models.embedded import embedded_gguf_path
 
         return str(embedded_gguf_path())
 
@@ -65,7 +65,7 @@ class ModelRef:
         """What HF-format engines (vLLM, SGLang, TRT-LLM, transformers) load: a local dir or an HF id."""
         if not self.embedded:
             return self.hf_id
-        from .models import prepare_embedded_model
+        from .models.embedded import prepare_embedded_model
 
         return str(prepare_embedded_model())
 

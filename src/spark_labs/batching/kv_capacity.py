@@ -22,7 +22,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..errors import InsufficientMemoryError, SparkLabsError
-from ..memory import memory_snapshot
+from ..hardware.memory import memory_snapshot
 
 CACHE_INFO = "vllm:cache_config_info"
 _LOG_LINE = re.compile(r"KV cache size: (?P<tokens>[\d,]+) tokens")

@@ -33,7 +33,7 @@ def _step_clock(torch, stamps: list[float]):
 
 def run_static_batches(lm, prompts: Sequence[str], lengths, batch_size: int, progress: bool = True) -> pd.DataFrame:
     """Serve ``prompts`` in arrival order as static batches of ``batch_size`` on ``lm`` (a
-    :class:`~spark_labs.spec.runner.SpecModel`: model, tokenizer, device). One row per request: ``batch``,
+    :class:`~spark_labs.speculative.runner.SpecModel`: model, tokenizer, device). One row per request: ``batch``,
     ``slot``, ``start_s`` (its batch started), ``useful_end_s`` (its own last token), ``end_s`` (its batch
     returned), ``output_tokens``, seconds since the workload arrived."""
     lengths = _check(lengths, batch_size)

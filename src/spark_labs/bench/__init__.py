@@ -6,35 +6,26 @@ roofline and reports. ``spark-labs bench --help`` for the command line; in a not
     report.summary_table(); report.figures()["Latency vs throughput"]
 """
 
+from .analysis import claims_vs_measured, find_knee
+from .checks import real_measurement_problems
 from .clients import BenchRequest, Target
-from .experiments import compare_engines, measure, micro, new_report, sweep
+from .experiments import add_engine, compare_engines, engine_args, engine_workloads, measure, micro, new_report, sweep
+from .figures import timeline
+from .learner_functions import mark_knees, sweeps, ttft_tpot_table
+from .live import watch_while
 from .load import Load, RunResult, run_load
 from .metrics import DEFINITIONS, request_metrics, summarize
 from .prompts import Workload, prompt_set, standard_workloads
 from .records import Chunk, RequestRecord, TokenCounts
 from .report import Report
+from .roofline import bounds, host_spec
+from .server_metrics import Scrape
 from .start_regimes import compare_start_regimes
+from .tokens import load_tokenizer
 
-__all__ = [
-           "DEFINITIONS",
-           "BenchRequest",
-           "Chunk",
-           "Load",
-           "Report",
-           "RequestRecord",
-           "RunResult",
-           "Target",
-           "TokenCounts",
-           "Workload",
-           "compare_engines",
-           "compare_start_regimes",
-           "measure",
-           "micro",
-           "new_report",
-           "prompt_set",
-           "request_metrics",
-           "run_load",
-           "standard_workloads",
-           "summarize",
-           "sweep",
-]
+__all__ = ["BenchRequest", "Chunk", "DEFINITIONS", "Load", "Report", "RequestRecord", "RunResult", "Scrape",
+           "Target", "TokenCounts", "Workload", "add_engine", "bounds", "claims_vs_measured", "compare_engines",
+           "compare_start_regimes", "engine_args", "engine_workloads", "find_knee", "host_spec", "load_tokenizer",
+           "mark_knees", "measure", "micro", "new_report", "prompt_set", "real_measurement_problems",
+           "request_metrics", "run_load", "standard_workloads", "summarize", "sweep", "sweeps", "timeline",
+           "ttft_tpot_table", "watch_while"]

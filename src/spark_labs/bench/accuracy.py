@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..coroutines import run_sync
+from ..event_loop import run_sync
 from .clients import Target
 from .load import Load, run_load
 from .prompts import Workload
@@ -74,7 +74,7 @@ def _server_rows(probe: ServerMetricsProbe | None) -> list[dict]:
 async def _one_by_one(target: Target, requests) -> list[dict]:
     """Each request alone, with a scrape before and after it: the histograms' ``_sum`` deltas are then
     that one request's exact server-side TTFT / TPOT / E2E (no bucket resolution involved)."""
-    from ..http11 import Pool
+    from ..http_client import Pool
     from .clients import send
     from .metrics import request_metrics
     pool = Pool(target.url, 1)

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..engines.launcher import resolve_engine
-from ..spec import cli as spec_cli
+from ..speculative import cli as spec_cli
 from .clients import PROTOCOLS
 from .transports import CLIENTS
 

@@ -5,7 +5,7 @@ is read differ — plus plain non-streaming HTTP for routes that answer in one p
 tokenizes or computes metrics: the hot path only reads bytes and stamps the clock, so the harness
 stays out of the way of what it measures (see ``spark-labs bench overhead``).
 
-Requests travel over :mod:`spark_labs.http11`, a small asyncio HTTP/1.1 client, because general-purpose
+Requests travel over :mod:`spark_labs.http_client`, a small asyncio HTTP/1.1 client, because general-purpose
 clients add more between "send" and the first token; ``spark-labs bench overhead --client httpx|aiohttp``
 measures how much on the machine at hand (docs/bench.md records what it printed here).
 """
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..coroutines import run_sync
-from ..http11 import HTTPError, Pool
+from ..event_loop import run_sync
+from ..http_client import HTTPError, Pool
 from .records import Chunk, RequestRecord
 from .transports import CLIENTS, make_client
 

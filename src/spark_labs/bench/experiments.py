@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from .. import calc
+from .. import sizing
 from ..engines.launcher import resolve_engine
 from ..errors import ProfileError
 from ..profiles import get_profile
@@ -53,7 +53,7 @@ def weight_dtype(engine: str, model) -> str:
 def new_report(plan, title: str = "engine comparison") -> Report:
     """An empty report that knows the profile, model, hardware and model shape (for the roofline)."""
     try:
-        shape = calc.known_model(plan.model.hf_id)
+        shape = sizing.known_model(plan.model.hf_id)
     except ProfileError:  # an unknown model still gets latency numbers, just no roofline
         shape = None
     return Report(meta={"title": title, "profile": plan.profile.name, "model": plan.model.hf_id,

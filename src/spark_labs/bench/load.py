@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import psutil
 
-from ..coroutines import run_sync
+from ..event_loop import run_sync
 from .clients import BenchRequest, Target, make_pool, send
 from .metrics import Summary, summarize
 from .records import RequestRecord

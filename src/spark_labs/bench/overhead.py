@@ -8,7 +8,7 @@ Two numbers per run:
   read path alone, plus the kernel's loopback).
 A stream-count sweep then finds the chunk rate at which the client falls behind. ``client`` picks the
 HTTP library the harness sends with (``http11``, the one it always uses, or ``httpx`` / ``aiohttp`` for
-comparison), so the reason for ``spark_labs.http11`` is a measurement anyone can repeat.
+comparison), so the reason for ``spark_labs.http_client`` is a measurement anyone can repeat.
 """
 
 from __future__ import annotations

@@ -147,8 +147,8 @@ class Report:
     @classmethod
     def from_json(cls, source: str | Path) -> Report:
         """Re-load a saved report: every metric is recomputed from the saved per-request records."""
-        from .. import calc
-        from ..specs import HardwareSpec
+        from .. import sizing
+        from ..hardware.datasheets import HardwareSpec
 
         text = str(source) if str(source).lstrip().startswith("{") else Path(source).read_text()
         data = json.loads(text)
@@ -157,7 +157,7 @@ class Report:
             meta["hardware_spec"] = HardwareSpec(**{**data["hardware_spec"],
                                                     "derived": tuple(data["hardware_spec"]["derived"])})
         if data.get("shape"):
-            meta["shape"] = calc.ModelShape(**data["shape"])
+            meta["shape"] = sizing.ModelShape(**data["shape"])
         runs = [RunResult(r["target"], r["workload"], Load(**r["load"]),
                           [RequestRecord.from_dict(x) for x in r["records"]], ClientHealth(**r["health"]), r["wall_s"],
                           ramp_up_s=r.get("ramp_up_s"), ramp_up_source=r.get("ramp_up_source", ""))

@@ -19,8 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import calc
-from ..specs import HardwareSpec
+from .. import sizing
+from ..hardware.datasheets import HardwareSpec
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +51,7 @@ def _timed(fn) -> float:
 
 def host_spec() -> HardwareSpec:
     """The datasheet spec of this machine's GPU when we know it, else the measured CPU spec."""
-    from ..hardware import detect_hardware
+    from ..hardware.detect import detect_hardware
 
     info = detect_hardware()
     return info.spec if info.spec is not None else measured_cpu_spec()
@@ -70,14 +70,14 @@ class Bounds:
 
 def bounds(hw: HardwareSpec, shape, weight_dtype: str, batch: int, prompt_tokens: int, output_tokens: int) -> Bounds:
     context = prompt_tokens + output_tokens // 2  # the KV cache a mid-answer step reads
-    weights = calc.weight_bytes(shape, weight_dtype)
-    step_bytes = weights + calc.kv_cache_bytes(shape, batch, context)
-    compute = calc.prefill_seconds_bound(hw, shape, prompt_tokens)
+    weights = sizing.weight_bytes(shape, weight_dtype)
+    step_bytes = weights + sizing.kv_cache_bytes(shape, batch, context)
+    compute = sizing.prefill_seconds_bound(hw, shape, prompt_tokens)
     return Bounds(hardware=hw.name, weight_dtype=weight_dtype, weights_gb=weights / 1e9,
                   tpot_floor_s=step_bytes / hw.bandwidth_bytes_s,
                   ttft_floor_s=max(compute, weights / hw.bandwidth_bytes_s),
-                  decode_tok_s_roof=calc.decode_tokens_per_s_bound(hw, shape, batch, context, weight_dtype),
-                  max_sequences=calc.max_concurrent_sequences(hw.memory_gb * 1e9, shape,
+                  decode_tok_s_roof=sizing.decode_tokens_per_s_bound(hw, shape, batch, context, weight_dtype),
+                  max_sequences=sizing.max_concurrent_sequences(hw.memory_gb * 1e9, shape,
                                                               prompt_tokens + output_tokens, weight_dtype))
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..engines.engine_spec import EngineSpec
 from ..engines.registry import ENGINES
-from ..engines.spec import EngineSpec
 from .metrics import percentile_from_histogram
 
 

@@ -1,5 +1,5 @@
 """The HTTP client libraries the harness can send requests with, behind the interface of
-:class:`spark_labs.http11.Pool` (``request(...)`` as an async context manager whose response has
+:class:`spark_labs.http_client.Pool` (``request(...)`` as an async context manager whose response has
 ``status``, ``read()`` and ``lines()``; ``preconnect``; ``close``).
 
 The harness always measures with ``http11``. The other two exist so that ``spark-labs bench overhead
@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from ..http11 import HTTPError, Pool
+from ..http_client import HTTPError, Pool
 
 CLIENTS = ("http11", "httpx", "aiohttp")
 
@@ -100,7 +100,7 @@ class AiohttpPool(_Warmable):
 
 class _Streamed:
     """A library's streamed response seen through the three members the harness uses of
-    :class:`spark_labs.http11.Response`: ``status``, ``read()`` and ``lines()`` (bytes, no newline)."""
+    :class:`spark_labs.http_client.Response`: ``status``, ``read()`` and ``lines()`` (bytes, no newline)."""
 
     def __init__(self, status: int, read: Callable[[], Awaitable[bytes]], lines: AsyncIterator[bytes]):
         self.status = status

@@ -1,11 +1,10 @@
 """Inference engines: one registry of specs, one launcher."""
 
+from .engine_spec import Availability, EngineSpec
 from .launcher import EngineHandle, launch, likely_cause, resolve_engine, running_engines, stop_all
 from .ports import free_port, port_holder, port_is_free
+from .profile_args import spark_command
 from .registry import ENGINES
-from .spec import Availability, EngineSpec
 
-__all__ = [
-    "ENGINES", "Availability", "EngineHandle", "EngineSpec", "free_port", "launch", "likely_cause",
-    "port_holder", "port_is_free", "resolve_engine", "running_engines", "stop_all",
-]
+__all__ = ["Availability", "ENGINES", "EngineHandle", "EngineSpec", "free_port", "launch", "likely_cause",
+           "port_holder", "port_is_free", "resolve_engine", "running_engines", "spark_command", "stop_all"]

@@ -22,13 +22,14 @@ from pathlib import Path
 
 import httpx
 
-from ..cache import cache_dir
 from ..errors import EngineError, EngineNotInstalledError, EngineStartError, EngineTimeoutError, PortInUseError
+from ..hardware.memory import report_memory_holders
+from ..paths import cache_dir
 from ..profiles import ModelRef, Profile, get_profile
+from .engine_spec import EngineSpec
 from .ports import free_port, group_members, listeners, port_holder, port_is_free
 from .profile_args import merge_args, serving_args
 from .reaper import kill_group
-from .spec import EngineSpec
 
 GPU_MEMORY_ADVICE = "out of GPU memory: lower --max-model-len / --gpu-memory-utilization or use a smaller model"
 # Log patterns that explain most start-up failures, checked for every engine.
@@ -347,6 +348,13 @@ def new_log_file(engine: str, port: int):
 
 def running_engines() -> list[EngineHandle]:
     return [h for h in list(_LIVE_HANDLES) if h.is_running()]
+
+
+def _engines_holding_memory() -> list[str]:
+    return [f"{h.spec.display_name} on port {h.port} (pid {h.pid})" for h in running_engines()]
+
+
+report_memory_holders(_engines_holding_memory)
 
 
 def stop_all() -> int:

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from ..errors import EngineNotInstalledError
 from ..profiles import ModelRef, Profile, get_profile
+from .engine_spec import EngineSpec
 from .registry import ENGINES
-from .spec import EngineSpec
 
 GPU_MEMORY_FRACTION = "0.7"  # of unified memory: the OS, the lab kernel and page cache share the rest
 TRTLLM_MAX_BATCH = "64"  # nvidia/trt-llm playbook's trtllm-serve line

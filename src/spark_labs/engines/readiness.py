@@ -16,15 +16,15 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..calc import ModelShape, kv_bytes_per_token, weight_bytes
 from ..errors import ProfileError
-from ..memory import DROP_CACHES, MemorySnapshot
-from ..model_catalog import vendored_config
+from ..hardware.memory import DROP_CACHES, MemorySnapshot
+from ..models.catalog import vendored_config
 from ..profiles import Profile
+from ..sizing import ModelShape, kv_bytes_per_token, weight_bytes
+from .engine_spec import Availability, EngineSpec
 from .ports import port_holder, port_is_free
 from .profile_args import spark_command
 from .registry import ENGINES
-from .spec import Availability, EngineSpec
 
 GB = 1e9
 NATIVE_ON_SPARK = ("ollama", "llamacpp", "transformers")  # the playbooks install these on the host (ours: the lab)

@@ -39,7 +39,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import EngineStartError
-from .spec import Availability, EngineSpec
+from .engine_spec import Availability, EngineSpec
 
 
 def hf_cache_mount() -> tuple[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..checkpoint import parse_line
+from ..notebooks.checkpoints import parse_line
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

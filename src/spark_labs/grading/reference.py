@@ -16,8 +16,8 @@ from pathlib import Path
 
 import nbformat
 
-from ..checkpoint import CHECKPOINT_ID, ids_called, parse_line
 from ..notebooks.build import build_notebook
+from ..notebooks.checkpoints import CHECKPOINT_ID, ids_called, parse_line
 
 LOCKED_TAG = "locked"
 EXERCISE_MARK = "# BEGIN SOLUTION"

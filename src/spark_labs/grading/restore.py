@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_raw_cell
 
-from ..checkpoint import CHECKPOINT_ID
+from ..notebooks.checkpoints import CHECKPOINT_ID
 from .reference import LockedCell, Reference, checksum
 
 GRADER_KEY = "spark_labs_grader"  # cell metadata the grader adds (locked cells), kept in the graded notebook

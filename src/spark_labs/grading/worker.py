@@ -27,7 +27,7 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
-REBIND = "from spark_labs.checkpoint import checkpoint"
+REBIND = "from spark_labs.notebooks.checkpoints import checkpoint"
 STOP_GRACE_S = 5.0
 CAPPED_KEY = "spark_labs_grader_output_capped"
 

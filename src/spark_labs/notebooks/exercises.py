@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 # Exercise N.M is checked by checkpoint N.M, so both ids follow the one rule checkpoint.py defines.
-from spark_labs.checkpoint import CHECKPOINT_ID as EXERCISE_ID
+from spark_labs.notebooks.checkpoints import CHECKPOINT_ID as EXERCISE_ID
 
 _MISSING = object()
 

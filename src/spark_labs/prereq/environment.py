@@ -10,10 +10,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import cache_dir
 from ..engines.ports import port_holder, port_is_free
-from ..hardware import detect_hardware
-from ..memory import memory_snapshot
+from ..hardware.detect import detect_hardware
+from ..hardware.memory import memory_snapshot
+from ..paths import cache_dir
 from ..profiles import Profile, get_profile
 
 LAB_PORTS = {8000: "vLLM", 8888: "JupyterLab", 11434: "Ollama", 30000: "SGLang"}

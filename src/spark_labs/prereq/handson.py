@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+
+from ..variants.weight_only import KNOWN_HARMLESS_WARNING, hide_known_bitsandbytes_warning, nf4_config
+
+__all__ = ["KNOWN_HARMLESS_WARNING", "QuantizedRun", "hide_known_bitsandbytes_warning", "load_4bit_and_generate"]
 
 
 @dataclass
@@ -30,8 +33,6 @@ def load_4bit_and_generate(model_path: str, prompt: str = "What is the capital o
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..build.weight_only import nf4_config
-
     config = nf4_config()
     device_map = "auto" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=config, device_map=device_map)
@@ -49,7 +50,7 @@ def bf16_footprint(model_path: str) -> int:
     import json
     from pathlib import Path
 
-    from ..calc import ModelShape, param_count
+    from ..sizing import ModelShape, param_count
 
     config_file = Path(model_path) / "config.json"
     if config_file.is_file():
@@ -59,20 +60,3 @@ def bf16_footprint(model_path: str) -> int:
 
         shape = ModelShape.from_config(AutoConfig.from_pretrained(model_path))
     return param_count(shape) * 2
-
-
-KNOWN_HARMLESS_WARNING = "Failed to load CPU gemm_4bit_forward"
-
-
-class _DropKnownWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(KNOWN_HARMLESS_WARNING)
-
-
-def hide_known_bitsandbytes_warning() -> None:
-    """Drop one warning bitsandbytes logs on CPUs with AVX512-BF16: it looks for an optional kernel
-    package (``kernels``) and, when that is absent, warns before using its own CPU kernel — which is
-    correct, so the red box only alarms learners. Every other bitsandbytes message still shows."""
-    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
-    if not any(isinstance(f, _DropKnownWarning) for f in logger.filters):
-        logger.addFilter(_DropKnownWarning())

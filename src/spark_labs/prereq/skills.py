@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..calc import LLAMA_3_1_8B, kv_bytes_per_token, kv_cache_bytes
+from ..sizing import LLAMA_3_1_8B, kv_bytes_per_token, kv_cache_bytes
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,12 @@ transformers model or of one or more OpenAI-compatible engines (vLLM, SGLang, Te
 from .app import create_app
 from .backends import Backend, GenerationRequest, Outcome, Piece, TransformersBackend, Usage
 from .errors import GatewayError
+from .logs import LogCollector
+from .metrics import GatewayMetrics
 from .proxy import ProxyBackend
-from .runner import GatewayHandle, start_gateway
+from .runner import GatewayHandle, start_app, start_gateway
 from .settings import GatewaySettings
 
-__all__ = ["Backend", "GatewayError", "GatewayHandle", "GatewaySettings", "GenerationRequest", "Outcome", "Piece",
-           "ProxyBackend", "TransformersBackend", "Usage", "create_app", "start_gateway"]
+__all__ = ["Backend", "GatewayError", "GatewayHandle", "GatewayMetrics", "GatewaySettings", "GenerationRequest",
+           "LogCollector", "Outcome", "Piece", "ProxyBackend", "TransformersBackend", "Usage", "create_app",
+           "start_app", "start_gateway"]

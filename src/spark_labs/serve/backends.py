@@ -102,7 +102,7 @@ class TransformersBackend:
         # can run side by side.
         self.decoder = None
         if self.device.startswith("cuda") and max_concurrency == 1:
-            from ..build.compiled import StaticCacheDecoder, serving_cache_len
+            from ..variants.compiled import StaticCacheDecoder, serving_cache_len
 
             self.decoder = StaticCacheDecoder(self.model, serving_cache_len(self.model.config))
         self._slots: asyncio.Semaphore | None = None  # made in start(): it belongs to the server's loop

@@ -1,6 +1,6 @@
 """The proxy backend: stream from one of several OpenAI-compatible upstreams through one pooled client.
 
-Upstream requests travel over :mod:`spark_labs.http11` (keep-alive pools, one per upstream): a
+Upstream requests travel over :mod:`spark_labs.http_client` (keep-alive pools, one per upstream): a
 general-purpose client adds more per request than the whole gateway may cost (``spark-labs bench overhead
 --client httpx|aiohttp`` measures what they add, ``spark-labs bench gateway`` what the gateway adds; both
 sets of figures are in the docs). Health probes, off the hot path, still use httpx.
@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from ..http11 import HTTPError, Pool
+from ..http_client import HTTPError, Pool
 from .backends import GenerationRequest, Outcome, Piece, bare_model_name
 from .errors import GatewayError
 from .logs import log

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..bench.clients import Target
-from .bench import DEFAULT_WORKLOADS, _check_ks
+from .comparison import DEFAULT_WORKLOADS, _check_ks
 from .under_load import LevelRun, measure_level, side_summary
 from .workloads import workload_prompt
 

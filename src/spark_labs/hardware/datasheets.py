@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import ProfileError
+from ..errors import ProfileError
 
 
 @dataclass(frozen=True)

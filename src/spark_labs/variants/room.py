@@ -12,7 +12,7 @@ def ensure_memory(needed: float, what: str, then: str, free_memory: float | None
     ``free_memory`` (bytes) overrides the reading.
     """
     if free_memory is None:
-        from ..memory import memory_snapshot
+        from ..hardware.memory import memory_snapshot
 
         free_memory = memory_snapshot().available_for_models
     if free_memory < needed:

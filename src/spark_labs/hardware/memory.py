@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from .errors import InsufficientMemoryError
+from ..errors import InsufficientMemoryError
 
 GIB = 2**30
 DROP_CACHES = "sudo sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches'"
@@ -61,7 +61,7 @@ def read_nvml() -> dict[str, int] | None:
 
 
 def read_unified() -> bool:
-    from .hardware import detect_hardware
+    from .detect import detect_hardware
 
     return detect_hardware().unified_memory
 
@@ -174,15 +174,24 @@ def gpu_memory_users(limit: int = 5) -> list[str]:
     return [line for _, line in sorted(users, reverse=True)[:limit]]
 
 
+# Who else in this process holds memory: the engine launcher registers a report of the engines it started. A
+# base module must not import the launcher (a floor above it), so the launcher reports in instead.
+_HOLDER_REPORTS: list[Callable[[], list[str]]] = []
+
+
+def report_memory_holders(report: Callable[[], list[str]]) -> None:
+    """Have :func:`require_free_memory` list ``report()``'s lines (one per holder) when memory is short."""
+    if report not in _HOLDER_REPORTS:
+        _HOLDER_REPORTS.append(report)
+
+
 def require_free_memory(gb: float, what: str = "this model", snapshot: MemorySnapshot | None = None) -> MemorySnapshot:
     """Raise :class:`InsufficientMemoryError` unless ``gb`` GB can be allocated; return the snapshot."""
     snap = snapshot or memory_snapshot()
     needed = gb * 1e9
     if snap.available_for_models >= needed:
         return snap
-    from .engines import running_engines
-
-    engines = [f"{h.spec.display_name} on port {h.port} (pid {h.pid})" for h in running_engines()]
+    engines = [line for report in _HOLDER_REPORTS for line in report()]
     lines = [
         f"{what} needs {gb:.1f} GB but only {snap.available_for_models / 1e9:.1f} GB is available "
         f"({'unified memory' if snap.unified_memory else 'GPU' if snap.gpu_free is not None else 'system memory'}).",

@@ -104,7 +104,7 @@ def cmd_spec(args) -> int:
 
 
 def _cmd_loop(args) -> int:
-    from .bench import DEFAULT_KS, Draft, format_table, measure, to_frame
+    from .comparison import DEFAULT_KS, Draft, format_table, measure, to_frame
     from .early_exit import EarlyExitDraft
     from .runner import SpecModel
 

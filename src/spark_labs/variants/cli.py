@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cache import cache_dir
+from ..paths import cache_dir
 from .gguf_variants import variant_names
 from .weight_only import WEIGHT_ONLY_VARIANTS
 
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
 def _quantize(args) -> int:
     import pandas as pd
 
-    from ..models import embedded_gguf_path, prepare_embedded_model
+    from ..models.embedded import embedded_gguf_path, prepare_embedded_model
     from .gguf_variants import build_variants
     from .quality import perplexity
 
@@ -70,7 +70,7 @@ def _quantize(args) -> int:
 def _weight_only(args) -> int:
     from transformers import AutoTokenizer
 
-    from ..models import prepare_embedded_model
+    from ..models.embedded import prepare_embedded_model
     from .measure import weight_only_table
 
     path = prepare_embedded_model()
@@ -82,7 +82,7 @@ def _compile(args) -> int:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ..models import prepare_embedded_model
+    from ..models.embedded import prepare_embedded_model
     from ..profiles import get_profile
     from .measure import decoder_table
 

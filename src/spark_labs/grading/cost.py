@@ -1,4 +1,4 @@
-"""``python -m spark_labs.grading.bench``: what grading a class costs (``make bench-grading``).
+"""``python -m spark_labs.grading.cost``: what grading a class costs (``make bench-grading``).
 
 Grades N copies of a lab's reference solution (every learner finished: the most work per submission) with
 the real grader and prints the wall time, the grader's peak memory and the largest submission process's,
@@ -20,7 +20,7 @@ from .reference import find_reference
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spark_labs.grading.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m spark_labs.grading.cost", description=__doc__)
     parser.add_argument("--lab", default="00")
     parser.add_argument("--submissions", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)

@@ -3,7 +3,7 @@
 Which series an engine keeps is in the registry (``EngineSpec.spec_decode_counters``; vLLM has them). Two
 scrapes, before and after a run, differ by exactly that run's drafts, so the difference gives the run's
 acceptance rate, tokens per verification step and per-position acceptance, in the same terms as our own
-loop's :class:`~spark_labs.spec.accounting.Acceptance`.
+loop's :class:`~spark_labs.speculative.accounting.Acceptance`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..engines.spec import EngineSpec
+from ..engines.engine_spec import EngineSpec
 
 
 @dataclass
@@ -27,7 +27,7 @@ class ServerAcceptance:
         names = spec.spec_decode_counters
         if not names:
             raise ValueError(f"{spec.display_name} reports no spec-decode counters on /metrics; "
-                             "count acceptance in your own loop instead (spark_labs.spec.runner)")
+                             "count acceptance in your own loop instead (spark_labs.speculative.runner)")
         wanted = {name: key for key, name in names.items()}
         found = cls()
         per_position: dict[int, float] = {}

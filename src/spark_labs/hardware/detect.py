@@ -11,7 +11,7 @@ import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .specs import HardwareSpec, match_gpu_name
+from .datasheets import HardwareSpec, match_gpu_name
 
 
 def _torch_gpu_names() -> list[str]:
@@ -119,7 +119,7 @@ def detect_hardware(readers: HardwareReaders | None = None) -> HardwareInfo:
                       "run graphs)")
     if unified:
         advice.append("unified memory: nvidia-smi shows no per-process GPU memory here; use "
-                      "spark_labs.memory.memory_snapshot() and leave headroom for the OS (e.g. "
+                      "spark_labs.hardware.memory.memory_snapshot() and leave headroom for the OS (e.g. "
                       "vLLM --gpu-memory-utilization 0.7-0.8)")
         advice.append("use bfloat16 (Blackwell-native), not float16")
     if kind == "cpu":

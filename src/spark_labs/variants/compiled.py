@@ -188,12 +188,12 @@ def fresh_compile_cache():
 def check_cache_fits(config, max_cache_len: int, dtype: str = "bfloat16", free_memory: float | None = None) -> int:
     """Bytes of a batch-1 static cache of ``max_cache_len`` positions; raises before allocating it when it
     cannot fit in the memory available for models (``free_memory`` in bytes overrides the reading)."""
-    from .. import calc
+    from .. import sizing
     from .room import ensure_memory
 
     if max_cache_len < 1:
         raise ValueError(f"max_cache_len must be at least 1, got {max_cache_len}")
-    needed = calc.kv_cache_bytes(calc.ModelShape.from_config(config), 1, max_cache_len, dtype)
+    needed = sizing.kv_cache_bytes(sizing.ModelShape.from_config(config), 1, max_cache_len, dtype)
     ensure_memory(needed, f"a static KV cache of {max_cache_len} positions", "Nothing was allocated. Build the "
                   "decoder with a smaller max_cache_len (the longest prompt + new tokens it must serve), or free "
                   "memory first.", free_memory)
@@ -201,7 +201,7 @@ def check_cache_fits(config, max_cache_len: int, dtype: str = "bfloat16", free_m
 
 
 def dtype_name(dtype) -> str:
-    """calc's name for a torch dtype (torch.bfloat16 -> "bfloat16")."""
+    """sizing's name for a torch dtype (torch.bfloat16 -> "bfloat16")."""
     return str(dtype).removeprefix("torch.")
 
 

@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import calc
+from .. import sizing
 from ..errors import InsufficientMemoryError
 from .room import ensure_memory
 
-# Variant -> (llama.cpp file type constant name, calc's weight-format key). F16 is not quantized by llama.cpp.
+# Variant -> (llama.cpp file type constant name, sizing's weight-format key). F16 is not quantized by llama.cpp.
 VARIANTS: dict[str, tuple[str | None, str]] = {
     "F16": (None, "fp16"),
     "Q8_0": ("LLAMA_FTYPE_MOSTLY_Q8_0", "q8_0"),
@@ -44,12 +44,12 @@ def variant_names() -> list[str]:
     return list(VARIANTS)
 
 
-def predicted_bytes(variant: str, shape: calc.ShapeLike = calc.SMOLLM2_135M) -> float:
-    """What calc predicts for the variant's weights (the file adds metadata and the tokenizer)."""
-    return calc.weight_bytes(shape, _check_name(variant)[1])
+def predicted_bytes(variant: str, shape: sizing.ShapeLike = sizing.SMOLLM2_135M) -> float:
+    """What sizing predicts for the variant's weights (the file adds metadata and the tokenizer)."""
+    return sizing.weight_bytes(shape, _check_name(variant)[1])
 
 
-def check_room(variant: str, out_dir: Path, shape: calc.ShapeLike = calc.SMOLLM2_135M,
+def check_room(variant: str, out_dir: Path, shape: sizing.ShapeLike = sizing.SMOLLM2_135M,
                free_disk: float | None = None, free_memory: float | None = None) -> None:
     """Raise before building when the variant cannot fit on disk (the file) or in memory (what the build holds).
 
@@ -57,7 +57,7 @@ def check_room(variant: str, out_dir: Path, shape: calc.ShapeLike = calc.SMOLLM2
     are checked against two F16 copies. ``free_disk``/``free_memory`` (bytes) override the readings.
     """
     _check_name(variant)
-    needed = 2 * calc.weight_bytes(shape, "fp16")
+    needed = 2 * sizing.weight_bytes(shape, "fp16")
     out_dir = Path(out_dir)
     existing = next((p for p in (out_dir, *out_dir.parents) if p.exists()), Path("/"))
     disk = shutil.disk_usage(existing).free if free_disk is None else free_disk

@@ -1,6 +1,6 @@
 """Acceptance accounting for one speculative generation: what was drafted, what the target accepted.
 
-Counted per verification step in our own loop (:mod:`spark_labs.spec.runner`), which is what makes the
+Counted per verification step in our own loop (:mod:`spark_labs.speculative.runner`), which is what makes the
 acceptance rate measurable at all: ``transformers.generate`` and most servers report only the output.
 The names follow vLLM's spec-decode counters (``num_draft_tokens``, ``num_accepted_tokens``, accepted
 per position) so the lab can put the two side by side.

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ProfileError
-from .specs import HardwareSpec
+from .hardware.datasheets import HardwareSpec
+
+__all__ = ["BITS_PER_WEIGHT", "KNOWN_MODELS", "KV_BYTES", "LLAMA_3_1_70B", "LLAMA_3_1_8B", "ModelShape", "QWEN3_8B",
+           "SMOLLM2_135M", "ShapeLike", "as_shape", "bytes_per_weight", "decode_tokens_per_s_bound", "embedded_config",
+           "known_model", "kv_bytes_per_token", "kv_cache_bytes", "max_concurrent_sequences", "param_count",
+           "prefill_seconds_bound", "roofline", "weight_bytes"]
+
 
 # Bits per weight including the scales each format stores alongside the 4/8-bit values.
 BITS_PER_WEIGHT: dict[str, float] = {
@@ -70,10 +76,10 @@ class ModelShape:
 
 
 # config.json of the course's reference models ship inside the package (the allow-list in
-# spark_labs.model_catalog, each with its source and the date it was checked), so sizing never needs the network.
+# spark_labs.models.catalog, each with its source and the date it was checked), so sizing never needs the network.
 def embedded_config(name: str) -> dict[str, Any]:
-    """The shipped ``config.json`` of ``name`` (an id of :func:`spark_labs.model_catalog.catalog`) as a dict."""
-    from .model_catalog import catalog
+    """The shipped ``config.json`` of ``name`` (an id of :func:`spark_labs.models.catalog.catalog`) as a dict."""
+    from .models.catalog import catalog
 
     if name not in catalog():
         raise ProfileError(f"No embedded config for {name!r}; embedded: {', '.join(catalog())}")
