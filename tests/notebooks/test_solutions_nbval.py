@@ -1,0 +1,37 @@
+"""Notebook machinery: labs/ generated from solutions/, visible skips, and every solution green under nbval."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from spark_labs.grading.grade import sanitize_file
+
+ROOT = Path(__file__).resolve().parents[2]
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+
+
+def test_can_run_skips_the_block_visibly_without_an_error(tmp_path):
+    notebook = new_notebook(cells=[new_code_cell(
+        "from spark_labs.notebooks import can_run\n"
+        "if can_run(False, 'needs a GPU'):\n    print('after the skip')"), new_code_cell("print('next cell runs')")])
+    NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
+    first = "".join(o.get("text", "") for o in notebook.cells[0].outputs)
+    assert "⏭ Skipped on profile tiny: needs a GPU" in first and "after the skip" not in first
+    assert not any(o.output_type == "error" for o in notebook.cells[0].outputs)
+    assert "next cell runs" in notebook.cells[1].outputs[0].text
+
+
+@pytest.mark.timeout(2400)  # lab 01 starts every engine of the profile and measures each one
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
+def test_solution_notebook_passes_nbval(solution):
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(solution),
+         "--nbval-sanitize-with", str(sanitize_file()), "--nbval-cell-timeout=900"],
+        capture_output=True, text=True, cwd=solution.parent, timeout=2400)
+    assert result.returncode == 0, result.stdout[-4000:]
