@@ -36,7 +36,7 @@ class ModelRef:
     embedded: bool = False
     quantization: str | None = None  # e.g. "Q4_1" for the embedded GGUF
     # What the plan tells learners about the model, checked against its vendored config.json and sizing
-    # (tests/test_model_catalog.py): parameters in billions, KV-cache bytes per token in bf16.
+    # (tests/unit/test_model_catalog.py): parameters in billions, KV-cache bytes per token in bf16.
     params_billion: float | None = None
     kv_bytes_per_token: int | None = None
     # Reasoning models (Qwen3 thinks by default): the engine's reasoning parser splits the thinking into

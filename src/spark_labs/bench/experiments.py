@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 
 from .. import sizing
-from ..engines.launcher import resolve_engine
+from ..engines.registry import resolve_engine
 from ..errors import ProfileError
-from ..profiles import get_profile
 from .clients import BenchRequest, Target, reset_prefix_cache
 from .load import Load, RunResult, run_load
 from .metrics import request_metrics
@@ -37,12 +36,6 @@ def engine_workloads(engine: str, plan) -> tuple[dict[str, Workload], tuple[int,
         workloads = {name: replace(w, num_requests=2) for name, w in workloads.items()}
         return workloads, levels[:2], f"{engine}: 2 requests per workload, concurrency {levels[:2]} ({slow})"
     return workloads, levels, None
-
-
-def engine_args(engine: str, max_model_len: int, device: str | None = None) -> list[str]:
-    """Flags for an engine the harness starts itself (the registry's ``EngineSpec.harness_args``) on
-    ``device`` (default: the active profile's, "cpu" or "cuda")."""
-    return resolve_engine(engine).harness_args(max_model_len, device or get_profile().device)
 
 
 def weight_dtype(engine: str, model) -> str:
@@ -131,7 +124,7 @@ def compare_engines(plan, engines: Sequence[str] | None = None,
         try:
             # A rich Progress (the CLI) shows the runs; the launcher's own bar is for notebooks.
             engine = launch(name, plan.model, port="auto", lab=plan.lab,
-                            extra_args=engine_args(name, plan.sizes.max_model_len, plan.profile.device),
+                            extra_args=resolve_engine(name).harness_args(plan.sizes.max_model_len, plan.profile.device),
                             timeout=plan.sizes.timeout_s,
                             progress=progress is True)
         except EngineError as exc:
@@ -149,3 +142,17 @@ def compare_engines(plan, engines: Sequence[str] | None = None,
                 measure(report, target, catalogue[w], Load("concurrent", 1), tokenizer, progress)
             sweep(report, target, catalogue[sweep_workload], concurrencies or levels, tokenizer, progress)
     return report
+
+
+def __getattr__(name: str):
+    # engine_args moved to spark_labs.engines in 0.2; a learner's saved notebook still finds it here until 0.3.
+    if name != "engine_args":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import warnings
+
+    from .._moved import MovedModuleWarning
+    from ..engines.registry import engine_args
+
+    warnings.warn("spark_labs.bench.experiments.engine_args moved to spark_labs.engines in spark-labs 0.2; import "
+                  "it from there (the old name goes away in 0.3)", MovedModuleWarning, stacklevel=2)
+    return engine_args

@@ -1,10 +1,11 @@
 """Inference engines: one registry of specs, one launcher."""
 
 from .engine_spec import Availability, EngineSpec
-from .launcher import EngineHandle, launch, likely_cause, resolve_engine, running_engines, stop_all
+from .launcher import EngineHandle, launch, likely_cause, running_engines, stop_all
 from .ports import free_port, port_holder, port_is_free
 from .profile_args import spark_command
-from .registry import ENGINES
+from .registry import ENGINES, engine_args, resolve_engine
 
-__all__ = ["Availability", "ENGINES", "EngineHandle", "EngineSpec", "free_port", "launch", "likely_cause",
-           "port_holder", "port_is_free", "resolve_engine", "running_engines", "spark_command", "stop_all"]
+__all__ = ["Availability", "ENGINES", "EngineHandle", "EngineSpec", "engine_args", "free_port", "launch",
+           "likely_cause", "port_holder", "port_is_free", "resolve_engine", "running_engines", "spark_command",
+           "stop_all"]

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ..profiles import get_profile
-from .launcher import launch, resolve_engine
+from .launcher import launch
 from .profile_args import spark_command
-from .registry import ENGINES
+from .registry import ENGINES, resolve_engine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,12 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     spec = resolve_engine(args.engine)
     model = get_profile().model_for(None)
     if args.action == "command":
-        if args.eager and spec.name != "vllm":
+        if args.eager and not spec.eager_flag:
             parser.error(f"--eager switches off vLLM's CUDA graphs; {spec.display_name} has no such switch")
         if args.docker:  # the container recipe plus the spark profile's flags, as compose runs it
             argv_ = spark_command(spec, port=args.port, eager=args.eager, extra_args=extra)
         else:
-            eager = ["--enforce-eager"] if args.eager else []
+            eager = [spec.eager_flag] if args.eager else []
             argv_ = spec.local_command(model, port=args.port or spec.default_port, extra_args=[*eager, *extra])
         print(shlex.join(argv_))
         return 0

@@ -46,6 +46,19 @@ class EngineSpec:
     after_ready: Callable[[EngineHandle], None] | None = None
     env: dict[str, str] = field(default_factory=dict)
     startup_hints: tuple[tuple[str, str], ...] = ()  # (log substring, likely cause) pairs
+    # Other spellings resolve_engine accepts, written as it compares them: lower case, no '-', '.' or '_'.
+    aliases: tuple[str, ...] = ()
+
+    # --- how the spark profile runs it on a DGX Spark -----------------------------------------------------
+    # Given (context length, the model's reasoning parser or None, docker?) -> the profile's serving flags,
+    # added on top of the recipe; None: the profile adds nothing.
+    build_spark_args: Callable[[int, str | None, bool], list[str]] | None = None
+    # True where NVIDIA's playbooks install it on the host rather than in a container (ours: the lab itself).
+    native_on_spark: bool = False
+    # The flag whose value is the share of memory it claims at start-up, where it has one.
+    memory_fraction_flag: str | None = None
+    # The flag that switches off CUDA graphs (eager mode), where it has one.
+    eager_flag: str | None = None
 
     # --- what the benchmark harness (spark_labs.bench) needs to know; it names no engine itself ------
     # Flags added whenever the harness starts this engine itself, flags added only on a CPU (start-up
@@ -77,11 +90,20 @@ class EngineSpec:
     # The engine's spec-decode counters on /metrics (drafts, draft_tokens, accepted, accepted_per_position
     # labelled by ``position``), named without ``_total``; empty when it reports no acceptance.
     spec_decode_counters: dict[str, str] = field(default_factory=dict)
+    # True where spark-labs runs its own speculative verification loop on this engine's model in process
+    # (spark_labs.speculative.runner) instead of starting a server with speculation switched on.
+    speculative_loop: bool = False
+    # Request fields that make a temperature-0 answer plain greedy (a sampler default it applies otherwise).
+    greedy_request_fields: dict[str, object] = field(default_factory=dict)
 
     def harness_args(self, max_model_len: int, device: str = "cpu") -> list[str]:
         """Flags for an engine the harness starts itself on a profile with ``max_model_len`` and ``device``."""
         context = [self.context_length_flag, str(max_model_len)] if self.context_length_flag else []
         return [*self.bench_args, *(self.cpu_bench_args if device == "cpu" else ()), *context]
+
+    def spark_serving_args(self, max_model_len: int, reasoning_parser: str | None, docker: bool) -> list[str]:
+        """The spark profile's serving flags, as ``--flag value`` pairs (context length, memory, parser)."""
+        return self.build_spark_args(max_model_len, reasoning_parser, docker) if self.build_spark_args else []
 
     def weight_dtype(self, model: ModelRef) -> str:
         """What a decode step streams: GGUF engines run the quantised file, the others the HF weights."""

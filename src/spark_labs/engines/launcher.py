@@ -30,6 +30,7 @@ from .engine_spec import EngineSpec
 from .ports import free_port, group_members, listeners, port_holder, port_is_free
 from .profile_args import merge_args, serving_args
 from .reaper import kill_group
+from .registry import resolve_engine
 
 GPU_MEMORY_ADVICE = "out of GPU memory: lower --max-model-len / --gpu-memory-utilization or use a smaller model"
 # Log patterns that explain most start-up failures, checked for every engine.
@@ -236,22 +237,6 @@ def _progress_bar(description: str, total: float):
 
     return tqdm(total=round(total), desc=description, unit="s", leave=False,
                 bar_format="{desc}: {n:.0f}/{total:.0f} s {bar}")
-
-
-def resolve_engine(engine: str | EngineSpec) -> EngineSpec:
-    from .registry import ENGINES
-
-    if isinstance(engine, EngineSpec):
-        return engine
-    key = engine.lower().replace("-", "").replace(".", "").replace("_", "")
-    aliases = {"llamacpp": "llamacpp", "llama": "llamacpp", "tensorrtllm": "trtllm", "trtllmserve": "trtllm",
-               "hf": "transformers"}
-    key = aliases.get(key, key)
-    if key not in ENGINES:
-        raise EngineNotInstalledError(
-            f"Unknown engine {engine!r}. Known engines: {', '.join(sorted(ENGINES))}."
-        )
-    return ENGINES[key]
 
 
 def launch(

@@ -27,8 +27,6 @@ from .profile_args import spark_command
 from .registry import ENGINES
 
 GB = 1e9
-NATIVE_ON_SPARK = ("ollama", "llamacpp", "transformers")  # the playbooks install these on the host (ours: the lab)
-FRACTION_FLAGS = {"vllm": "--gpu-memory-utilization", "sglang": "--mem-fraction-static"}
 
 
 def docker_image_present(image: str) -> bool | None:
@@ -70,7 +68,7 @@ class EngineReadiness:
 
 def memory_need(spec: EngineSpec, profile: Profile, snapshot: MemorySnapshot) -> float | None:
     """Bytes ``spec`` will ask for when it starts with the profile's default model, or None if unknown."""
-    flag = FRACTION_FLAGS.get(spec.name)
+    flag = spec.memory_fraction_flag
     if flag:
         command = spark_command(spec)
         total = snapshot.gpu_total if snapshot.gpu_total and not snapshot.unified_memory else snapshot.system_total
@@ -89,7 +87,7 @@ def engine_readiness(profile: Profile, snapshot: MemorySnapshot,
     rows = []
     for spec in ENGINES.values():
         problems = []
-        if spec.name in NATIVE_ON_SPARK:
+        if spec.native_on_spark:
             available = r.native(spec)
             runs_as, installed = "native", bool(available)
             if not available:

@@ -20,11 +20,19 @@ On top of the playbooks every recipe carries the course's Spark flags (seeds): `
 nvidia/vllm step runs), and eager mode costs most at batch 1, the first case learners measure. The
 original course module turned it on by default; here it is an explicit switch, ``enforce_eager=True``
 (CLI: ``spark-labs engine command vllm --docker --eager``), for a build that fails while capturing CUDA
-graphs. Measuring what graphs buy on the GPU path belongs to lab 03 (eager vs compiled), not built yet.
+graphs. Lab 03 measures what graphs buy: eager vs compiled decode (``spark_labs.variants.compiled``).
 On the CPU profile the tests and demo pass it to skip the ≈3 min torch.compile warm-up.
-The spark profile's per-engine serving flags (context length, memory fraction, reasoning parser) are
-in :mod:`spark_labs.engines.profile_args`; tests/test_spark_commands.py parses the resulting commands
-with the engines' own parsers where those install without a GPU.
+The spark profile's serving flags (``build_spark_args``, added by :mod:`spark_labs.engines.profile_args`)
+follow the same playbooks:
+- vLLM: ``--max-model-len``, ``--gpu-memory-utilization`` (playbooks use 0.4-0.9; the nemotron playbook's
+  tuning order lowers it toward 0.70 first, and the lab kernel shares the same memory), and
+  ``--reasoning-parser qwen3`` for Qwen3, as the playbook's reasoning recipes do. No ``--enforce-eager``.
+- SGLang: ``--mem-fraction-static 0.75`` is in its recipe already; the profile adds the context length and
+  the reasoning parser.
+- TensorRT-LLM: ``--max_batch_size 64`` as in the playbook's ``trtllm-serve`` line, and the context length.
+- llama.cpp (native on a Spark, built with CUDA): every layer on the GPU and the profile's context.
+tests/unit/test_spark_commands.py parses the resulting commands with the engines' own parsers where those
+install without a GPU.
 """
 
 from __future__ import annotations
@@ -38,8 +46,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import EngineStartError
+from ..errors import EngineNotInstalledError, EngineStartError
+from ..profiles import get_profile
 from .engine_spec import Availability, EngineSpec
+
+# The wire protocols engines speak (EngineSpec.protocol). The second is Ollama's own API, which the gateway
+# (spark_labs.serve) offers too.
+OPENAI_API, OLLAMA_API = "openai", "ollama"
+GPU_MEMORY_FRACTION = "0.7"  # of unified memory: the OS, the lab kernel and page cache share the rest
+TRTLLM_MAX_BATCH = "64"  # nvidia/trt-llm playbook's trtllm-serve line
 
 
 def hf_cache_mount() -> tuple[str, str]:
@@ -208,6 +223,27 @@ def _transformers_docker(model, port, extra_args, served_name, image):
             *_transformers_args(model, 8001, "0.0.0.0", served_name, extra_args)]
 
 
+def _reasoning(parser: str | None) -> list[str]:
+    return ["--reasoning-parser", parser] if parser else []
+
+
+def _vllm_spark(context: int, parser: str | None, docker: bool) -> list[str]:
+    return ["--max-model-len", str(context), "--gpu-memory-utilization", GPU_MEMORY_FRACTION, *_reasoning(parser)]
+
+
+def _sglang_spark(context: int, parser: str | None, docker: bool) -> list[str]:
+    return ["--context-length", str(context), *_reasoning(parser)]
+
+
+def _trtllm_spark(context: int, parser: str | None, docker: bool) -> list[str]:
+    return ["--max_batch_size", TRTLLM_MAX_BATCH, "--max_seq_len", str(context)]
+
+
+def _llamacpp_spark(context: int, parser: str | None, docker: bool) -> list[str]:
+    # The container is llama.cpp's own C++ server; the native install is llama-cpp-python's server.
+    return ["-c", str(context)] if docker else ["--n_gpu_layers", "-1", "--n_ctx", str(context)]
+
+
 def _vllm_speculative(method: str, k: int) -> list[str]:
     # vLLM's n-gram proposer looks up the last 1-3 tokens in the sequence (prompt lookup), as spec.drafts does.
     config = {"method": method, "num_speculative_tokens": k, "prompt_lookup_max": 3, "prompt_lookup_min": 1}
@@ -221,7 +257,7 @@ def _llamacpp_speculative(method: str, k: int) -> list[str]:
 
 
 VLLM = EngineSpec(
-    name="vllm", display_name="vLLM", protocol="openai", default_port=8000, ready_path="/health",
+    name="vllm", display_name="vLLM", protocol=OPENAI_API, default_port=8000, ready_path="/health",
     model_format="hf", metrics_path="/metrics", docker_image="nvcr.io/nvidia/vllm:26.05.post1-py3",
     build_local=_vllm_local, build_docker=_vllm_docker,
     check_available=lambda: _python_module_available(
@@ -232,6 +268,7 @@ VLLM = EngineSpec(
     # Eager mode skips vLLM's ≈3 min torch.compile warm-up on CPU when the harness starts it; on a GPU
     # the harness runs vLLM as the Spark playbooks do, with CUDA graphs.
     cpu_bench_args=("--enforce-eager",), context_length_flag="--max-model-len",
+    build_spark_args=_vllm_spark, memory_fraction_flag="--gpu-memory-utilization", eager_flag="--enforce-eager",
     cache_reset_path="/reset_prefix_cache",
     cache_reset_note="vLLM offers /reset_prefix_cache only with VLLM_SERVER_DEV_MODE=1",
     histograms={"ttft": "vllm:time_to_first_token_seconds", "tpot": "vllm:request_time_per_output_token_seconds",
@@ -247,12 +284,13 @@ VLLM = EngineSpec(
 )
 
 SGLANG = EngineSpec(
-    name="sglang", display_name="SGLang", protocol="openai", default_port=30000, ready_path="/health",
+    name="sglang", display_name="SGLang", protocol=OPENAI_API, default_port=30000, ready_path="/health",
     model_format="hf", metrics_path="/metrics", docker_image="lmsysorg/sglang:latest-cu130",
     build_local=_sglang_local, build_docker=_sglang_docker,
     check_available=lambda: _python_module_available(
         "sglang", "tiny: not available (SGLang has no CPU build; the lab skips it); spark: run the SGLang "
         "container (spark-labs engine command sglang --docker)"),
+    build_spark_args=_sglang_spark, memory_fraction_flag="--mem-fraction-static",
     cache_reset_path="/flush_cache",
     histograms={"ttft": "sglang:time_to_first_token_seconds", "itl": "sglang:inter_token_latency_seconds",
                 "e2e": "sglang:e2e_request_latency_seconds"},
@@ -261,46 +299,52 @@ SGLANG = EngineSpec(
 )
 
 TRTLLM = EngineSpec(
-    name="trtllm", display_name="TensorRT-LLM (trtllm-serve)", protocol="openai", default_port=8355,
+    name="trtllm", display_name="TensorRT-LLM (trtllm-serve)", protocol=OPENAI_API, default_port=8355,
     ready_path="/health", model_format="hf", metrics_path="/metrics",
     docker_image="nvcr.io/nvidia/tensorrt-llm/release:1.3.0rc13",
     build_local=_trtllm_local, build_docker=_trtllm_docker,
     check_available=lambda: _binary_available(
         "trtllm-serve", "tiny: not available (TensorRT-LLM needs an NVIDIA GPU; the lab skips it); spark: run "
         "the TensorRT-LLM container (spark-labs engine command trtllm --docker)"),
+    aliases=("tensorrtllm", "trtllmserve"), build_spark_args=_trtllm_spark,
     module_stars=(5, 3),
 )
 
 LLAMACPP = EngineSpec(
-    name="llamacpp", display_name="llama.cpp server", protocol="openai", default_port=8080,
+    name="llamacpp", display_name="llama.cpp server", protocol=OPENAI_API, default_port=8080,
     ready_path="/v1/models", model_format="gguf", docker_image="ghcr.io/ggml-org/llama.cpp:server-cuda",
     build_local=_llamacpp_local, build_docker=_llamacpp_docker,
     check_available=lambda: _python_module_available(
         "llama_cpp", "tiny: pip install 'llama-cpp-python[server]' (compiles ≈10 min on 2 cores); spark: the "
         "same with CMAKE_ARGS='-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=121a-real' (GB10), or the container "
         "(spark-labs engine command llamacpp --docker)"),
+    aliases=("llama",), build_spark_args=_llamacpp_spark, native_on_spark=True,
     module_stars=(3, 5),
     speculative_methods=("ngram",), build_speculative=_llamacpp_speculative,
+    # llama-cpp-python's server applies a repeat penalty of 1.1 unless told otherwise.
+    greedy_request_fields={"repeat_penalty": 1.0},
 )
 
 OLLAMA = EngineSpec(
-    name="ollama", display_name="Ollama", protocol="ollama", default_port=11434, ready_path="/api/version",
+    name="ollama", display_name="Ollama", protocol=OLLAMA_API, default_port=11434, ready_path="/api/version",
     model_format="gguf", docker_image="ollama/ollama:latest",
     build_local=_ollama_local, build_docker=_ollama_docker, after_ready=_ollama_import_model,
     check_available=lambda: _binary_available(
         "ollama", "tiny and spark: install the Ollama binary with ollama.com's Linux install script "
         "(curl -fsSL https://ollama.com/install.sh | sh; it is not on PyPI or in Debian), or on a GPU host run "
         "the ollama/ollama container (spark-labs engine command ollama --docker)"),
+    native_on_spark=True,
     module_stars=(3, 4),
 )
 
 TRANSFORMERS = EngineSpec(
-    name="transformers", display_name="transformers (spark-labs server)", protocol="openai",
+    name="transformers", display_name="transformers (spark-labs server)", protocol=OPENAI_API,
     default_port=8001, ready_path="/ready", model_format="hf", metrics_path="/metrics",
     docker_image="spark-labs:latest", build_local=_transformers_local, build_docker=_transformers_docker,
     check_available=lambda: (
         _python_module_available("transformers", "tiny and spark: pip install transformers (make install)")
         and _python_module_available("spark_labs.serve", "tiny and spark: reinstall spark-labs (make install)")),
+    aliases=("hf",), native_on_spark=True, speculative_loop=True,
     slow_on_cpu="HF generate serves one request at a time",
     # spark_labs.serve's series: the same names for this server and for the production gateway.
     histograms={"ttft": "spark_labs_time_to_first_token_seconds", "e2e": "spark_labs_e2e_request_latency_seconds"},
@@ -310,3 +354,20 @@ TRANSFORMERS = EngineSpec(
 ENGINES: dict[str, EngineSpec] = {
     spec.name: spec for spec in (VLLM, SGLANG, TRTLLM, LLAMACPP, OLLAMA, TRANSFORMERS)
 }
+
+
+def resolve_engine(engine: str | EngineSpec) -> EngineSpec:
+    """The spec for an engine key or one of its aliases, any case, with or without '-', '.' and '_'."""
+    if isinstance(engine, EngineSpec):
+        return engine
+    key = engine.lower().replace("-", "").replace(".", "").replace("_", "")
+    for spec in ENGINES.values():
+        if key == spec.name or key in spec.aliases:
+            return spec
+    raise EngineNotInstalledError(f"Unknown engine {engine!r}. Known engines: {', '.join(sorted(ENGINES))}.")
+
+
+def engine_args(engine: str | EngineSpec, max_model_len: int, device: str | None = None) -> list[str]:
+    """Flags for ``engine`` when the harness or a lab starts it itself (:meth:`EngineSpec.harness_args`);
+    ``device`` defaults to the active profile's."""
+    return resolve_engine(engine).harness_args(max_model_len, device or get_profile().device)

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engines.ports import port_holder, port_is_free
+from ..engines.registry import ENGINES
 from ..hardware.detect import detect_hardware
 from ..hardware.memory import memory_snapshot
 from ..paths import cache_dir
 from ..profiles import Profile, get_profile
 
-LAB_PORTS = {8000: "vLLM", 8888: "JupyterLab", 11434: "Ollama", 30000: "SGLang"}
+JUPYTER_PORT = 8888
 # What the profile's models need, with room for an engine's KV cache and a second copy while loading.
 NEEDS_GB = {"tiny": {"memory": 2, "disk": 1}, "spark": {"memory": 40, "disk": 60}}
 
@@ -54,6 +55,12 @@ def _docker_status() -> tuple[bool, bool, str]:
     return True, "nvidia" in info.stdout, f"runtimes: {info.stdout.strip()[:80]}"
 
 
+def lab_ports(profile: Profile) -> dict[int, str]:
+    """The ports the labs start servers on: JupyterLab's and the default port of each engine the profile runs."""
+    return {JUPYTER_PORT: "JupyterLab", **{ENGINES[name].default_port: ENGINES[name].display_name
+                                           for name in profile.engines}}
+
+
 def environment_checks(profile: Profile | None = None) -> list[Check]:
     prof = profile or get_profile()
     spark = prof.name == "spark"
@@ -87,7 +94,7 @@ def environment_checks(profile: Profile | None = None) -> list[Check]:
     rows.append(_row("Docker + NVIDIA runtime", docker_cli and nvidia_runtime, docker_detail,
                      "install Docker and the NVIDIA Container Toolkit (nvidia-ctk runtime configure)",
                      required=spark))
-    for port, owner in LAB_PORTS.items():
+    for port, owner in sorted(lab_ports(prof).items()):
         free = port_is_free(port)
         holder = "" if free else (port_holder(port) or "an unknown process")
         rows.append(_row(f"Port {port} free ({owner})", free, "free" if free else f"held by {holder}",

@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import __version__
 from . import logs
 from .backends import Backend
 from .errors import GatewayError, is_ollama_route
@@ -47,7 +48,7 @@ def create_app(backend: Backend, settings: GatewaySettings | None = None) -> Fas
             await backend.aclose()
             logs.log(20, "gateway stopped")
 
-    app = FastAPI(title="spark-labs gateway", version="0.2.0", lifespan=lifespan,
+    app = FastAPI(title="spark-labs gateway", version=__version__, lifespan=lifespan,
                   description="OpenAI- and Ollama-compatible gateway in front of LLM engines.")
     app.state.gateway = gateway
     app.include_router(openai_router)

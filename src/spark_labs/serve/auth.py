@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ..engines.registry import OLLAMA_API, OPENAI_API
 from .errors import GatewayError
 
 # Probes and scrapes must work without a key (load balancers, Prometheus); the API description is public
@@ -21,8 +22,8 @@ DEFAULT_PUBLIC_PATHS = ("/health", "/ready", "/metrics", "/api/version", "/docs"
 
 # How to send a key, told in the words of the client the caller is most likely using.
 _HOW_TO_SEND = {
-    "openai": "send the header 'Authorization: Bearer <your key>' (the openai client does this with api_key=...)",
-    "ollama": "send the header 'Authorization: Bearer <your key>' (with the ollama client: "
+    OPENAI_API: "send the header 'Authorization: Bearer <your key>' (the openai client does this with api_key=...)",
+    OLLAMA_API: "send the header 'Authorization: Bearer <your key>' (with the ollama client: "
               "ollama.Client(host=..., headers={'Authorization': 'Bearer <your key>'}))",
 }
 

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from ..engines.registry import TRANSFORMERS
 from .errors import GatewayError
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def bare_model_name(name: str) -> str:
 
 
 class TransformersBackend:
-    name = "transformers"
+    name = TRANSFORMERS.name  # the registry's engine that starts this server with --backend transformers
 
     def __init__(self, model_path: str, served_name: str, max_concurrency: int = 1, device: str | None = None):
         import torch

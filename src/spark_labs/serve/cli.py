@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import typing
 
+from ..engines.registry import TRANSFORMERS
 from .settings import GatewaySettings
 
 # Flags whose name differs from the field: repeatable singulars read better on a command line.
@@ -22,11 +23,11 @@ _FLAG_NAMES = {"upstreams": "--upstream", "api_keys": "--api-key", "cors_origins
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spark-labs serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["transformers", "proxy"], default=None,
-                        help="proxy when --upstream is given, else transformers")
+    parser.add_argument("--backend", choices=[TRANSFORMERS.name, "proxy"], default=None,
+                        help=f"proxy when --upstream is given, else {TRANSFORMERS.name}")
     parser.add_argument("--model", help="transformers: HF model directory or id (default: the profile's model)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--port", type=int, default=TRANSFORMERS.default_port)
     parser.add_argument("--max-concurrency", type=int, default=1,
                         help="transformers: generations computed at once; the rest queue (1 suits a CPU)")
     group = parser.add_argument_group("gateway settings (also SPARK_LABS_GATEWAY_<NAME> environment variables)")
@@ -58,7 +59,7 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
-    backend_kind = args.backend or ("proxy" if settings.upstreams else "transformers")
+    backend_kind = args.backend or ("proxy" if settings.upstreams else TRANSFORMERS.name)
 
     from .app import create_app
     from .runner import serve_forever

@@ -17,6 +17,7 @@ import re
 import time
 import uuid
 
+from ..engines.registry import OLLAMA_API, OPENAI_API
 from .errors import GatewayError, is_ollama_route
 from .generation import Gateway, RequestInfo
 from .logs import log, request_id_var
@@ -82,7 +83,7 @@ class GatewayMiddleware:
             client = (scope.get("client") or ("unknown", 0))[0]
             try:
                 info.key_id = gw.auth.identify(headers.get("authorization"), client,
-                                               "ollama" if is_ollama_route(path) else "openai")
+                                               OLLAMA_API if is_ollama_route(path) else OPENAI_API)
             except GatewayError:
                 gw.metrics.rejected.labels("unauthorized").inc()
                 raise

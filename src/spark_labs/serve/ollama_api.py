@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ..engines.registry import OLLAMA_API
 from .errors import GatewayError
 from .generation import Generation, GenerationStream, LastChunk, answer
 from .schemas import OllamaChatRequest, OllamaGenerateRequest
@@ -25,12 +26,12 @@ router = APIRouter()
 OLLAMA_VERSION = "0.12.0"  # the Ollama API level these routes follow (reported by /api/version)
 
 
-@router.post("/api/chat", tags=["ollama"])
+@router.post("/api/chat", tags=[OLLAMA_API])
 async def chat(body: OllamaChatRequest, request: Request):
     return await _respond(request, body, chat=True)
 
 
-@router.post("/api/generate", tags=["ollama"])
+@router.post("/api/generate", tags=[OLLAMA_API])
 async def generate(body: OllamaGenerateRequest, request: Request):
     if not body.prompt:  # Ollama's "load the model" call: nothing to generate
         request.app.state.gateway.backend.check_model(body.model)
@@ -38,7 +39,7 @@ async def generate(body: OllamaGenerateRequest, request: Request):
     return await _respond(request, body, chat=False)
 
 
-@router.get("/api/tags", tags=["ollama"])
+@router.get("/api/tags", tags=[OLLAMA_API])
 async def tags(request: Request) -> dict:
     names = request.app.state.gateway.backend.models()
     return {"models": [{"name": n, "model": n, "modified_at": _now(), "size": 0, "digest": "",
@@ -46,7 +47,7 @@ async def tags(request: Request) -> dict:
                        for n in names]}
 
 
-@router.get("/api/version", tags=["ollama"])
+@router.get("/api/version", tags=[OLLAMA_API])
 async def version() -> dict:
     return {"version": OLLAMA_VERSION}
 

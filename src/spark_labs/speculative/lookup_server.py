@@ -4,7 +4,7 @@ llama-cpp-python's server drafts with ``LlamaPromptLookupDecoding`` when started
 (the registry's ``speculative_args("ngram", k)``): it looks the last two tokens (else the last one) up in the
 prompt and the answer so far and proposes the k tokens that followed their first occurrence. Every request kind goes
 through the same ``Llama.generate`` loop, so chat completions, streamed or not, are drafted. Requests are
-sent greedy with the repeat penalty off (``GREEDY_FIELDS``: the server's default is 1.1). The server
+sent greedy with the repeat penalty off (``EngineSpec.greedy_request_fields``: the server's default is 1.1). The server
 keeps no acceptance counts, so α and tokens per step cannot be read from it: what can be measured is the
 speed-up and whether the answer is the plain server's answer.
 
@@ -30,9 +30,6 @@ from .under_load import LevelRun, measure_level, side_summary
 from .workloads import workload_prompt
 
 LOOKUP_KS = (2, 4, 8)
-# Request fields that make an engine's temperature-0 answer plain greedy: llama-cpp-python's server applies a
-# repeat penalty of 1.1 unless told otherwise (our loop and vLLM apply none).
-GREEDY_FIELDS = {"llamacpp": {"repeat_penalty": 1.0}}
 
 
 def lookup_table(plain: Sequence[Sequence[LevelRun]], speculative: dict[int, Sequence[LevelRun]]) -> pd.DataFrame:
@@ -97,19 +94,20 @@ def verify_cost(gguf: str, ks: Sequence[int] = LOOKUP_KS, repeats: int = 7, cont
 
 
 def run_lookup_sweep(plan, ks: Sequence[int] = LOOKUP_KS, workloads: Sequence[str] = DEFAULT_WORKLOADS,
-                     max_tokens: int = 48, requests: int = 3, engine: str = "llamacpp",
+                     max_tokens: int = 48, requests: int = 3, engine: str | None = None,
                      extra_args: Sequence[str] = (), progress=True, timeout: float = 180,
                      log: Callable[[str], None] = print) -> pd.DataFrame:
     """Start ``engine`` plain, with prompt lookup at each k, then plain again (one start each, stopped after
     its runs); send every workload ``requests`` times at concurrency 1. Returns :func:`lookup_table`, for
-    llama.cpp with a ``verify cost`` column (:func:`verify_cost`, measured after the sweep).
+    a GGUF engine with a ``verify cost`` column (:func:`verify_cost`, measured after the sweep). ``engine``
+    defaults to the first engine whose speculation is prompt lookup without counts (llama.cpp).
     ``extra_args`` go to every start (e.g. thread counts), so both sides run the same configuration.
 
     ``progress``: True for one tqdm bar over the (server, workload) runs."""
-    from ..bench.experiments import engine_args
-    from ..engines import launch
-    from ..engines.launcher import resolve_engine
+    from ..engines import engine_args, launch, resolve_engine
+    from .modes import LOOKUP, engines_measured_by
 
+    engine = engine or engines_measured_by(LOOKUP)[0]
     spec = resolve_engine(engine)
     ks = _check_ks(ks)
     flags = {k: spec.speculative_args("ngram", k) for k in ks}  # refuses an engine without it before any start
@@ -131,7 +129,7 @@ def run_lookup_sweep(plan, ks: Sequence[int] = LOOKUP_KS, workloads: Sequence[st
                 log(f"{spec.display_name} {'with prompt lookup, k = ' + str(k) if k else 'plain'} ready in "
                     f"{handle.ready_after_s:.1f} s")
                 target = Target.from_engine(handle)
-                target = replace(target, chat_extras={**target.chat_extras, **GREEDY_FIELDS.get(spec.name, {})})
+                target = replace(target, chat_extras={**target.chat_extras, **spec.greedy_request_fields})
                 runs = []
                 for workload in workloads:
                     runs.append(measure_level(target, workload, 1, max_tokens, requests, progress=False))
@@ -147,6 +145,6 @@ def run_lookup_sweep(plan, ks: Sequence[int] = LOOKUP_KS, workloads: Sequence[st
         if bar is not None:
             bar.close()
     table = lookup_table(plain, speculative)
-    if spec.name == "llamacpp":  # the price of a drafted step, measured the same way for every k
+    if spec.model_format == "gguf":  # the price of a drafted step (llama-cpp-python runs any GGUF), for every k
         table["verify cost"] = table.k.map(verify_cost(spec.model_arg(plan.model), ks))
     return table

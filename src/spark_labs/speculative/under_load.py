@@ -141,17 +141,18 @@ def speedup_figure(table: pd.DataFrame, marks: dict[str, int | None] | None = No
     return fig
 
 
-def run_sweep(plan, engine: str = "vllm", k: int = 4, workloads: Sequence[str] = ("code-edit",),
+def run_sweep(plan, engine: str | None = None, k: int = 4, workloads: Sequence[str] = ("code-edit",),
               concurrencies: Sequence[int] = SWEEP_CONCURRENCY, max_tokens: int = 48, requests_per_stream: int = 2,
               speculative_engine=None, progress=True, timeout: float = 420,
               log: Callable[[str], None] = print) -> tuple[pd.DataFrame, list[LevelRun], list[LevelRun]]:
     """Start ``engine`` with n-gram speculation (or use ``speculative_engine``, already running with it), sweep
-    the levels, stop it; then the same without speculation. Returns the speed-up table and both sides' runs."""
-    from ..bench.experiments import engine_args
-    from ..engines import launch
-    from ..engines.launcher import resolve_engine
+    the levels, stop it; then the same without speculation. Returns the speed-up table and both sides' runs.
+    ``engine`` defaults to the first engine whose server counts acceptance (vLLM)."""
+    from ..engines import engine_args, launch, resolve_engine
+    from .modes import UNDER_LOAD, engines_measured_by
 
     levels = _check_levels(concurrencies)
+    engine = engine or engines_measured_by(UNDER_LOAD)[0]
     spec = resolve_engine(engine)
     flags = engine_args(engine, plan.sizes.max_model_len, plan.profile.device)
     speculative_flags = spec.speculative_args("ngram", k)  # refuses an engine without it before anything starts

@@ -16,11 +16,12 @@ import os
 import httpx
 
 from ..engines.ports import free_port
+from ..engines.registry import OLLAMA
 
 
 def default_ollama_url() -> str:
     """Where Ollama's own clients look: ``OLLAMA_HOST`` (``host:port`` or a URL), else 127.0.0.1:11434."""
-    host = os.environ.get("OLLAMA_HOST", "").strip() or "127.0.0.1:11434"
+    host = os.environ.get("OLLAMA_HOST", "").strip() or f"127.0.0.1:{OLLAMA.default_port}"
     if "://" not in host:
         host = "http://" + host
     return host.replace("://0.0.0.0", "://127.0.0.1").rstrip("/")

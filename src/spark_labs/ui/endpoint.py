@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ..engines.registry import OLLAMA
 from .cli import default_ollama_url
 
 
@@ -46,13 +47,12 @@ def chat_endpoint(lab, **gateway_settings) -> ChatEndpoint:
     if lab.profile.name == "spark":
         found = running_ollama()
         if found and found[1]:
-            return ChatEndpoint(found[0], found[1][0], "ollama", f"Ollama answers at {found[0]}")
+            return ChatEndpoint(found[0], found[1][0], OLLAMA.name, f"Ollama answers at {found[0]}")
         why = ("no Ollama answers at " + default_ollama_url() if not found else
                "Ollama serves no model yet (`ollama pull llama3.1:8b`)")
     else:
         why = f"profile {lab.profile.name} has no Ollama binary"
-    from ..bench.experiments import engine_args
-    from ..engines import launch
+    from ..engines import engine_args, launch
     from ..serve import start_gateway
 
     name = lab.engines[0]

@@ -23,9 +23,11 @@ def serve_and_time(variant: BuiltVariant, tokenizer, pp: int = 128, tg: int = 32
     """Start llama.cpp on the variant's file, time prefill and decode, stop it; one row of numbers."""
     from ..bench.clients import Target
     from ..bench.experiments import micro
-    from ..engines import launch
+    from ..engines import ENGINES, launch
 
-    engine = launch("llamacpp", model=str(variant.path), port="auto", progress=False)
+    # The registry's first GGUF engine (llama.cpp) serves the file as it is; the next (Ollama) imports it first.
+    gguf_engine = next(name for name, spec in ENGINES.items() if spec.model_format == "gguf")
+    engine = launch(gguf_engine, model=str(variant.path), port="auto", progress=False)
     try:
         timings = micro(Target.from_engine(engine, name=variant.name), tokenizer, pp=pp, tg=tg, repeats=repeats)
     finally:
