@@ -9,7 +9,7 @@ import sys
 # name → (module, function taking argv list, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("spark_labs.demo", "main", "start llama.cpp and vLLM on the embedded model: full benchmark report"),
-    "bench": ("spark_labs.bench.cli", "main", "benchmark engines: run, sweep, micro, compare, accuracy, overhead"),
+    "bench": ("spark_labs.cli", "bench", "benchmark engines: run, sweep, micro, compare, accuracy, overhead"),
     "doctor": ("spark_labs.doctor", "main", "show profile, hardware, memory and which engines can run here"),
     "prepare-model": ("spark_labs.doctor", "prepare_model_main", "export the embedded model to HF format once"),
     "build": ("spark_labs.variants.cli", "main", "build variants ahead of time (quantize GGUF, compile), measure them"),
@@ -19,6 +19,22 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "grade": ("spark_labs.grading.cli", "main", "grade notebooks against the reference checkpoints, into a gradebook"),
     "engine": ("spark_labs.engines.cli", "main", "start/stop one engine (commands, docker recipes)"),
 }
+
+# `spark-labs bench` sub-commands that packages built on the instrument add to it, composed here (above every
+# package) so the dependency runs one way: speculative -> bench, never back. name -> (module with
+# add_arguments(parser) and run(args), one-line help); bench's own commands are spark_labs.bench.cli.COMMANDS.
+BENCH_COMMANDS: dict[str, tuple[str, str]] = {
+    "spec": ("spark_labs.speculative.cli", "greedy baseline vs speculative decoding: alpha, tokens/step, speed-up, "
+                                           "formula; --engine vllm --concurrency 1,4,16: where speculation stops "
+                                           "paying; --engine llamacpp: llama.cpp's prompt lookup"),
+}
+
+
+def bench(argv: list[str] | None = None) -> int:
+    """``spark-labs bench``: the harness's own commands, then BENCH_COMMANDS."""
+    from .bench import cli as bench_cli
+
+    return bench_cli.main(argv, {**bench_cli.COMMANDS, **BENCH_COMMANDS})
 
 
 def _usage() -> str:

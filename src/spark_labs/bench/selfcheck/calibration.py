@@ -8,7 +8,7 @@ splits TTFT into the client's send path, the server's own timer slack, and the c
 *k* of a request is scheduled at an absolute deadline ``received + TTFT + k × TPOT`` (no drift from
 sleeping in a loop).
 
-    python -m spark_labs.bench.calibration --port 9100 --ttft-ms 50 --tpot-ms 20
+    python -m spark_labs.bench.selfcheck.calibration --port 9100 --ttft-ms 50 --tpot-ms 20
 """
 
 from __future__ import annotations

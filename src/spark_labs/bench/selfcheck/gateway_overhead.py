@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import psutil
 
-from .clients import BenchRequest, Target
-from .load import Load, run_load
+from ..clients import BenchRequest, Target
+from ..load import Load, run_load
 from .local_server import LocalServer
 
 
