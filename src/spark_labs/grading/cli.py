@@ -41,8 +41,9 @@ def collect(paths: list[Path]) -> list[tuple[str, Path]]:
 
 
 def default_memory_limit(profile: str | None, workers: int) -> int:
-    """Bytes of address space per process: this machine's memory shared by the workers. None on a GPU
-    profile: CUDA reserves far more address space than the machine has memory, so a cap would stop it."""
+    """Bytes for all of one submission's processes together: this machine's memory shared by the workers.
+    None on a GPU profile: on unified memory the GPU's allocations come out of the same pool, and a cap
+    sized for the CPU would stop a model load half-way."""
     from ..profiles import resolve_profile_name
 
     if resolve_profile_name(profile) == "spark":
@@ -75,7 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell")
     parser.add_argument("--output-limit-mb", type=float, default=2, help="output kept per cell, MB")
     parser.add_argument("--memory-limit-gb", type=float,
-                        help="address space per process, GB (default: memory / workers; none on spark; 0: none)")
+                        help="memory for all of a submission's processes together, GiB (default: memory / workers; "
+                             "none on spark; 0: none)")
+    parser.add_argument("--disk-limit-gb", type=float, default=4,
+                        help="what a submission may write (its folder, /tmp, /dev/shm, $HOME), GiB (default 4)")
+    parser.add_argument("--uncontained", action="store_true",
+                        help="grade without the sandbox (no namespaces, no cgroup): trusted notebooks only, e.g. "
+                             "on a machine where you are not root; every row says it ran uncontained")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel to run submissions in")
     return parser
 
@@ -114,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                     output_limit=int(args.output_limit_mb * 1e6), kernel=args.kernel, profile=args.profile,
                     threads=max(1, (os.cpu_count() or 1) // max(1, args.workers)),
                     memory_limit=default_memory_limit(args.profile, args.workers) if memory_gb is None
-                    else int(memory_gb * 2**30))
+                    else int(memory_gb * 2**30),
+                    disk_limit=int(args.disk_limit_gb * 2**30), contained=not args.uncontained)
     submissions = collect(args.submissions)
     names = [name for name, _ in submissions]
     if len(set(names)) != len(names):

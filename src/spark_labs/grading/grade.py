@@ -5,8 +5,12 @@ One row per submission, with a status an instructor can act on:
 * ``passed``  every checkpoint of the reference passed in this execution;
 * ``failed``  at least one did not (each with its sentence, exception and cell);
 * ``timeout`` the notebook ran past ``--timeout`` and was stopped; nothing counts;
-* ``error``   the grader could not grade it (wrong path, not a notebook, the kernel did not start, nothing
-  was executed, a process could not be stopped); the row says why and the command exits non-zero.
+* ``error``   the grader could not grade it (wrong path, not a notebook, a malformed notebook, the sandbox
+  could not be built, the kernel did not start, nothing was executed, a process could not be stopped); the
+  row says why and the command exits non-zero. One bad submission never stops the others.
+
+Everything the grader spends on a submission counts against its ``--timeout``: restoring its locked cells
+as well as executing it.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 import nbformat
 
+from .boundary import hideable
 from .evaluate import CellProblem, CheckpointOutcome, cell_problems, checkpoint_outcome
 from .reference import Reference
 from .restore import restore_locked
@@ -55,8 +60,52 @@ def _not_run(reference: Reference) -> dict[str, CheckpointOutcome]:
     return {c: CheckpointOutcome(c, "not run") for c in reference.checkpoints}
 
 
-def grade_submission(student: str, path: Path, reference: Reference, limits: Limits) -> GradeRow:
+def hidden_from_submissions(reference: Reference, submissions: list[Path]) -> tuple[str, ...]:
+    """What no submission may see: the reference's folder (or, where that folder also holds the course
+    itself, every reference notebook in it) and every submission, with the folders they were found in."""
+    folders = [reference.path.parent, *(p.parent for p in submissions)]
+    files = [reference.path, *reference.path.parent.glob("*.ipynb"), *submissions]
+    return hideable([*folders, *files])
+
+
+def _readable_models() -> tuple[str, ...]:
+    """The exported embedded model, bound read-only into each run (no submission re-exports it)."""
+    from ..paths import cache_dir
+
+    models = cache_dir("models")
+    return (str(models),) if any(models.iterdir()) else ()
+
+
+def grade_submission(student: str, path: Path, reference: Reference, limits: Limits,
+                     hidden: tuple[str, ...] = ()) -> GradeRow:
+    """One row for one submission, whatever the submission holds: a notebook the grader cannot process
+    becomes an ``error`` row with the reason, never an exception that stops the class."""
     start = time.monotonic()
+    try:
+        return _grade(student, path, reference, limits, hidden, start)
+    except Exception as exc:  # noqa: BLE001 - one malformed submission must not cost the class its gradebook
+        row = GradeRow(student, str(path), "error", _not_run(reference), seconds=time.monotonic() - start)
+        row.reason = f"the grader could not process this notebook ({type(exc).__name__}: {str(exc)[:300]})"
+        return row
+
+
+def _malformed(submission: nbformat.NotebookNode) -> str | None:
+    """What makes a notebook impossible to grade, in the learner's words; None when it can be graded.
+    Not the full schema: notebooks JupyterLab and other tools write deviate from it in harmless ways."""
+    cells = submission.get("cells")
+    if not isinstance(cells, list):
+        return "not a valid notebook (it has no list of cells); nothing was executed"
+    for number, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            return f"not a valid notebook (cell {number} is not a code, markdown or raw cell); nothing was executed"
+        if not isinstance(cell.get("source"), str):
+            return (f"not a valid notebook (cell {number}'s source is a {type(cell.get('source')).__name__}, "
+                    f"not text); nothing was executed")
+    return None
+
+
+def _grade(student: str, path: Path, reference: Reference, limits: Limits, hidden: tuple[str, ...],
+           start: float) -> GradeRow:
     row = GradeRow(student, str(path), "error", _not_run(reference))
     if path.is_dir():
         row.reason = f"{path} is a folder with no notebook in it; check the path given to the grader"
@@ -69,14 +118,28 @@ def grade_submission(student: str, path: Path, reference: Reference, limits: Lim
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for a file that is not a notebook
         row.reason = f"not a readable notebook ({type(exc).__name__}: {str(exc)[:200]}); nothing was executed"
         return row
+    if problem := _malformed(submission):
+        row.reason = problem
+        return row
     prepared = restore_locked(reference, submission)
-    run = run_isolated(path, prepared.notebook, sorted(set(prepared.checkpoint_cells.values())), limits)
+    left = limits.timeout - (time.monotonic() - start)
+    if left <= 0:
+        row.status, row.seconds = "timeout", time.monotonic() - start
+        row.reason = f"restoring its locked cells alone took past {limits.timeout:.0f} s (--timeout); nothing ran"
+        return row
+    run = run_isolated(path, prepared.notebook, sorted(set(prepared.checkpoint_cells.values())),
+                       replace(limits, timeout=left), hidden=hidden,
+                       readable=_readable_models() if limits.contained else ())
     row.seconds, row.peak_rss_mb, row.graded = time.monotonic() - start, run.peak_rss_mb, run.notebook
     row.notes = list(prepared.notes)
+    if not limits.contained:
+        row.notes.append("graded without the sandbox (--uncontained): its processes shared this machine's files")
     row.notes += [f"cell {i + 1}: output stopped at the {limits.output_limit:,}-byte cap and the cell interrupted"
                   for i in run.capped]
     row.notes += [f"still running when the notebook ended, stopped by the grader: {cmd}" for cmd in run.leftover]
-    if run.unstoppable:
+    if run.not_contained:
+        row.reason = f"not graded: {run.not_contained}"
+    elif run.unstoppable:
         row.reason = "the grader could not stop: " + "; ".join(run.unstoppable)
     elif run.timed_out:
         row.status = "timeout"
@@ -91,9 +154,10 @@ def grade_submission(student: str, path: Path, reference: Reference, limits: Lim
         row.problems = cell_problems(run.notebook)
         if run.kernel_error:
             row.notes.append(f"the kernel stopped during the run ({run.kernel_error}); later cells did not run")
-        if limits.memory_limit and any(m in f"{p.exception} {p.message}" for p in row.problems for m in MEMORY_ERRORS):
-            row.notes.append(f"a cell ran out of memory under the grader's cap of "
-                             f"{limits.memory_limit / 2**30:.0f} GiB per process")
+        memory_error = any(m in f"{p.exception} {p.message}" for p in row.problems for m in MEMORY_ERRORS)
+        if limits.memory_limit and (run.out_of_memory or memory_error):
+            per = "for all its processes together" if limits.contained else "per process"
+            row.notes.append(f"ran out of memory under the grader's cap of {limits.memory_limit / 2**30:.1f} GiB {per}")
         row.status = "passed" if row.passed_count == len(reference.checkpoints) else "failed"
     return row
 
@@ -103,8 +167,10 @@ def grade_submissions(submissions: list[tuple[str, Path]], reference: Reference,
     """Grade ``(student, path)`` pairs, ``workers`` at a time; returns only when every run has ended and its
     processes are gone, so a gradebook written from the rows cannot be touched by a submission."""
 
+    hidden = hidden_from_submissions(reference, [path for _, path in submissions])
+
     def one(item: tuple[str, Path]) -> GradeRow:
-        row = grade_submission(*item, reference, limits)
+        row = grade_submission(*item, reference, limits, hidden)
         if on_done:
             on_done(row)
         return row

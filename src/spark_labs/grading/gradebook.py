@@ -106,11 +106,34 @@ def feedback_name(student: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", student)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|..., @SUM(...));
+# tab and carriage return start one too in some of them (OWASP's list for CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """``value`` as a spreadsheet shows it as text: a string starting like a formula gets a leading quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    """csv.writer whose every cell is :func:`spreadsheet_safe`: learner file names and messages reach the
+    gradebook, and an instructor opens it in a spreadsheet."""
+
+    def __init__(self, handle):
+        self._writer = csv.writer(handle)
+
+    def writerow(self, row: list[object]) -> None:
+        self._writer.writerow([spreadsheet_safe(value) for value in row])
+
+
 def write_csv(rows: list[GradeRow], reference: Reference, header: Header, path: Path) -> None:
     ids = reference.checkpoints
     with open(path, "w", newline="", encoding="utf-8") as handle:
         handle.writelines(f"# {line}\n" for line in header.lines())
-        writer = csv.writer(handle)
+        writer = _SafeWriter(handle)
         writer.writerow(["student", "status", "score", *(column(reference, c) for c in ids), "failures", "notes",
                          "reason", "seconds", "peak_memory_mb", "submission"])
         for row in rows:

@@ -1,14 +1,13 @@
-"""Run one prepared notebook alone: a private folder, its own process session, caps, and a clean exit.
+"""Run one prepared notebook alone, behind a wall (:mod:`.boundary`), and report what happened.
 
-Each submission is copied by itself into a fresh temporary folder (``<tmp>/work``, with ``TMPDIR`` and the
-Jupyter runtime folder beside it), so relative paths reach no other submission and nothing it writes
-outlives its grading. The worker process (:mod:`.worker`) runs in a new session, and every process of the
-run carries a marker in its environment; when the notebook ends, times out or crashes, every process that
-still carries the marker is stopped, and the grader checks that none is left before it reports.
-
-This keeps submissions from disturbing each other or the grader by accident or by a simple trick. It is
-not a security sandbox: code running as the same user can still read files elsewhere on the machine. Grade
-untrusted work inside the course container (see docs/instructors.md).
+The worker (:mod:`.worker`) executes the notebook inside its own PID and mount namespaces, in a memory and
+pids cgroup, with no capabilities, the filesystem read-only, the reference and every submission hidden, and
+a size-capped scratch as the only place it can write (:mod:`.jail` builds this). When the run ends, times out
+or crashes, the namespace ends with every process in it, and the grader checks the cgroup is empty before it
+reports. A machine where the wall cannot be built gets an error row for each submission, never a run
+without it, unless the instructor asks for one (``--uncontained``, for trusted notebooks): then the old
+protections apply (a private folder, a new session, an environment marker used to stop what is left) and
+every row says that it ran uncontained.
 """
 
 from __future__ import annotations
@@ -27,6 +26,9 @@ from pathlib import Path
 import nbformat
 import psutil
 
+from .boundary import GROUP_PREFIX, Cgroup, Wall, containment_problem, covers_python, scratch_base, wall_command
+from .jail import CANNOT_CONTAIN
+
 MARKER_ENV = "SPARK_LABS_GRADING_RUN"
 STOP_GRACE_S = 3.0
 LOG_TAIL_CHARS = 2000
@@ -37,7 +39,10 @@ class Limits:
     timeout: float = 600.0        # seconds for the whole notebook
     cell_timeout: float = 300.0   # seconds per cell (the cell is interrupted, the notebook goes on)
     output_limit: int = 2_000_000  # bytes of output per cell
-    memory_limit: int = 0         # bytes of address space per process; 0: no limit
+    memory_limit: int = 0         # bytes for all the submission's processes together; 0: no limit
+    disk_limit: int = 4 * 2**30   # bytes the submission may write (its scratch: folder, /tmp, /dev/shm, $HOME)
+    max_processes: int = 4096     # processes and threads at once (a fork bomb stops here)
+    contained: bool = True        # False: --uncontained, no namespaces (trusted notebooks only)
     kernel: str = "python3"
     profile: str | None = None
     threads: int | None = None    # CPU threads per kernel (OMP_NUM_THREADS) unless already set
@@ -54,6 +59,8 @@ class Execution:
     unstoppable: list[str] = field(default_factory=list)  # processes the grader could not stop
     peak_rss_mb: float | None = None
     log_tail: str = ""
+    not_contained: str | None = None  # why the wall could not be built (the run did not start)
+    out_of_memory: bool = False        # the cgroup's cap was hit (a process was killed or refused memory)
 
 
 def _marked(token: str) -> list[psutil.Process]:
@@ -93,17 +100,43 @@ def stop_marked(token: str) -> tuple[list[str], list[str]]:
     return stopped, [_describe(p) for p in _marked(token)]
 
 
+def _worker_command() -> list[str]:
+    return [sys.executable, "-m", "spark_labs.grading.worker"]
+
+
+def _read_result(out: bytes, execution: Execution) -> None:
+    try:
+        result = json.loads(out) if out else None
+    except json.JSONDecodeError:
+        result = None
+    if result:
+        execution.notebook = nbformat.from_dict(result["notebook"])
+        execution.kernel_error = result["kernel_error"]
+        execution.cells_executed = result["cells_executed"]
+        execution.capped = result["capped"]
+        execution.leftover = result["leftover"]
+        execution.peak_rss_mb = result["peak_rss_kb"] / 1024
+
+
 def run_isolated(submission: Path, notebook: nbformat.NotebookNode, rebind_before: list[int],
-                 limits: Limits) -> Execution:
+                 limits: Limits, hidden: tuple[str, ...] = (), readable: tuple[str, ...] = ()) -> Execution:
+    """Execute ``notebook`` (the prepared copy of ``submission``) alone; ``hidden`` paths are invisible to it
+    and ``readable`` folders are bound read-only into its cache (the exported model)."""
+    if limits.contained and (problem := containment_problem()):
+        return Execution(None, not_contained=problem)
     token = uuid.uuid4().hex
-    with tempfile.TemporaryDirectory(prefix="spark-labs-grade-") as sandbox, \
+    cgroup = None
+    # Every run of this grader stages its files in one folder, and each run's scratch is mounted over that
+    # whole folder inside its own namespace: a submission sees its own scratch there, never a neighbour's.
+    runs = Path(scratch_base() or tempfile.gettempdir()) / f"spark-labs-grading-{os.getpid()}"
+    runs.mkdir(mode=0o700, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="run-", dir=runs) as sandbox, \
             tempfile.TemporaryFile(prefix="spark-labs-grade-log-") as log:
         work, tmp, runtime = (Path(sandbox) / name for name in ("work", "tmp", "runtime"))
         for folder in (work, tmp, runtime):
             folder.mkdir()
         shutil.copy2(submission, work / submission.name)
-        env = {**os.environ, MARKER_ENV: token, "TMPDIR": str(tmp), "JUPYTER_RUNTIME_DIR": str(runtime),
-               "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, MARKER_ENV: token, "PYTHONUNBUFFERED": "1"}
         if limits.profile:
             env["SPARK_LABS_PROFILE"] = limits.profile
         if limits.threads and "OMP_NUM_THREADS" not in os.environ:
@@ -112,36 +145,54 @@ def run_isolated(submission: Path, notebook: nbformat.NotebookNode, rebind_befor
             env["OMP_NUM_THREADS"] = str(limits.threads)
         job = {"notebook": notebook, "rebind_before": rebind_before, "kernel": limits.kernel,
                "cell_timeout": limits.cell_timeout, "output_limit": limits.output_limit,
-               "memory_limit": limits.memory_limit}
-        worker = subprocess.Popen([sys.executable, "-m", "spark_labs.grading.worker"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=log, cwd=work, env=env, start_new_session=True)
+               "memory_limit": limits.memory_limit}  # per process too: a MemoryError beats an OOM kill
+        if limits.contained:
+            try:
+                cgroup = Cgroup.create(GROUP_PREFIX + token, limits.memory_limit, limits.max_processes)
+            except OSError as exc:
+                return Execution(None, not_contained=f"could not create the submission's cgroup: {exc}")
+            wall = Wall(scratch=str(runs), disk_limit=limits.disk_limit, hidden=hidden, readable=readable,
+                        submission=str(work / submission.name),
+                        bind_tmp=not covers_python("/tmp") and Path("/tmp") not in runs.parents)
+            wall_file = Path(sandbox) / "wall.json"
+            wall_file.write_text(json.dumps(wall.to_json()))
+            command = wall_command(_worker_command(), wall_file, cgroup)
+            env["SPARK_LABS_CGROUP_PROCS"] = " ".join(cgroup.procs_files())
+        else:
+            command = _worker_command()
+            env.update(TMPDIR=str(tmp), JUPYTER_RUNTIME_DIR=str(runtime))
+        worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=work,
+                                  env=env, start_new_session=True)
         execution = Execution(None)
         try:
             out, _ = worker.communicate(json.dumps(job).encode(), timeout=limits.timeout)
         except subprocess.TimeoutExpired:
             execution.timed_out = True
-            stop_marked(token)  # the worker too: it carries the marker
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, 9)  # unshare dies, its --kill-child takes the namespace with it
+            stop_marked(token)  # uncontained runs: the worker and what it started carry the marker
             worker.kill()
             out, _ = worker.communicate()
         # Whatever the notebook left behind (the worker stops its own descendants; this catches the rest).
         stopped, execution.unstoppable = stop_marked(token)
-        if out and not execution.timed_out:
-            try:
-                result = json.loads(out)
-            except json.JSONDecodeError:
-                result = None
-            if result:
-                execution.notebook = nbformat.from_dict(result["notebook"])
-                execution.kernel_error = result["kernel_error"]
-                execution.cells_executed = result["cells_executed"]
-                execution.capped = result["capped"]
-                execution.leftover = result["leftover"]
-                execution.peak_rss_mb = result["peak_rss_kb"] / 1024
+        if cgroup is not None:
+            still_there = cgroup.kill_all()
+            execution.unstoppable += [f"pid {pid} (still in the submission's cgroup)" for pid in still_there]
+            execution.out_of_memory = cgroup.ran_out_of_memory()
+            peak = cgroup.peak_memory_bytes()
+            cgroup.remove()
+        if not execution.timed_out:
+            _read_result(out, execution)
+        if cgroup is not None and peak:
+            execution.peak_rss_mb = peak / 2**20  # the sum over the submission's processes, not the largest one
         execution.leftover += stopped
         log.seek(0, os.SEEK_END)
         log.seek(max(0, log.tell() - LOG_TAIL_CHARS))
         execution.log_tail = log.read().decode("utf-8", "replace")
-        if execution.notebook is None and not execution.timed_out and not execution.log_tail:
+        if worker.returncode == CANNOT_CONTAIN and execution.notebook is None:
+            execution.not_contained = execution.log_tail.strip()[-600:] or "the sandbox could not be built"
+        elif execution.notebook is None and not execution.timed_out and not execution.log_tail:
             execution.log_tail = f"the worker exited with status {worker.returncode} and wrote no result"
+    with contextlib.suppress(OSError):
+        runs.rmdir()  # the last run out removes the folder; others may still be using it
     return execution
-
