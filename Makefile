@@ -15,11 +15,12 @@ export SPARK_LABS_PROFILE ?= $(PROFILE)
 export HF_HUB_OFFLINE ?= $(if $(filter tiny,$(PROFILE)),1,0)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install browser demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway bench-regimes bench-spec bench-grading clean help
+.PHONY: install hooks browser demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway bench-regimes bench-spec bench-grading clean help
 
 help:
 	@echo "make demo   - install, start llama.cpp + vLLM on the embedded model, compare them"
 	@echo "make test   - install and run the whole test suite (what CI runs)"
+	@echo "make hooks  - use the repository's git hooks (commit subject <= 72 characters)"
 	@echo "make lab    - open JupyterLab on labs/, course map first (works as root too)"
 	@echo "make bench  - harness overhead + accuracy vs vLLM (ratios measured side by side in one run)"
 	@echo "make bench-spec - greedy vs prompt-lookup speculative decoding: alpha, tokens/step, speed-up vs formula"
@@ -27,7 +28,8 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# __init__.py holds the version (pyproject reads it): a bump must refresh the installed metadata too.
+$(STAMP): pyproject.toml src/spark_labs/__init__.py
 	@start=$$(date +%s); \
 	$(PYTHON) -m venv $(VENV) && \
 	$(PIP) install --quiet --upgrade pip wheel && \
@@ -52,21 +54,33 @@ browser:
 	    echo "Chromium is missing and cannot be installed here: run 'sudo apt-get install -y chromium fonts-noto-color-emoji'"; \
 	  fi; }
 
-# Lint first: a finding fails the target before the (long) test run starts.
+# Tests come in three tiers, one folder each (tests/conftest.py says what goes where):
+#   tests/unit         starts no process (enforced): runs in parallel on every core (UNIT_ARGS)
+#   tests/integration  real engines on the embedded model, gateway, Chromium, CLI, mkdocs: serial, since
+#                      engines share the cores and start once per session
+#   tests/notebooks    nbval of every solution, untouched-learner runs, grading, JupyterLab: serial
+# pytest's addopts prints the 25 slowest tests of every run.
+UNIT_ARGS ?= -n auto
+LAB       ?=
+
+# Lint first: a finding fails the target before the (long) test run starts. Every tier runs even when an
+# earlier one failed, so one CI run reports every failure.
 test: install browser
 	$(PY) -m ruff check src tests
-	@start=$$(date +%s); \
-	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@start=$$(date +%s); rc=0; \
+	$(PY) -m pytest tests/unit $(UNIT_ARGS) $(PYTEST_ARGS) || rc=$$?; \
+	$(PY) -m pytest tests/integration tests/notebooks $(PYTEST_ARGS) || rc=$$?; \
 	echo "tests took $$(( $$(date +%s) - start )) s"; exit $$rc
 
 test-unit: install
-	$(PY) -m pytest -m "not integration and not notebook" $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit $(UNIT_ARGS) $(PYTEST_ARGS)
 
 test-integration: install browser
-	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
+# LAB=02: only lab 02's nbval and untouched-learner runs.
 test-notebooks: install browser
-	$(PY) -m pytest -m notebook $(PYTEST_ARGS)
+	$(PY) -m pytest tests/notebooks $(if $(LAB),--lab $(LAB)) $(PYTEST_ARGS)
 
 # Performance claims live here, not in timed unit tests.
 bench: bench-overhead bench-accuracy bench-gateway bench-regimes bench-spec
@@ -92,6 +106,10 @@ bench-spec: install
 
 bench-grading: install
 	$(PY) -m spark_labs.grading.cost --lab 00 --submissions 10 --workers 2
+
+# Once per clone: use the repository's hooks (.githooks/commit-msg keeps commit subjects short).
+hooks:
+	git config core.hooksPath .githooks
 
 lab: install
 	$(PY) -m spark_labs.cli labs open

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import _moved
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject reads it)
 _moved.install()  # pre-0.2 module names keep working for one release, with a warning
 
 _ERRORS = ("SparkLabsError", "ProfileError", "ModelNotFoundError", "InsufficientMemoryError", "EngineError",

@@ -68,4 +68,6 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 def install() -> None:
     if not any(isinstance(finder, _Alias) for finder in sys.meta_path):
-        sys.meta_path.append(_Alias())
+        # First, so a folder left behind by an in-place upgrade (an empty spark_labs/spec/) cannot be taken
+        # for a namespace package before the alias is found.
+        sys.meta_path.insert(0, _Alias())

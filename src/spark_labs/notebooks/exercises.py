@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-# Exercise N.M is checked by checkpoint N.M, so both ids follow the one rule checkpoint.py defines.
+# Exercise N.M is checked by checkpoint N.M, so both ids follow the one rule notebooks/checkpoints.py defines.
 from spark_labs.notebooks.checkpoints import CHECKPOINT_ID as EXERCISE_ID
 
 _MISSING = object()

@@ -1,4 +1,5 @@
-"""TensorRT-LLM's serving recipe as the DGX Spark playbook runs it (``reference/spark-playbooks.md``, nvidia/trt-llm).
+"""TensorRT-LLM's serving recipe as NVIDIA's DGX Spark playbook nvidia/trt-llm runs it (github.com/NVIDIA/
+dgx-spark-playbooks, at the commit ``engines/registry.py`` cites; the flags are tabled in ``docs/engines.md``).
 
 ``trtllm-serve`` with the PyTorch backend reads its engine budget from an ``--extra_llm_api_options`` YAML
 (KV-cache share of free GPU memory, CUDA-graph padding); there is no separate engine build on that path (no

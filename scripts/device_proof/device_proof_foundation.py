@@ -1,11 +1,12 @@
-"""Device proof for the foundation's GPU paths (run on the `device` machine; see docs/device-proof.md).
+r"""Device proof for the foundation's GPU paths (run on the `device` machine; see docs/device-proof.md).
 
-    PYTHONPATH=src python3 docs/device_proof_foundation.py --parts /tmp/sparkproof --sha256 <gguf sha256>
+    PYTHONPATH=src python3 scripts/device_proof/device_proof_foundation.py \
+        --parts /tmp/sparkproof --sha256 <gguf sha256>
 
 1. ``detect_hardware()`` and ``memory_snapshot()`` on a real CUDA machine (torch, NVML, /proc/meminfo).
 2. A randomly initialised model with SmolLM2-135M's and Llama-3.1-8B's shapes in bf16 on the GPU: the
-   allocator's growth is compared with ``calc.weight_bytes``; the 8B-shaped model's HF eager decode rate
-   is compared with ``calc.decode_tokens_per_s_bound`` for the detected GPU.
+   allocator's growth is compared with ``sizing.weight_bytes``; the 8B-shaped model's HF eager decode rate
+   is compared with ``sizing.decode_tokens_per_s_bound`` for the detected GPU.
 3. ``require_free_memory`` refusing a load that cannot fit, with its real message.
 4. When every part of the embedded GGUF is under ``--parts`` (the 98 MB file travels in two calls):
    ``spark_labs.models.embedded.export_gguf_to_hf`` on the device, bf16 load on CUDA, greedy answer to a factual
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from spark_labs import calc
+from spark_labs import sizing
 from spark_labs.errors import InsufficientMemoryError
 from spark_labs.hardware.detect import detect_hardware
 from spark_labs.hardware.memory import memory_snapshot, require_free_memory
@@ -35,7 +36,7 @@ from spark_labs.hardware.memory import memory_snapshot, require_free_memory
 GB = 1e9
 
 
-def _llama_config(shape: calc.ModelShape):
+def _llama_config(shape: sizing.ModelShape):
     from transformers import LlamaConfig
 
     return LlamaConfig(hidden_size=shape.hidden_size, num_hidden_layers=shape.num_layers,
@@ -44,7 +45,7 @@ def _llama_config(shape: calc.ModelShape):
                        tie_word_embeddings=shape.tie_embeddings, head_dim=shape.kv_head_dim)
 
 
-def _random_model(shape: calc.ModelShape):
+def _random_model(shape: sizing.ModelShape):
     from transformers import AutoModelForCausalLM
 
     before = torch.cuda.memory_allocated()
@@ -52,13 +53,13 @@ def _random_model(shape: calc.ModelShape):
         model = AutoModelForCausalLM.from_config(_llama_config(shape), dtype=torch.bfloat16).eval()
     torch.cuda.synchronize()
     grown = torch.cuda.memory_allocated() - before
-    return model, {"params": sum(p.numel() for p in model.parameters()), "calc_params": calc.param_count(shape),
-                   "allocated_bytes": grown, "calc_weight_bytes": calc.weight_bytes(shape, "bf16")}
+    return model, {"params": sum(p.numel() for p in model.parameters()), "calc_params": sizing.param_count(shape),
+                   "allocated_bytes": grown, "calc_weight_bytes": sizing.weight_bytes(shape, "bf16")}
 
 
 def _decode_rate(model, batch: int, new_tokens: int = 32, prompt: int = 16) -> float:
     ids = torch.randint(0, model.config.vocab_size, (batch, prompt), device="cuda")
-    kwargs = dict(do_sample=False, min_new_tokens=new_tokens, max_new_tokens=new_tokens, pad_token_id=0)
+    kwargs = {"do_sample": False, "min_new_tokens": new_tokens, "max_new_tokens": new_tokens, "pad_token_id": 0}
     model.generate(ids, **{**kwargs, "min_new_tokens": 4, "max_new_tokens": 4})  # warm-up
     torch.cuda.synchronize()
     start = time.perf_counter()
@@ -84,15 +85,15 @@ def _copy_bandwidth() -> float:
 
 
 def shapes_and_roofline(hw) -> dict:
-    small, small_sizes = _random_model(calc.SMOLLM2_135M)
+    small, small_sizes = _random_model(sizing.SMOLLM2_135M)
     del small
     torch.cuda.empty_cache()
-    big, big_sizes = _random_model(calc.LLAMA_3_1_8B)
+    big, big_sizes = _random_model(sizing.LLAMA_3_1_8B)
     after_load = memory_snapshot()
     rates = {}
     for batch in (1, 16):
         measured = _decode_rate(big, batch)
-        bound = calc.decode_tokens_per_s_bound(hw.spec, calc.LLAMA_3_1_8B, batch=batch, context=48)
+        bound = sizing.decode_tokens_per_s_bound(hw.spec, sizing.LLAMA_3_1_8B, batch=batch, context=48)
         rates[f"batch{batch}"] = {"measured_tok_s": measured, "roofline_tok_s": bound, "fraction": measured / bound}
     del big
     torch.cuda.empty_cache()
@@ -147,7 +148,7 @@ def real_model(gguf: Path) -> dict:
     answer = tokenizer.decode(new, skip_special_tokens=True)
     return {"export_seconds": export_s, "export_files": files, "dtype": str(next(model.parameters()).dtype),
             "device": str(next(model.parameters()).device), "cuda_allocated_bytes": loaded_bytes,
-            "calc_weight_bytes": calc.weight_bytes(calc.SMOLLM2_135M, "bf16"), "answer": answer,
+            "calc_weight_bytes": sizing.weight_bytes(sizing.SMOLLM2_135M, "bf16"), "answer": answer,
             "mentions_paris": "paris" in answer.lower(), "new_tokens": int(new.numel()),
             "decode_tok_s_hf_eager": new.numel() / gen_s, "snapshot_with_model": memory_snapshot().as_rows()}
 

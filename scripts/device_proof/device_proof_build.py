@@ -1,6 +1,6 @@
 """Device proof for lab 03's compiled decode path (run on the `device` machine; see docs/device-proof.md).
 
-    PYTHONPATH=src python3 docs/device_proof_build.py --tokenizer shared-tokenizer-dir
+    PYTHONPATH=src python3 scripts/device_proof/device_proof_build.py --tokenizer shared-tokenizer-dir
 
 On a random-weight Llama-3.1-8B-shaped bf16 model (the vendored config; no download), batch 1:
 1. HF eager ``generate``: the baseline.
@@ -27,19 +27,19 @@ import traceback
 from pathlib import Path
 
 import torch
+from device_proof_foundation import _llama_config  # same shapes as the foundation proof
 from transformers import AutoModelForCausalLM as AutoModel
 
-from device_proof_foundation import _llama_config  # same shapes as the foundation proof
-from spark_labs import calc
-from spark_labs.variants.compiled import StaticCacheDecoder
+from spark_labs import sizing
 from spark_labs.hardware.detect import detect_hardware
+from spark_labs.variants.compiled import StaticCacheDecoder
 
 PROMPT, NEW = 16, 128
 
 
 def _eager_generate_rate(model, new_tokens: int = 32) -> float:
     ids = torch.randint(0, model.config.vocab_size, (1, PROMPT), device="cuda")
-    kwargs = dict(do_sample=False, min_new_tokens=new_tokens, max_new_tokens=new_tokens, pad_token_id=0)
+    kwargs = {"do_sample": False, "min_new_tokens": new_tokens, "max_new_tokens": new_tokens, "pad_token_id": 0}
     model.generate(ids, **{**kwargs, "min_new_tokens": 4, "max_new_tokens": 4})
     torch.cuda.synchronize()
     start = time.perf_counter()
@@ -60,8 +60,8 @@ def _decoder_readings(model, compile: bool, bound: float, repeats: int = 3) -> d
 
 def llama8b(hw) -> dict:
     with torch.device("cuda"):
-        model = AutoModel.from_config(_llama_config(calc.LLAMA_3_1_8B), dtype=torch.bfloat16).eval()
-    bound = calc.decode_tokens_per_s_bound(hw.spec, calc.LLAMA_3_1_8B, batch=1, context=PROMPT + NEW // 2)
+        model = AutoModel.from_config(_llama_config(sizing.LLAMA_3_1_8B), dtype=torch.bfloat16).eval()
+    bound = sizing.decode_tokens_per_s_bound(hw.spec, sizing.LLAMA_3_1_8B, batch=1, context=PROMPT + NEW // 2)
     result = {"roofline_tok_s": bound, "eager_generate_tok_s": _eager_generate_rate(model)}
     result["static_cache_eager"] = _decoder_readings(model, compile=False, bound=bound, repeats=1)
     result["static_cache_compiled"] = _decoder_readings(model, compile=True, bound=bound)

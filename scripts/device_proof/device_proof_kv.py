@@ -1,12 +1,12 @@
 """Device proof for lab 02's KV arithmetic (run on the `device` machine; see docs/device-proof.md).
 
-    PYTHONPATH=src python3 docs/device_proof_kv.py --out $OUT/kv.json
+    PYTHONPATH=src python3 scripts/device_proof/device_proof_kv.py --out $OUT/kv.json
 
 1. Bytes per token: for each shape (Llama-3.1-8B, Qwen3-8B, SmolLM2-135M: three different layer / KV-head /
    head-dim mixes) build the model from its shipped config.json in bf16 on the GPU (random weights, no
    download), run one forward pass over N tokens with a transformers DynamicCache and compare the memory the
    filled cache holds (``torch.cuda.memory_allocated`` delta) with ``spark_labs.sizing.kv_bytes_per_token`` × N.
-   The weights' delta is compared with ``calc.weight_bytes`` on the way.
+   The weights' delta is compared with ``sizing.weight_bytes`` on the way.
 2. Capacity: for Llama-3.1-8B, the KV space vLLM would take at ``--gpu-memory-utilization`` 0.9 and 0.7,
    ``spark_labs.batching.kv_capacity.gpu_kv_space`` (utilization × memory − weights − activation peak −
    memory outside torch), fed the activation peak of a real forward pass over 8,192 tokens (vLLM's default

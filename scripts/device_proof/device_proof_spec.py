@@ -1,6 +1,7 @@
-"""Device proof for lab 04's transformers speculative path (run on the `device` machine; see docs/device-proof.md).
+r"""Device proof for lab 04's transformers speculative path (run on the `device` machine; see docs/device-proof.md).
 
-    PYTHONPATH=<gguf wheel>:src python3 docs/device_proof_spec.py --parts /tmp/spec04 --sha256 <gguf sha256>
+    PYTHONPATH=<gguf wheel>:src python3 scripts/device_proof/device_proof_spec.py \
+        --parts /tmp/spec04 --sha256 <gguf sha256>
 
 Reassembles the embedded GGUF from the parts carried over (the file is larger than one call may carry),
 checks its sha256, exports it to HF safetensors with the tiny profile's own code, loads it in bf16 on CUDA and
