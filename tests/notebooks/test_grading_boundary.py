@@ -26,7 +26,7 @@ from nbformat.v4 import new_code_cell
 from submission_fixtures import SOLUTION
 from test_grading import SCRIPT, _alive, documented_grade_command
 
-from spark_labs.grading.boundary import containment_problem
+from spark_labs.grading.boundary import containment_problem, scratch_base
 from spark_labs.grading.gradebook import read_gradebook
 from spark_labs.notebooks.build import build_notebook
 
@@ -76,8 +76,10 @@ def _outputs(course: Path, student: str) -> str:
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory):
     course, folder = _course(tmp_path_factory, "attacked", outside_tmp=True)
-    yield _run_attacks(course, folder)
-    shutil.rmtree(course, ignore_errors=True)
+    try:
+        yield _run_attacks(course, folder)
+    finally:
+        shutil.rmtree(course, ignore_errors=True)
 
 
 def _run_attacks(course: Path, folder: Path) -> dict:
@@ -235,9 +237,10 @@ time.sleep(8)
 print("children still running:", sum(c.poll() is None for c in children))
 """)
     _attack(folder, "fills_the_disk", """
+import os, tempfile
 written = 0
 try:
-    with open("/tmp/filler", "wb") as handle:
+    with open(os.path.join(tempfile.gettempdir(), "filler"), "wb") as handle:
         for _ in range(64):
             handle.write(b"x" * 2**24)
             handle.flush()
@@ -263,4 +266,5 @@ def test_memory_is_capped_for_all_of_a_submissions_processes_together(capped):
 def test_what_a_submission_may_write_is_capped_and_gone_afterwards(capped):
     text = _outputs(capped["course"], "fills_the_disk")
     assert "wrote it all" not in text and "OSError 28" in text, text[-1000:]  # 28: ENOSPC, the scratch is full
-    assert not Path("/tmp/filler").exists()
+    base = Path(scratch_base() or tempfile.gettempdir())
+    assert not list(base.glob("spark-labs-grading-*")), "a run's staging folder outlived grading"

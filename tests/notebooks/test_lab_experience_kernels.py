@@ -1,6 +1,6 @@
-"""Labs 00, 01 and 05 as a learner meets them: unfinished exercises fail with a message that names the
-exercise, hints never give a solution line away, learner-facing text has no authoring words, and the
-pieces behind that (require, the quiz, stubs, quiet logs, one live chart) behave."""
+"""The learner's notebooks in a real kernel: an unfinished exercise shows one line naming it, an untouched
+lab runs to its end (or stops where the course map says), and `make lab` opens JupyterLab on the course map.
+The same experience without a kernel is checked in tests/unit/test_lab_experience.py."""
 
 from __future__ import annotations
 
@@ -11,16 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from course import LABS, NAMES_AN_EXERCISE, ROOT
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
 from spark_labs.notebooks.build import build_notebook
-
-ROOT = Path(__file__).resolve().parents[2]
-LABS = ("00_prerequisites", "01_engine_benchmark", "02_vllm_serving", "03_tensorrt_build",
-        "04_speculative_decoding", "05_production_api", "06_web_ui")
-NAMES_AN_EXERCISE = re.compile(r"Exercises? \d{2}\.\d")
-
 
 # ---------- require: "finish Exercise N.M first" ----------
 

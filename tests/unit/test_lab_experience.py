@@ -12,18 +12,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from course import LABS, NAMES_AN_EXERCISE, ROOT
 
 from spark_labs.notebooks import ExerciseNotDone, require
 from spark_labs.notebooks.build import BEGIN, END, build_notebook, strip_solution
 from spark_labs.prereq.handson import KNOWN_HARMLESS_WARNING, hide_known_bitsandbytes_warning
 from spark_labs.prereq.skills import Quiz
 from spark_labs.serve.logs import LogCollector, configure, log
-
-ROOT = Path(__file__).resolve().parents[2]
-LABS = ("00_prerequisites", "01_engine_benchmark", "02_vllm_serving", "03_tensorrt_build",
-        "04_speculative_decoding", "05_production_api", "06_web_ui")
-NAMES_AN_EXERCISE = re.compile(r"Exercises? \d{2}\.\d")
-
 
 # ---------- require: "finish Exercise N.M first" ----------
 
