@@ -8,7 +8,6 @@ the engines' own histograms, sample-size warnings, figures, per-request records 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 
@@ -27,18 +26,25 @@ def main(argv: list[str] | None = None) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .bench import compare_engines
+    from .bench.commands.shared import engine_names
+    from .cli_types import ArgumentParser, check_model_env, output_dir, save_results
     from .profiles import get_profile, plan
     from .verdict import render
 
-    parser = argparse.ArgumentParser(prog="spark-labs demo", description=__doc__)
+    parser = ArgumentParser(prog="spark-labs demo", description=__doc__)
     # The CPU profile's first two engines (llama.cpp, vLLM): the others are slow on a CPU or need a binary.
-    parser.add_argument("--engines", default=",".join(get_profile("tiny").engines[:2]))
-    parser.add_argument("--out", default="reports/demo")
+    parser.add_argument("--engines", type=engine_names, default=",".join(get_profile("tiny").engines[:2]),
+                        help="comma list of engines (default: llama.cpp and vLLM)")
+    parser.add_argument("--out", type=output_dir, default="reports/demo",
+                        help="folder for the report (created and test-written first; default reports/demo)")
     args = parser.parse_args(argv)
+    check_model_env(parser)
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
-        report = compare_engines(plan("01"), args.engines.split(","), progress=progress, log=progress.console.print)
-    directory = write_report(report, args.out)
+        report = compare_engines(plan("01"), args.engines, progress=progress, log=progress.console.print)
+    written: list[Path] = []  # args.out, or the fallback folder when writing there failed at the end
+    saved = save_results(args.out, lambda out: written.append(write_report(report, out)), "spark-labs demo")
+    directory = written[-1] if written else args.out
     print(f"\n{render(report, directory)}")  # plain print: rich would wrap the lines at the terminal's width
-    return 0
+    return 0 if saved else 1

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from rich.console import Console
 from rich.table import Table
 
+from .cli_types import ArgumentParser
 from .engines import ENGINES
 from .engines.readiness import ReadinessReaders, engine_readiness, page_cache_note
 from .hardware.detect import detect_hardware
 from .hardware.memory import memory_snapshot
 from .models.catalog import catalog
-from .profiles import get_profile
+from .profiles import get_profile, model_env_problem
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="spark-labs doctor", description=__doc__).parse_args(argv)
+    ArgumentParser(prog="spark-labs doctor", description=__doc__).parse_args(argv)
     console = Console()
     profile = get_profile()
     hardware = detect_hardware()
     console.print(f"[bold]profile[/] {profile.name}: {profile.description}")
+    if problem := model_env_problem(profile):  # every other command refuses to start with it
+        console.print(f"[red]{problem}[/]")
     console.print(f"[bold]hardware[/] {hardware.summary()}")
     for line in hardware.advice:
         console.print(f"  • {line}")
@@ -72,8 +74,8 @@ def print_readiness(console: Console, profile, snapshot, readers: ReadinessReade
 
 
 def prepare_model_main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="spark-labs prepare-model",
-                            description="Export the embedded GGUF to HF safetensors once.").parse_args(argv)
+    ArgumentParser(prog="spark-labs prepare-model",
+                   description="Export the embedded GGUF to HF safetensors once.").parse_args(argv)
     from .models.embedded import embedded_export_dir, embedded_gguf_path, prepare_embedded_model
 
     console = Console(stderr=True)

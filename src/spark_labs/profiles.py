@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import ProfileError
 
@@ -213,6 +214,30 @@ def resolve_profile_name(name: str | None = None) -> str:
 def get_profile(name: str | None = None) -> Profile:
     """The active profile (argument > ``SPARK_LABS_PROFILE`` > auto-detection)."""
     return _BY_NAME[resolve_profile_name(name)]
+
+
+def model_env_problem(profile: str | Profile | None = None) -> str | None:
+    """Why ``SPARK_LABS_MODEL`` cannot be used on ``profile`` (one line naming the fix), or None when it is unset
+    or usable: on spark, an id in the model catalog or a local model folder (with its config.json); on tiny,
+    nothing but the embedded model, which is all that profile runs."""
+    from .models.catalog import catalog
+
+    chosen = os.environ.get(MODEL_ENV, "").strip()
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    if not chosen or chosen == prof.default_model.hf_id:
+        return None
+    if prof.name == "tiny":
+        return (f"{MODEL_ENV}={chosen} is not used by the tiny profile, which runs only the embedded "
+                f"{EMBEDDED_MODEL_ID}: unset {MODEL_ENV}, or run on a GPU with {PROFILE_ENV}=spark")
+    if chosen in catalog() or (Path(chosen).expanduser() / "config.json").is_file():
+        return None
+    import difflib
+
+    near = difflib.get_close_matches(chosen, catalog(), n=1, cutoff=0.6)
+    hint = f"Did you mean {near[0]}? " if near else ""
+    return (f"{MODEL_ENV}={chosen} is not in spark-labs' model catalog. {hint}Set it to one of "
+            f"{', '.join(sorted(catalog()))}, or to a local model folder with its config.json "
+            "(or add it to the catalog: docs/engines.md)")
 
 
 def plan(lab: str, profile: str | Profile | None = None) -> LabPlan:

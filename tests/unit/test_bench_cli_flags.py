@@ -39,7 +39,7 @@ def test_every_sub_command_has_help_text():
     (["run", "--url", "http://127.0.0.1:9", "--model", "m", "--engine-arg=--x"], "--engine-arg applies to an engine"),
     (["run", "--engine", "vllm", "--url", "http://127.0.0.1:9"], "not allowed with argument --engine"),
     (["gateway", "--upstream", "vllm", "--model", "m"], "--model names the model at a URL upstream"),
-    (["sweep", "--concurrency", "0,2"], "give one or more numbers >= 1"),
+    (["sweep", "--concurrency", "0,2"], "argument --concurrency: 0 is too small; give 1 to 4096"),
 ])
 def test_flags_that_do_not_apply_are_refused_with_a_reason(argv, said, capsys):
     with pytest.raises(SystemExit) as exit_:

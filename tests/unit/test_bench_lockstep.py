@@ -152,12 +152,14 @@ TTFT_MS, TPOT_MS, TOKENS = 40.0, 20.0, 5  # one request alone: 40 + 4 × 20 = 12
 # ---- one real engine: both regimes side by side on llama.cpp (the lab 01 helper) ----
 
 
-def test_bench_run_rejects_a_ramp_up_for_open_loop_arrivals():
+def test_bench_run_rejects_a_ramp_up_for_open_loop_arrivals(capsys):
     from spark_labs.bench.cli import main
 
-    with pytest.raises(SystemExit, match="spark-labs bench run: ramp_up staggers the streams of a closed loop"):
+    with pytest.raises(SystemExit) as exit_:  # a usage error: refused before anything starts
         main(["run", "--url", "http://127.0.0.1:9", "--model", "m", "--mode", "poisson", "--rate", "2",
               "--ramp-up", "1"])
+    assert exit_.value.code == 2
+    assert "spark-labs bench run: error: ramp_up staggers the streams of a closed loop" in capsys.readouterr().err
 
 
 def test_the_documented_regime_commands_parse():

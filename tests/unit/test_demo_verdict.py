@@ -167,8 +167,8 @@ def test_demo_ends_with_the_verdict(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("spark_labs.bench.compare_engines", fake_compare)
     monkeypatch.setattr("spark_labs.profiles.plan", lambda lab: object())
     monkeypatch.setattr(Report, "to_html", lambda self, path=None: path and path.write_text("<html>"))
-    assert demo.main(["--out", str(tmp_path / "out"), "--engines", "fast,slow"]) == 0
+    assert demo.main(["--out", str(tmp_path / "out"), "--engines", "llamacpp,vllm"]) == 0  # engines it knows
     out = capsys.readouterr().out.rstrip().splitlines()
-    assert seen["engines"] == ["fast", "slow"]
+    assert seen["engines"] == ["llamacpp", "vllm"]
     assert out[-len(USES) - 2].startswith("Verdict") and "report.html" in out[-1]
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.html", "report.md", "report.json"}

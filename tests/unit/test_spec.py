@@ -120,8 +120,8 @@ def test_bench_spec_refuses_flags_that_do_not_apply(argv, message, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--k", "0"], "draft lengths >= 1"),
-    (["--concurrency", "0,4"], "--concurrency takes whole numbers >= 1"),
+    (["--k", "0"], "argument --k: 0 is too small; give 1 to 64"),
+    (["--concurrency", "0,4"], "argument --concurrency: 0 is too small; give 1 to 4096"),
     (["--engine", "ollama"], "invalid choice: 'ollama'"),
     (["--workloads", "poetry"], "unknown workload(s) poetry; choose from code-edit"),
 ])

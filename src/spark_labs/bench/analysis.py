@@ -127,6 +127,8 @@ def use_case_table(frame: pd.DataFrame) -> pd.DataFrame:
             rows = rows[rows[pick] == rows.groupby("engine")[pick].transform("max")]
         values = rows.groupby("engine")[column].mean()
         best = values.max() if higher else values.min()
+        if not best > 0:  # nothing was served (every request failed): no engine to rank
+            continue
         for engine, value in values.items():
             score = value / best if higher else best / value
             out.append({"use case": use, "engine": engine, "measured": f"{value:.3g} ({shown})",

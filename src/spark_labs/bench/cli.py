@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from .commands import check_target_flags
+from ..cli_types import ArgumentParser, check_model_env, http_url, unreachable
+from .commands import check_reachable, check_target_flags
 
 # name → (module with add_arguments(parser) and run(args), one-line help); the modules are in bench/commands/.
 # Commands that other packages build on the instrument (`spec`) are added by the `spark-labs` table in
@@ -41,8 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _parser(commands: dict[str, tuple[str, str]] = COMMANDS,
             ) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The ``bench`` parser and its sub-command parsers by name (their usage lines make the errors)."""
-    parser = argparse.ArgumentParser(prog="spark-labs bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="spark-labs bench", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_) in commands.items():
         module = importlib.import_module(module_name)
@@ -55,12 +56,17 @@ def _parser(commands: dict[str, tuple[str, str]] = COMMANDS,
 
 # Commands that run one load at one concurrency (a list would silently use its first number).
 _SINGLE_LEVEL = ("run", "accuracy", "regimes", "gateway")
+# Commands that never load the profile's model (the calibration server answers them).
+_NO_MODEL = ("metrics", "overhead")
 
 
 def main(argv: list[str] | None = None, commands: dict[str, tuple[str, str]] = COMMANDS) -> int:
     """Parse, apply the checks every command shares, run the command. ``commands``: the table to use
-    (``spark-labs bench`` passes COMMANDS plus the commands of packages above bench)."""
+    (``spark-labs bench`` passes COMMANDS plus the commands of packages above bench). Every refusal is one line
+    and exit status 2, before an engine starts."""
     from ..profiles import plan
+    from .commands.shared import parse_workload
+    from .load import Load
 
     parser, parsers = _parser(commands)
     args, unknown = parser.parse_known_args(argv)
@@ -75,16 +81,55 @@ def main(argv: list[str] | None = None, commands: dict[str, tuple[str, str]] = C
     if args.command == "run":
         if args.rate is not None and args.mode not in ("poisson", "gamma"):
             sub.error(f"--rate sets open-loop arrivals; add --mode poisson or --mode gamma (not {args.mode})")
+        if args.rate is None and args.mode in ("poisson", "gamma"):
+            sub.error(f"--mode {args.mode} sends open-loop arrivals: add --rate REQUESTS_PER_SECOND")
         if args.gamma_shape is not None and args.mode != "gamma":
             sub.error("--gamma-shape applies to --mode gamma only")
-    if args.command == "gateway" and not args.upstream.startswith("http") and args.model:
-        sub.error("--model names the model at a URL upstream; an engine upstream serves the profile's model")
+        try:  # the load's own checks (ramp-up for a closed loop only, ...), before anything starts
+            Load(args.mode, 1, args.rate, args.gamma_shape or 1.0, args.warmup, ramp_up=args.ramp_up)
+        except ValueError as exc:
+            sub.error(str(exc))
+    if args.command == "accuracy" and args.url and not args.metrics_url:
+        sub.error("accuracy compares with the server's own histograms: with --url, pass --metrics-url too")
+    if args.command == "gateway":
+        _check_upstream(sub, args)
+    if args.command not in _NO_MODEL:
+        check_model_env(sub, getattr(args, "profile", None))
     if hasattr(args, "profile"):
         args.plan = plan("01", args.profile)
+        if hasattr(args, "workload"):
+            try:
+                parse_workload(args)
+            except SystemExit as exc:
+                sub.error(str(exc.code))
         if args.command == "sweep":
             args.concurrency = args.concurrency or list(args.plan.sizes.concurrency)
         elif args.command == "gateway":
             args.concurrency = args.concurrency or [16]
         elif args.command in _SINGLE_LEVEL:
             args.concurrency = args.concurrency or [max(args.plan.sizes.concurrency)]
+    check_reachable(sub, args)
     return args.fn(args)
+
+
+def _check_upstream(sub: argparse.ArgumentParser, args) -> None:
+    """``bench gateway --upstream``: calibration, an engine that exists, or an http(s) URL that answers."""
+    from ..engines import resolve_engine
+    from ..errors import EngineError
+
+    if args.upstream == "calibration":
+        pass
+    elif "://" in args.upstream:
+        try:
+            args.upstream = http_url(args.upstream)
+        except argparse.ArgumentTypeError as exc:
+            sub.error(f"argument --upstream: {exc}")
+        if problem := unreachable(args.upstream):
+            sub.error(f"--upstream {args.upstream}: {problem}; start the server first or fix the address")
+    else:
+        try:
+            resolve_engine(args.upstream)
+        except EngineError as exc:
+            sub.error(f"--upstream {args.upstream}: {str(exc).splitlines()[0]}; or give calibration or an http(s) URL")
+    if not args.upstream.startswith("http") and args.model:
+        sub.error("--model names the model at a URL upstream; an engine upstream serves the profile's model")

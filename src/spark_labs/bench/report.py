@@ -29,6 +29,12 @@ class EngineInfo:
     url: str = ""
 
 
+# The client-side distributions every run has when one request succeeded (metrics.summarize).
+_LATENCY_COLUMNS = [f"{metric}_{stat}" for metric in ("ttft", "tpot", "itl", "inter_chunk", "e2e", "queue",
+                                                      "prefill_tok_s", "decode_tok_s", "output_tokens", "prompt_tokens")
+                    for stat in ("mean", "p50", "p90", "p99", "n")]
+
+
 @dataclass
 class Report:
     runs: list[RunResult] = field(default_factory=list)
@@ -64,7 +70,11 @@ class Report:
                 if "server_mean" in cmp:
                     row[f"server_{cmp['metric']}_mean"] = cmp["server_mean"]
             rows.append(row)
-        return pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        # A run where no request succeeded has no latency samples: its columns are NaN, never missing (every
+        # table, figure and diagnosis reads them; a wrong --model once ended in KeyError: 'ttft_p50').
+        missing = [c for c in _LATENCY_COLUMNS if c not in frame.columns]
+        return frame.reindex(columns=[*frame.columns, *missing]) if missing and rows else frame
 
     def _roofline(self, run: RunResult, row: dict) -> dict:
         info, shape, hw = self.engines.get(run.target), self.meta.get("shape"), self.meta.get("hardware_spec")

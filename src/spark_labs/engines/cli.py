@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import time
 
 from rich.console import Console
 from rich.table import Table
 
+from ..cli_types import SECONDS, ArgumentParser, check_model_env, port, port_or_auto
+from ..errors import EngineError
 from ..profiles import get_profile
 from .launcher import launch
 from .profile_args import spark_command
@@ -16,19 +17,19 @@ from .registry import ENGINES, resolve_engine
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spark-labs engine", description=__doc__)
+    parser = ArgumentParser(prog="spark-labs engine", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="every engine, its port, protocol and whether it can run here")
     command = sub.add_parser("command", help="print the command that starts an engine")
     command.add_argument("engine")
     command.add_argument("--docker", action="store_true", help="the container recipe (spark profile)")
-    command.add_argument("--port", type=int)
+    command.add_argument("--port", type=port)
     command.add_argument("--eager", action="store_true",
                          help="vLLM: add --enforce-eager (CUDA graphs off; the playbooks keep them on)")
     start = sub.add_parser("start", help="start an engine and keep it running until Ctrl-C")
     start.add_argument("engine")
-    start.add_argument("--port", default=None, help="a port number or 'auto'")
-    start.add_argument("--timeout", type=float)
+    start.add_argument("--port", type=port_or_auto, default=None, help="a port number or 'auto'")
+    start.add_argument("--timeout", type=SECONDS, help="seconds to wait until it is ready")
     args, extra = parser.parse_known_args(argv)
     console = Console()
 
@@ -44,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print(table)
         return 0
 
-    spec = resolve_engine(args.engine)
+    try:
+        spec = resolve_engine(args.engine)
+    except EngineError as exc:
+        parser.error(str(exc).splitlines()[0])
+    check_model_env(parser)
     model = get_profile().model_for(None)
     if args.action == "command":
         if args.eager and not spec.eager_flag:
@@ -57,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         print(shlex.join(argv_))
         return 0
 
-    port = args.port if args.port in (None, "auto") else int(args.port)
-    with launch(spec, port=port, extra_args=extra, timeout=args.timeout) as handle:
+    with launch(spec, port=args.port, extra_args=extra, timeout=args.timeout) as handle:
         console.print(f"{spec.display_name} ready in {handle.ready_after_s:.1f} s at {handle.base_url} "
                       f"(model '{handle.served_name}', log {handle.log_path}); Ctrl-C stops it")
         try:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from ..cli_types import SECONDS, ArgumentParser, check_model_env, output_dir, output_file, real, save_results, whole
 from .grade import GradeRow, grade_submissions
 from .gradebook import MARKS, Header, histogram, write_csv, write_feedback, write_html
 from .reference import Reference, ReferenceError, find_reference, load_reference
@@ -60,25 +61,28 @@ def peak_memory_mb() -> tuple[float, float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spark-labs grade", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="spark-labs grade", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", nargs="+", type=Path, help="notebooks, or folders of notebooks")
     parser.add_argument("--lab", required=True, help="lab number, e.g. 00")
     parser.add_argument("--solutions", type=Path, default=Path("solutions"),
                         help="folder holding the reference notebook NN_*.ipynb (default: solutions)")
-    parser.add_argument("--out", type=Path, default=Path("gradebook.csv"), help="CSV gradebook")
-    parser.add_argument("--html", type=Path, help="also write an HTML gradebook")
-    parser.add_argument("--feedback", type=Path, help="folder for per-learner feedback (default: feedback/ "
-                                                      "next to --out)")
+    parser.add_argument("--out", type=output_file, default="gradebook.csv", help="CSV gradebook")
+    parser.add_argument("--html", type=output_file, help="also write an HTML gradebook")
+    parser.add_argument("--feedback", type=output_dir, help="folder for per-learner feedback (default: feedback/ "
+                                                            "next to --out)")
     parser.add_argument("--profile", choices=["tiny", "spark"], help="profile to execute in")
-    parser.add_argument("--workers", type=int, default=2, help="submissions run at a time")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds per notebook")
-    parser.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell")
-    parser.add_argument("--output-limit-mb", type=float, default=2, help="output kept per cell, MB")
-    parser.add_argument("--memory-limit-gb", type=float,
+    parser.add_argument("--workers", type=whole(1, 64, "each worker runs a kernel with its share of the memory; "
+                                                       "64 at once is already more than a grading machine has cores"),
+                        default=2, help="submissions run at a time")
+    parser.add_argument("--timeout", type=SECONDS, default=600, help="seconds per notebook")
+    parser.add_argument("--cell-timeout", type=SECONDS, default=300, help="seconds per cell")
+    parser.add_argument("--output-limit-mb", type=real(0, 1024, "the gradebook keeps it per cell", low_open=True),
+                        default=2, help="output kept per cell, MB")
+    parser.add_argument("--memory-limit-gb", type=real(0, 2**20, "more than any machine has"),
                         help="memory for all of a submission's processes together, GiB (default: memory / workers; "
                              "none on spark; 0: none)")
-    parser.add_argument("--disk-limit-gb", type=float, default=4,
+    parser.add_argument("--disk-limit-gb", type=real(0, 2**20, "more than any disk holds", low_open=True), default=4,
                         help="what a submission may write (its folder, /tmp, /dev/shm, $HOME), GiB (default 4)")
     parser.add_argument("--uncontained", action="store_true",
                         help="grade without the sandbox (no namespaces, no cgroup): trusted notebooks only, e.g. "
@@ -109,13 +113,16 @@ def _print_summary(console: Console, rows: list[GradeRow], reference: Reference,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    check_model_env(parser, args.profile)  # every submission would run with it
     console = Console(stderr=True)
     try:
         reference = load_reference(find_reference(args.solutions, args.lab))
     except ReferenceError as exc:
         console.print(f"spark-labs grade: {exc}", highlight=False)
         return 2
+    feedback = args.feedback or _default_feedback(parser, args.out)
     memory_gb = args.memory_limit_gb
     limits = Limits(timeout=args.timeout, cell_timeout=args.cell_timeout,
                     output_limit=int(args.output_limit_mb * 1e6), kernel=args.kernel, profile=args.profile,
@@ -135,15 +142,26 @@ def main(argv: list[str] | None = None) -> int:
         task = progress.add_task(f"grading lab {reference.lab}", total=len(submissions))
         rows = grade_submissions(submissions, reference, limits, args.workers,
                                  on_done=lambda row: progress.advance(task))
-    # Every worker has ended and its processes are gone: only now is anything written.
+    # Every worker has ended and its processes are gone: only now is anything written. A place that fails now
+    # (disk full, folder gone) gets a fallback folder, named on stderr: nothing graded is lost.
     header = Header.of(reference, args.profile)
-    feedback = args.feedback or args.out.parent / "feedback"
-    write_csv(rows, reference, header, args.out)
+    saved = save_results(feedback, lambda folder: [write_feedback(row, reference, header, folder) for row in rows],
+                         "spark-labs grade")
+    saved = save_results(args.out, lambda path: write_csv(rows, reference, header, path), "spark-labs grade") \
+        and saved
     if args.html:
-        write_html(rows, reference, header, args.html, feedback)
-    for row in rows:
-        write_feedback(row, reference, header, feedback)
+        saved = save_results(args.html, lambda path: write_html(rows, reference, header, path, feedback),
+                             "spark-labs grade") and saved
     _print_summary(console, rows, reference, time.monotonic() - start, args.workers)
-    written = ", ".join(str(p) for p in (args.out, args.html, f"{feedback}/") if p)
-    console.print(f"wrote {written}", highlight=False)
-    return 1 if any(row.status == "error" for row in rows) else 0
+    if saved:
+        written = ", ".join(str(p) for p in (args.out, args.html, f"{feedback}/") if p)
+        console.print(f"wrote {written}", highlight=False)
+    return 1 if not saved or any(row.status == "error" for row in rows) else 0
+
+
+def _default_feedback(parser: argparse.ArgumentParser, out: Path) -> Path:
+    """feedback/ next to --out, checked as a place to write before any grading starts."""
+    try:
+        return output_dir(str(out.parent / "feedback"))
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"--feedback (default: feedback/ next to --out): {exc}")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from ..cli_types import ArgumentParser, check_model_env
 from .build import build_all, stale_labs
 
 
@@ -20,7 +20,7 @@ def record(solution: Path, timeout: int = 900) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spark-labs labs", description=__doc__)
+    parser = ArgumentParser(prog="spark-labs labs", description=__doc__)
     parser.add_argument("action", choices=["build", "check", "record", "open"])
     parser.add_argument("notebooks", nargs="*", type=Path, help="record: solution notebooks to execute")
     parser.add_argument("--solutions", type=Path, default=Path("solutions"))
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in stale:
             print(f"stale: labs/{name} (run `spark-labs labs build`)")
         return 1 if stale else 0
+    check_model_env(parser)  # the solutions run on the profile's model
     for notebook in args.notebooks or sorted(args.solutions.glob("*.ipynb")):
         print(f"recording {notebook} …")
         record(notebook)

@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 
+from ..cli_types import STREAM_LEVELS, TOKENS, cpu_threads, output_file, save_results, wholes
 from ..engines.registry import ENGINES
 from .modes import LOOKUP, LOOP, UNDER_LOAD, engines_measured_by, mode
 from .workloads import WORKLOADS
@@ -30,21 +31,10 @@ def _names(text: str) -> list[str]:
     return names
 
 
-def _positive_ints(flag: str, example: str, what: str = "whole numbers"):
-    """An argparse type: a comma list of whole numbers >= 1, refused with the flag's own words."""
-    def parse(text: str) -> list[int]:
-        try:
-            values = [int(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            values = []
-        if not values or any(v < 1 for v in values):
-            raise argparse.ArgumentTypeError(f"{flag} takes {what} >= 1 separated by commas, e.g. {example} "
-                                             f"(got {text!r})")
-        return values
-    return parse
-
-
-_draft_lengths = _positive_ints("--k", "1,2,4,8", "draft lengths")
+_draft_lengths = wholes(1, 64, "a draft is accepted whole with probability alpha^k, so long drafts stop paying "
+                              "far sooner (the lab sweeps 1 to 8)", "1,2,4,8")
+# Layers of an early-exit draft: checked against the model's own depth in _refuse.
+_layers = wholes(1, 1000, "no model in the course is that deep", "24 or 12,24")
 
 
 # The engines `spark-labs bench spec` can measure, our in-process loop first (the default).
@@ -66,17 +56,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=_draft_lengths, default=None,
                    help=f"draft lengths to sweep (default 1,2,4,8; with --engine {_UNDER_LOAD} one length, default "
                         f"4; with --engine {_LOOKUP} 2,4,8)")
-    p.add_argument("--max-tokens", type=int, default=None,
+    p.add_argument("--max-tokens", type=TOKENS, default=None,
                    help=f"greedy output tokens per run (default 96; with --engine {_UNDER_LOAD} or {_LOOKUP} 48)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=cpu_threads, default=None,
                    help=f"{_LOOP}: torch CPU threads (default: torch's own choice; 1 is steadier on a busy "
                         "machine)")
-    p.add_argument("--early-exit", type=_positive_ints("--early-exit", "24 or 12,24"), default=None, metavar="L",
+    p.add_argument("--early-exit", type=_layers, default=None, metavar="L",
                    help=f"{_LOOP}: also draft with the model's first L decoder layers (early exit, weights "
                         "shared), for each L given")
-    p.add_argument("--concurrency", type=_positive_ints("--concurrency", "1,4,16"), default=None,
+    p.add_argument("--concurrency", type=STREAM_LEVELS, default=None,
                    help=f"{_UNDER_LOAD}: closed-loop concurrency levels (default 1,4,16)")
-    p.add_argument("--out", help="also write the table as CSV to this path")
+    p.add_argument("--out", type=output_file, help="also write the table as CSV to this path (checked first)")
 
 
 def _refuse(args) -> str | None:
@@ -97,6 +87,13 @@ def _refuse(args) -> str | None:
         why = ("our transformers loop decodes one sequence at a time" if way == LOOP
                else "llama.cpp's server here answers one request at a time")
         return f"--concurrency applies to --engine {_UNDER_LOAD} ({why})"
+    if args.early_exit:
+        from ..models.catalog import catalog
+        from ..profiles import EMBEDDED_MODEL_ID
+
+        depth = catalog()[EMBEDDED_MODEL_ID].config()["num_hidden_layers"]  # the loop runs the embedded model
+        if max(args.early_exit) > depth:
+            return f"--early-exit {max(args.early_exit)}: the model has {depth} decoder layers; give 1 to {depth}"
     return None
 
 
@@ -106,6 +103,15 @@ def run(args) -> int:
         print(f"spark-labs bench spec: {problem}", file=sys.stderr)
         return 2
     return {LOOP: _cmd_loop, UNDER_LOAD: _cmd_under_load, LOOKUP: _cmd_lookup}[mode(ENGINES[args.engine])](args)
+
+
+def _save_csv(table, out) -> bool:
+    """Write ``table`` as CSV to ``out`` (if given); False when it went to a fallback place instead."""
+    def write(path) -> None:
+        table.to_csv(path, index=False)
+        print(f"wrote {path}")
+
+    return save_results(out, write, "spark-labs bench spec") if out else True
 
 
 def _cmd_loop(args) -> int:
@@ -126,9 +132,7 @@ def _cmd_loop(args) -> int:
         return 2
     rows = measure(model, args.workloads or list(WORKLOADS), ks, max_tokens, drafts)
     print(format_table(rows))
-    if args.out:
-        to_frame(rows).to_csv(args.out, index=False)
-        print(f"wrote {args.out}")
+    saved = _save_csv(to_frame(rows), args.out)
     print("k - = greedy baseline (mean of a run before and after the sweep); alpha = accepted / tested draft "
           "tokens; accept = accepted / drafted; formula = E(alpha,k)/(k*c+1); c = drafting one token in baseline "
           "decode steps; verify = one verification pass in baseline decode steps (the formula assumes 1)")
@@ -138,7 +142,7 @@ def _cmd_loop(args) -> int:
         print(f"spark-labs bench spec: speculative output differs from the greedy baseline for {', '.join(differing)}",
               file=sys.stderr)
         return 1
-    return 0
+    return 0 if saved else 1
 
 
 def _cmd_under_load(args) -> int:
@@ -166,12 +170,10 @@ def _cmd_under_load(args) -> int:
         at = crossover(table, workload)
         print(f"{workload}: " + (f"speculation first loses at concurrency {at}" if at is not None
                                  else "speculation never lost at these levels"))
-    if args.out:
-        table.to_csv(args.out, index=False)
-        print(f"wrote {args.out}")
+    saved = _save_csv(table, args.out)
     print(f"speed-up = speculative / plain aggregate output tok/s (per stream: 1/TPOT); k = {k}, greedy, "
           f"answers run to end of sequence (at most {max_tokens} tokens); took {time.perf_counter() - started:.0f} s")
-    return 0
+    return 0 if saved else 1
 
 
 def _cmd_lookup(args) -> int:
@@ -191,9 +193,7 @@ def _cmd_lookup(args) -> int:
         return 1
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(table.round(2).to_string(index=False))
-    if args.out:
-        table.to_csv(args.out, index=False)
-        print(f"wrote {args.out}")
+    saved = _save_csv(table, args.out)
     print(f"speed-up = prompt-lookup server's decode tok/s (1/TPOT, first token excluded) / the plain server's (mean "
           f"of a start before and after the sweep); E2E speed-up = plain E2E / speculative E2E; same output = share "
           f"of answers identical to the plain server's; greedy, one request at a time, at most {max_tokens} tokens; "
@@ -203,4 +203,4 @@ def _cmd_lookup(args) -> int:
         print(f"spark-labs bench spec: llama.cpp's answer with prompt lookup differs from the plain server's for "
               f"{', '.join(differing)}", file=sys.stderr)
         return 1
-    return 0
+    return 0 if saved else 1

@@ -9,20 +9,20 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from ..cli_types import TOKENS, ArgumentParser, check_model_env, output_dir
 from ..paths import cache_dir
 from .gguf_variants import variant_names
 from .weight_only import WEIGHT_ONLY_VARIANTS
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spark-labs build", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="spark-labs build", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     quantize = sub.add_parser("quantize", help="GGUF variants of the embedded model: size, speed, perplexity")
     quantize.add_argument("--variants", nargs="+", choices=variant_names(), default=variant_names())
-    quantize.add_argument("--out", type=Path, default=None, help="directory for the GGUF files "
+    quantize.add_argument("--out", type=output_dir, default=None, help="directory for the GGUF files "
                           "(default: the spark-labs cache, variants/)")
     quantize.add_argument("--no-serve", action="store_true", help="build and score only; do not start llama.cpp")
     weight_only = sub.add_parser("weight-only", help="the embedded model in transformers, bf16 and bitsandbytes "
@@ -30,13 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     weight_only.add_argument("--variants", nargs="+", choices=list(WEIGHT_ONLY_VARIANTS),
                              default=list(WEIGHT_ONLY_VARIANTS))
     compile_ = sub.add_parser("compile", help="static-cache decode of the profile's model, eager vs compiled")
-    compile_.add_argument("--prompt-tokens", type=int, default=64)
-    compile_.add_argument("--new-tokens", type=int, default=32)
+    compile_.add_argument("--prompt-tokens", type=TOKENS, default=64, help="prompt length (default 64)")
+    compile_.add_argument("--new-tokens", type=TOKENS, default=32, help="tokens decoded (default 32)")
     return parser
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "compile":  # the others build from the embedded model whatever the profile
+        check_model_env(parser)
     if args.command == "quantize":
         return _quantize(args)
     if args.command == "weight-only":

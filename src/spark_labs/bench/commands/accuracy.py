@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ...cli_types import REQUESTS, TOKENS, save_results
 from ...engines import resolve_engine
 from .shared import console, open_target, rich_table, server_args, single_level
 
@@ -13,9 +14,9 @@ from .shared import console, open_target, rich_table, server_args, single_level
 def add_arguments(p: argparse.ArgumentParser) -> None:
     server_args(p)
     single_level(p, "requests in flight for both tools")
-    p.add_argument("--num-requests", type=int, help="requests per tool (default 32)")
-    p.add_argument("--input-len", type=int, default=64, help="prompt tokens per request (default 64)")
-    p.add_argument("--output-len", type=int, default=32, help="forced output tokens per request (default 32)")
+    p.add_argument("--num-requests", type=REQUESTS, help="requests per tool (default 32)")
+    p.add_argument("--input-len", type=TOKENS, default=64, help="prompt tokens per request (default 64)")
+    p.add_argument("--output-len", type=TOKENS, default=32, help="forced output tokens per request (default 32)")
 
 
 def _engine_with_server_metrics(plan) -> str:
@@ -49,6 +50,9 @@ def run(args) -> int:
     console.print(f"output throughput: ours {frame.attrs['throughput']['ours_output_tok_s']:.1f} tok/s, "
                   f"vllm bench {frame.attrs['throughput']['vllm_bench_output_tok_s']:.1f} tok/s")
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        frame.to_csv(Path(args.out) / "accuracy.csv", index=False)
+        def write(directory: Path) -> None:
+            directory.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(directory / "accuracy.csv", index=False)
+
+        return 0 if save_results(args.out, write, "spark-labs bench accuracy") else 1
     return 0

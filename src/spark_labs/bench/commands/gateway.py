@@ -9,7 +9,8 @@ from dataclasses import asdict
 
 import pandas as pd
 
-from .shared import console, ints, profile_arg, rich_table
+from ...cli_types import MILLISECONDS, REQUESTS, STREAM_LEVELS, TOKENS, whole
+from .shared import console, profile_arg, rich_table
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,12 +18,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upstream", default="calibration",
                    help="calibration (default), an engine name (vllm, llamacpp) or a URL")
     p.add_argument("--model", help="served model name at a URL upstream (default: the profile's)")
-    p.add_argument("--concurrency", type=ints, default=None, help="requests in flight (one number; default 16)")
-    p.add_argument("--num-requests", type=int, help="requests per side and round (default 64)")
-    p.add_argument("--max-tokens", type=int, default=32, help="output tokens per request (default 32)")
-    p.add_argument("--rounds", type=int, default=3, help="direct/gateway rounds, alternating order (default 3)")
-    p.add_argument("--ttft-ms", type=float, default=50.0, help="calibration upstream: its TTFT (default 50)")
-    p.add_argument("--tpot-ms", type=float, default=20.0, help="calibration upstream: its TPOT (default 20)")
+    p.add_argument("--concurrency", type=STREAM_LEVELS, default=None,
+                   help="requests in flight (one number; default 16)")
+    p.add_argument("--num-requests", type=REQUESTS, help="requests per side and round (default 64)")
+    p.add_argument("--max-tokens", type=TOKENS, default=32, help="output tokens per request (default 32)")
+    p.add_argument("--rounds", type=whole(1, 100, "each round runs both sides again; a hundred already take long"),
+                   default=3, help="direct/gateway rounds, alternating order (default 3)")
+    p.add_argument("--ttft-ms", type=MILLISECONDS, default=50.0, help="calibration upstream: its TTFT (default 50)")
+    p.add_argument("--tpot-ms", type=MILLISECONDS, default=20.0, help="calibration upstream: its TPOT (default 20)")
 
 
 def run(args) -> int:

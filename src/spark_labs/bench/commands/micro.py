@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from ...cli_types import REPEATS, TOKENS
 from .shared import console, open_target, profile_arg, rich_table, target_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     for add in (profile_arg, target_args):
         add(p)
-    p.add_argument("--pp", type=int, default=512, help="prompt tokens of the prefill test (default 512)")
-    p.add_argument("--tg", type=int, default=128, help="forced output tokens of the decode test (default 128)")
-    p.add_argument("--repeats", type=int, default=3, help="requests per test (default 3)")
+    p.add_argument("--pp", type=TOKENS, default=512, help="prompt tokens of the prefill test (default 512)")
+    p.add_argument("--tg", type=TOKENS, default=128, help="forced output tokens of the decode test (default 128)")
+    p.add_argument("--repeats", type=REPEATS, default=3, help="requests per test (default 3)")
 
 
 def run(args) -> int:

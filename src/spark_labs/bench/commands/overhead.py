@@ -8,17 +8,18 @@ from dataclasses import asdict
 
 import pandas as pd
 
+from ...cli_types import MILLISECONDS, STREAM_LEVELS, TOKENS
 from ..transports import CLIENTS
-from .shared import console, ints, rich_table
+from .shared import console, rich_table
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--streams", type=ints, default=[1, 16, 64, 128, 256, 512],
+    p.add_argument("--streams", type=STREAM_LEVELS, default=[1, 16, 64, 128, 256, 512],
                    help="concurrent stream counts to try, rising until the client falls behind "
                         "(default 1,16,64,128,256,512)")
-    p.add_argument("--ttft-ms", type=float, default=50.0, help="the calibration server's TTFT (default 50)")
-    p.add_argument("--tpot-ms", type=float, default=20.0, help="the calibration server's TPOT (default 20)")
-    p.add_argument("--tokens", type=int, default=64, help="chunks per stream (default 64)")
+    p.add_argument("--ttft-ms", type=MILLISECONDS, default=50.0, help="the calibration server's TTFT (default 50)")
+    p.add_argument("--tpot-ms", type=MILLISECONDS, default=20.0, help="the calibration server's TPOT (default 20)")
+    p.add_argument("--tokens", type=TOKENS, default=64, help="chunks per stream (default 64)")
     p.add_argument("--client", default="http11", choices=CLIENTS,
                    help="HTTP library the harness sends with: http11 (what it always uses) or httpx / aiohttp, "
                         "to see what a general-purpose client would add (default http11)")

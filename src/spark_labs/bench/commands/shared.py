@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ...cli_types import REQUESTS, STREAM_LEVELS, TOKENS, http_url, output_dir, real, save_results
 from ..clients import PROTOCOLS
 
 # Wide tables stay readable when output goes to a file or CI log instead of a terminal.
@@ -36,15 +37,24 @@ def rich_table(frame: pd.DataFrame, title: str) -> Table:
 # --- flags several commands take --------------------------------------------------------------------------
 
 
-def ints(text: str) -> list[int]:
-    """An argparse type: one or more whole numbers >= 1, comma-separated."""
-    try:
-        values = [int(x) for x in text.split(",") if x]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 1,2,4") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give one or more numbers >= 1, e.g. 4 or 1,2,4,8")
-    return values
+# --ramp-up of the closed loops: seconds over which the streams' first requests are spread.
+RAMP_UP = real(0, 3600, "an hour of ramp-up is a different experiment")
+
+
+def engine_names(text: str) -> list[str]:
+    """An argparse type: a comma list of engines the registry knows (a typo is refused, not skipped later)."""
+    from ...engines import resolve_engine
+    from ...errors import EngineError
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: give engine names separated by commas, e.g. llamacpp,vllm")
+    for name in names:
+        try:
+            resolve_engine(name)
+        except EngineError as exc:
+            raise argparse.ArgumentTypeError(str(exc).splitlines()[0]) from None
+    return names
 
 
 def profile_arg(p: argparse.ArgumentParser) -> None:
@@ -53,18 +63,19 @@ def profile_arg(p: argparse.ArgumentParser) -> None:
 
 
 def out_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", help="directory for report.html / report.md / report.json")
+    p.add_argument("--out", type=output_dir,
+                   help="directory for report.html / report.md / report.json (created and test-written first)")
 
 
 def workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workload", default="chat",
                    help="chat, prefill-heavy, decode-heavy, code, or synthetic:IN:OUT (default chat)")
-    p.add_argument("--num-requests", type=int, help="requests to send (default: the workload's own count)")
-    p.add_argument("--max-tokens", type=int, help="output tokens per request (default: the workload's own)")
+    p.add_argument("--num-requests", type=REQUESTS, help="requests to send (default: the workload's own count)")
+    p.add_argument("--max-tokens", type=TOKENS, help="output tokens per request (default: the workload's own)")
 
 
 def single_level(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--concurrency", type=ints, default=None,
+    p.add_argument("--concurrency", type=STREAM_LEVELS, default=None,
                    help=f"{what} (one number; default: the profile's highest sweep level)")
 
 
@@ -73,11 +84,13 @@ def target_args(parser: argparse.ArgumentParser) -> None:
     which = group.add_mutually_exclusive_group()
     which.add_argument("--engine", help="start this engine on the profile's model, measure, stop it "
                                         "(default: the profile's first engine)")
-    which.add_argument("--url", help="a running server's root URL, e.g. http://127.0.0.1:8000")
+    which.add_argument("--url", type=http_url, help="a running server's root URL, e.g. http://127.0.0.1:8000 "
+                                                    "(checked to answer before the run)")
     group.add_argument("--model", help="with --url: the model name the server serves")
     group.add_argument("--protocol", default=None, choices=PROTOCOLS[:-1],
                        help="with --url: the streaming API to speak (default openai-chat)")
-    group.add_argument("--metrics-url", help="with --url: its Prometheus endpoint, for the server-side cross-check")
+    group.add_argument("--metrics-url", type=http_url,
+                       help="with --url: its Prometheus endpoint, for the server-side cross-check")
     group.add_argument("--api-key", help="with --url: sent as 'Authorization: Bearer KEY'")
     group.add_argument("--name", help="with --url: the server's label in the report (default 'server')")
     group.add_argument("--engine-arg", action="append", default=[],
@@ -95,15 +108,36 @@ _URL_ONLY = ("model", "protocol", "metrics_url", "api_key", "name")
 
 
 def check_target_flags(parser: argparse.ArgumentParser, args) -> None:
+    """Flags that do not fit together, and an engine the registry does not know."""
+    from ...engines import resolve_engine
+    from ...errors import EngineError
+
     # getattr with a default: a sub-command may take --url without every flag of target_args.
     if args.url:
         if getattr(args, "engine_arg", None):
             parser.error("--engine-arg applies to an engine the harness starts (--engine), not to --url")
+        if not getattr(args, "model", None):
+            parser.error(f"--url needs --model (the name the server serves); `curl {args.url}/v1/models` lists it")
     else:
         given = [f"--{flag.replace('_', '-')}" for flag in _URL_ONLY if getattr(args, flag, None) is not None]
         if given:
             parser.error(f"{', '.join(given)} describe{'s' if len(given) == 1 else ''} a running server: "
                          "pass --url too, or leave them out when the harness starts the engine")
+        if getattr(args, "engine", None):
+            try:
+                resolve_engine(args.engine)
+            except EngineError as exc:
+                parser.error(f"--engine {args.engine}: {str(exc).splitlines()[0]}")
+
+
+def check_reachable(parser: argparse.ArgumentParser, args) -> None:
+    """Something answers at --url (and --metrics-url): checked last, after every other check, before the run."""
+    from ...cli_types import unreachable
+
+    for flag in ("url", "metrics_url"):
+        if (url := getattr(args, flag, None)) and (problem := unreachable(url)):
+            parser.error(f"--{flag.replace('_', '-')} {url}: {problem}; start the server first "
+                         "(`spark-labs engine start NAME`) or fix the address")
 
 
 # --- what the flags turn into -----------------------------------------------------------------------------
@@ -118,8 +152,6 @@ def open_target(args, report):
     from ..report import EngineInfo
 
     if args.url:
-        if not args.model:
-            raise SystemExit("--url needs --model (the name the server serves); try `curl URL/v1/models`")
         name = args.name or "server"
         # Assume the profile's weights for the roofline; the report says which dtype it assumed.
         report.engines[name] = EngineInfo(name, name, args.plan.model.dtype, url=args.url)
@@ -137,17 +169,21 @@ def open_target(args, report):
 
 
 def parse_workload(args):
+    """The workload the flags name; SystemExit with the reason when they name none (the bench table checks this
+    before a command starts anything, as a usage error)."""
     from ..prompts import Workload, standard_workloads
 
     if args.workload.startswith("synthetic"):
         if args.max_tokens:
             raise SystemExit("--max-tokens does not apply to synthetic:IN:OUT workloads: OUT is the output length")
         _, prompt_len, output_len = (args.workload.split(":") + ["", ""])[:3]
-        if not prompt_len or not output_len:
-            raise SystemExit("synthetic workloads are written synthetic:PROMPT_TOKENS:OUTPUT_TOKENS, "
-                             "e.g. synthetic:512:128")
+        try:
+            prompt_len, output_len = TOKENS(prompt_len), TOKENS(output_len)
+        except argparse.ArgumentTypeError as exc:
+            raise SystemExit(f"--workload {args.workload}: {exc}; synthetic workloads are written "
+                             "synthetic:PROMPT_TOKENS:OUTPUT_TOKENS, e.g. synthetic:512:128") from None
         return Workload(args.workload, "synthetic", args.num_requests or args.plan.sizes.num_requests,
-                        int(output_len), int(prompt_len))
+                        output_len, prompt_len)
     catalogue = standard_workloads(args.plan.sizes)
     if args.workload not in catalogue:
         raise SystemExit(f"unknown workload {args.workload!r}; choose {', '.join(catalogue)} or synthetic:IN:OUT")
@@ -155,7 +191,9 @@ def parse_workload(args):
     return Workload(w.name, w.kind, args.num_requests or w.num_requests, args.max_tokens or w.max_tokens)
 
 
-def save_report(report, out: str | None) -> None:
+def save_report(report, out: Path | None) -> bool:
+    """Print the report's tables; write it under ``out`` if given. False when ``out`` failed at the end and the
+    report went to a fallback folder instead (the line on stderr says where)."""
     console.print(rich_table(report.summary_table(), "Results (measured in this run)"))
     for line in report.diagnosis():
         console.print(f"• {line}")
@@ -165,10 +203,14 @@ def save_report(report, out: str | None) -> None:
         if rows := [r for r in run.server_comparison() if "server_mean" in r]:
             frame = pd.DataFrame(rows)[["metric", "client_mean", "server_mean", "mean_diff_pct", "server_p50_bucket"]]
             console.print(rich_table(frame, f"{run.target}: our means vs the server's histograms (s)"))
-    if out:
-        directory = Path(out)
+    if not out:
+        return True
+
+    def write(directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         report.to_json(directory / "report.json")
         report.to_html(directory / "report.html")
         (directory / "report.md").write_text(report.to_markdown())
         console.print(f"wrote {directory}/report.html, report.md and report.json (per-request records included)")
+
+    return save_results(Path(out), write, "spark-labs bench")
