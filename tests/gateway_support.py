@@ -7,6 +7,7 @@ Two small local servers, used only where a real engine cannot produce the condit
   the way llama-cpp-python reports errors (no real engine fails a *valid* request on demand);
 - :class:`StubUpstream`: a minimal OpenAI-compatible streaming server for measuring the *gateway itself*
   (the 2,000-request load test): real engines on 2 CPU cores are far too slow for that many requests.
+- :func:`gateway_process`: ``spark-labs serve`` as its own process (memory and load are measured on it).
 Everything else runs against the real llama.cpp / vLLM / transformers engines.
 """
 
@@ -15,15 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
+import select
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 from fastapi import Request  # at module level: FastAPI resolves the route's (string) annotations here
 
 from spark_labs.bench.selfcheck.calibration import CalibrationUpstream
+from spark_labs.engines import free_port
 from spark_labs.serve import GenerationRequest
 from spark_labs.serve.generation import GenerationStream
 
@@ -201,6 +208,52 @@ def add_stream_route(app, path: str = "/my/stream", max_tokens: int = 8) -> None
                 yield piece.text.encode()
 
         return GenerationStream(frames(), generation, "text/plain")
+
+
+@contextlib.contextmanager
+def gateway_process(upstream_url: str, log_dir, *args: str, env: dict | None = None):
+    """``python -m spark_labs.serve --upstream URL ARGS`` as its own process (so its RSS is its own), with
+    authentication off unless ``env`` or ``args`` say otherwise; yields (process, base URL)."""
+    port = free_port()
+    log = open(Path(log_dir) / f"gateway-{port}.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spark_labs.serve", "--upstream", upstream_url, "--port", str(port),
+         "--log-level", "warning", *args], stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "SPARK_LABS_GATEWAY_API_KEYS": "", **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: process.poll() is not None or answers(url + "/ready"), timeout=60)
+        assert process.poll() is None, Path(log.name).read_text()
+        yield process, url
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def send_head(port: int, start: bytes, filler: bytes, total: int) -> tuple[bytes, int]:
+    """Send ``start`` then ``filler`` until ``total`` bytes went out or the server answered; finish the head
+    if it never answered. Returns (answer, bytes sent)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sent = 0
+    try:
+        sock.sendall(start)
+        sent = len(start)
+        with contextlib.suppress(OSError):  # the server may close while we are still sending
+            while sent < total and not select.select([sock], [], [], 0)[0]:
+                sock.sendall(filler)
+                sent += len(filler)
+            if sent >= total:
+                sock.sendall(b"\r\n\r\n")
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+                if b"\r\n\r\n" in answer:
+                    break
+        return answer, sent
+    finally:
+        sock.close()
 
 
 def answers(url: str) -> bool:

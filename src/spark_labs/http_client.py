@@ -10,18 +10,36 @@ keep-alive connections, a request with a JSON body, and a response body read lin
 arrives — chunked, sized, or close-delimited. Plain ``http://`` only (engines and gateways on the same
 machine or LAN). Leaving an exchange before its body was read closes the connection, which is how an
 upstream learns that its client is gone.
+
+Idle keep-alive connections race with the server's idle timeout: a server closes a connection it has had
+idle for a while (uvicorn, so vLLM, SGLang, llama-cpp-python and this course's gateway: 5 s after a
+response; the gateway's connection guard: ``request_read_timeout_s`` after connecting) at the moment the
+pool hands it out again, and the request meets a closed socket: a reset or an empty answer, never a
+response. Two rules keep that from becoming a failed request: a connection idle for ``idle_expiry_s``
+(4 s, under those timeouts) is closed instead of reused, and a *reused* connection that fails before a
+single byte of the answer arrived is replaced by a new one and the request sent again, once (the server
+never read it: it closed the connection as idle). A new connection that fails is an error as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections import deque
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 
 class HTTPError(Exception):
     """The connection failed or the server broke the protocol; the message says which."""
+
+
+class _Stale(Exception):
+    """A reused connection ended before any byte of the answer: the server had closed it as idle."""
+
+
+IDLE_EXPIRY_S = 4.0  # below uvicorn's 5 s keep-alive timeout, the shortest among the servers we talk to
 
 
 def has_body(method: str, status: int) -> bool:
@@ -83,18 +101,22 @@ class Response:
 
 
 class Pool:
-    """Keep-alive connections to one ``host:port``, at most ``size`` open at once."""
+    """Keep-alive connections to one ``host:port``, at most ``size`` open at once (see the module docstring
+    for how idle ones are expired and stale ones replaced)."""
 
-    def __init__(self, url: str, size: int, connect_timeout_s: float | None = None):
+    def __init__(self, url: str, size: int, connect_timeout_s: float | None = None,
+                 idle_expiry_s: float = IDLE_EXPIRY_S):
         parts = urlsplit(url)
         if parts.scheme != "http":
             raise ValueError(f"{url}: the benchmark client speaks plain http:// only")
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.prefix = parts.path.rstrip("/")
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        # (reader, writer, idle since), oldest first; reuse takes the newest
+        self._idle: deque[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = deque()
         self._slots = asyncio.Semaphore(size)
         self.connections_opened = 0  # how many TCP handshakes this pool paid for
         self.connect_timeout_s = connect_timeout_s
+        self.idle_expiry_s = idle_expiry_s
 
     async def _open(self):
         self.connections_opened += 1
@@ -104,19 +126,26 @@ class Pool:
             raise HTTPError(f"could not connect to {self.host}:{self.port} "
                             f"within {self.connect_timeout_s:g} s") from None
 
-    async def _connect(self):
-        while self._idle:
-            reader, writer = self._idle.pop()
+    def _reuse(self):
+        """An idle connection that is still worth using, or None."""
+        idle, now = self._idle, time.monotonic()
+        while idle and now - idle[0][2] >= self.idle_expiry_s:  # the server closes these about now
+            idle.popleft()[1].close()
+        while idle:
+            reader, writer, _ = idle.pop()
             if not writer.is_closing() and not reader.at_eof():
                 return reader, writer
             writer.close()
-        return await self._open()
+        return None
+
+    def _keep(self, conn) -> None:
+        self._idle.append((*conn, time.monotonic()))
 
     async def preconnect(self, n: int) -> None:
         """Open ``n`` idle connections now, so a burst of requests does not pay for TCP handshakes."""
         try:
             while len(self._idle) < n:
-                self._idle.append(await self._open())
+                self._keep(await self._open())
         except OSError:
             pass  # nothing listening: every request will record the connection error itself
 
@@ -124,7 +153,7 @@ class Pool:
         return _Exchange(self, method, path, body, headers or {})
 
     async def close(self) -> None:
-        for _, writer in self._idle:
+        for _, writer, _ in self._idle:
             writer.close()
         self._idle.clear()
 
@@ -149,29 +178,46 @@ class _Exchange:
         pool = self.pool
         await pool._slots.acquire()
         try:
-            self.conn = await pool._connect()
-            reader, writer = self.conn
             payload = json.dumps(self.body).encode() if self.body is not None else b""
             head = [f"{self.method} {pool.prefix}{self.path} HTTP/1.1", f"Host: {pool.host}:{pool.port}",
                     "Accept: */*", f"Content-Length: {len(payload)}"]
             if self.body is not None:
                 head.append("Content-Type: application/json")
             head += [f"{k}: {v}" for k, v in self.headers.items()]
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
-            await writer.drain()
-            status_line = await reader.readline()
-            if not status_line:
-                raise HTTPError(f"{pool.host}:{pool.port} closed the connection without answering")
-            status = int(status_line.split()[1])
-            headers: dict[str, str] = {}
-            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                name, _, value = line.decode("latin-1").partition(":")
-                headers[name.strip().lower()] = value.strip()
-            self.response = Response(status, headers, reader, self.method)
-            return self.response
+            request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+            self.conn = pool._reuse()
+            if self.conn is not None:
+                try:
+                    return await self._send(request, reused=True)
+                except _Stale:  # closed as idle while we reused it: the server never read the request
+                    self.conn[1].close()
+            self.conn = await pool._open()
+            return await self._send(request, reused=False)
         except BaseException:
             await self._finish(reuse=False)
             raise
+
+    async def _send(self, request: bytes, reused: bool) -> Response:
+        pool, (reader, writer) = self.pool, self.conn
+        try:
+            writer.write(request)
+            await writer.drain()
+            status_line = await reader.readline()
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            if reused:
+                raise _Stale from exc
+            raise
+        if not status_line:
+            if reused:
+                raise _Stale
+            raise HTTPError(f"{pool.host}:{pool.port} closed the connection without answering")
+        status = int(status_line.split()[1])
+        headers: dict[str, str] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        self.response = Response(status, headers, reader, self.method)
+        return self.response
 
     async def close(self, failed: bool = False) -> None:
         reusable = (not failed and self.response is not None and self.response.complete
@@ -181,7 +227,7 @@ class _Exchange:
     async def _finish(self, reuse: bool) -> None:
         if self.conn is not None:
             if reuse:
-                self.pool._idle.append(self.conn)
+                self.pool._keep(self.conn)
             else:
                 self.conn[1].close()
             self.conn = None

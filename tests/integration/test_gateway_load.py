@@ -10,22 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 import schemathesis
-from gateway_support import StubUpstream, wait_until
+from gateway_support import StubUpstream
+from gateway_support import gateway_process as start_gateway_process
 from gateway_support import metric as scrape_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from spark_labs.engines import free_port
 from spark_labs.http_client import Pool
 from spark_labs.serve import start_gateway
 from spark_labs.serve.middleware import GENERATION_ROUTES
@@ -85,26 +82,12 @@ def test_gateway_is_healthy_after_fuzzing(fuzzed_gateway, llamacpp_engine):
 def gateway_process(tmp_path_factory):
     """``python -m spark_labs.serve`` in front of the stub upstream, as its own process."""
     stub = StubUpstream()
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("gateway") / "gateway.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "spark_labs.serve", "--upstream", stub.url, "--port", str(port), "--max-in-flight",
-         "64", "--max-queue", "512", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "SPARK_LABS_GATEWAY_API_KEYS": ""})
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(url + "/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    assert wait_until(ready, timeout=60), Path(log.name).read_text()
-    yield process, url, stub
-    process.terminate()
-    process.wait(30)
-    log.close()
-    stub.stop()
+    try:
+        with start_gateway_process(stub.url, tmp_path_factory.mktemp("gateway"), "--max-in-flight", "64",
+                                   "--max-queue", "512") as (process, url):
+            yield process, url, stub
+    finally:
+        stub.stop()
 
 
 async def _fire(url: str, total: int, concurrency: int) -> list[str]:

@@ -62,7 +62,7 @@ def test_pool_picks_least_outstanding_and_skips_unavailable_upstreams():
     b.healthy = False
     assert pool.choose(None, set()) is c
     c.breaker.record_failure()
-    assert pool.choose(None, set()) is a and pool.choose(None, {"a:1"}) is None
+    assert pool.choose(None, set()) is a and pool.choose(None, {"upstream-1"}) is None  # named by position
     a.models, b.models, c.models = ["m1"], ["m1"], ["m2"]
     assert pool.serving("m2") == [c] and pool.models() == ["m1", "m2"]
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from spark_labs.http_client import Pool
+from spark_labs.http_client import HTTPError, Pool
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -55,3 +55,88 @@ def test_head_answer_has_no_body_even_with_a_length():
     status, body, next_status, next_body, connections = asyncio.run(
         _exchange(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", method="HEAD"))
     assert (status, body, next_status, next_body, connections) == (200, b"", 200, b"ok", 1)
+
+
+async def _server_that_closes_kept_alive_connections(reset: bool):
+    """Answers the first request on each connection; the next one on the same connection meets what a
+    server's idle timeout does as the request arrives: the connection closes (or resets) without an answer."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(OK)
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")
+        if reset:
+            writer.transport.abort()  # RST: the client reads ECONNRESET
+        else:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+def test_a_kept_alive_connection_closed_as_idle_is_replaced_and_the_request_sent_again(reset):
+    async def go():
+        server = await _server_that_closes_kept_alive_connections(reset)
+        pool = Pool(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", 1)
+        try:
+            async with asyncio.timeout(5):
+                answers = []
+                for path in ("/first", "/second", "/third"):
+                    async with pool.request("POST", path, {"n": 1}) as response:
+                        answers.append((response.status, await response.read()))
+            return answers, pool.connections_opened
+        finally:
+            await pool.close()
+            server.close()
+
+    answers, connections = asyncio.run(go())
+    assert answers == [(200, b"ok")] * 3
+    assert connections == 3  # each reused connection was found closed and replaced once
+
+
+def test_a_new_connection_that_closes_without_answering_is_still_an_error():
+    async def go():
+        async def handle(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        pool = Pool(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", 1)
+        try:
+            async with asyncio.timeout(5), pool.request("GET", "/") as response:
+                await response.read()
+        finally:
+            await pool.close()
+            server.close()
+        return pool.connections_opened
+
+    with pytest.raises(HTTPError, match="closed the connection without answering"):
+        asyncio.run(go())
+
+
+def test_connections_idle_longer_than_the_expiry_are_not_reused():
+    async def go():
+        answers = [OK, OK]
+
+        async def handle(reader, writer):
+            for answer in answers:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(answer)
+                await writer.drain()
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        pool = Pool(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", 1, idle_expiry_s=0.2)
+        try:
+            for pause in (0, 0.05, 0.3):  # reused, reused, expired
+                await asyncio.sleep(pause)
+                async with pool.request("GET", "/") as response:
+                    await response.read()
+        finally:
+            await pool.close()
+            server.close()
+        return pool.connections_opened
+
+    assert asyncio.run(go()) == 2

@@ -3,12 +3,13 @@
     app = create_app(ProxyBackend(["http://127.0.0.1:8000/v1"]), GatewaySettings(api_keys=["k1"]))
 
 Operational routes: ``/health`` (the process is alive), ``/ready`` (a request would be served now: 503
-with the reason while no upstream is healthy or while draining), ``/metrics`` (Prometheus).
+with the reason while no upstream is healthy or while draining), ``/metrics`` (Prometheus; upstreams by
+name, not address). ``/openapi.json`` describes the gateway's own routes and the public paths to anyone, and
+routes added to the app (lab 05) to key holders only.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -54,6 +55,7 @@ def create_app(backend: Backend, settings: GatewaySettings | None = None) -> Fas
     app.include_router(openai_router)
     app.include_router(ollama_router)
     _add_operational_routes(app, gateway)
+    _add_openapi_route(app, gateway)
     _add_error_handlers(app, gateway)
     app.add_middleware(GatewayMiddleware, gateway=gateway)
     if settings.cors_origins:  # outermost, so CORS preflights are answered before the API-key check
@@ -76,7 +78,7 @@ def _add_operational_routes(app: FastAPI, gateway: Gateway) -> None:
             answer.update(ready=False, status="unavailable", reason="shutting down")
         elif not ok:
             answer["reason"] = "no healthy upstream"
-        if may_see_details(gateway, request):
+        if gateway.holds_key(request.headers.get("authorization"), _client(request)):
             answer = {**detail, **answer}
         return JSONResponse(answer, status_code=200 if answer["ready"] else 503)
 
@@ -94,15 +96,50 @@ def readiness_counts(detail: dict) -> dict:
             "upstreams_available": sum(u["healthy"] and u["breaker"] != "open" for u in upstreams)}
 
 
-def may_see_details(gateway: Gateway, request: Request) -> bool:
-    """Upstream URLs, models and last errors are for operators: a valid key, or, with authentication off,
-    a client on this machine (a notebook or a test); never an anonymous caller from the network."""
-    if gateway.auth.enabled:
-        return gateway.auth.is_valid(request.headers.get("authorization"))
-    try:
-        return ipaddress.ip_address(request.client.host).is_loopback
-    except (AttributeError, ValueError):  # no client address (a test transport) or not an IP
-        return False
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _add_openapi_route(app: FastAPI, gateway: Gateway) -> None:
+    """FastAPI's /openapi.json lists every route to anyone, an added admin route too. This one lists the
+    gateway's own routes (the published API) and the public paths to anyone, everything to key holders
+    (upstream URLs and added routes are operator knowledge: see Gateway.holds_key)."""
+    builtin = {getattr(route, "path", None) for route in app.routes}  # what create_app itself serves
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != app.openapi_url]
+
+    def shown(path: str) -> bool:
+        return path in builtin or path in gateway.public
+
+    @app.get(app.openapi_url, include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        schema = app.openapi()
+        if gateway.holds_key(request.headers.get("authorization"), _client(request)):
+            return JSONResponse(schema)
+        return JSONResponse(public_schema(schema, shown))
+
+
+def public_schema(schema: dict, shown) -> dict:
+    """``schema`` with only the paths ``shown(path)`` accepts, and only the component schemas they use (a
+    private route's body model would name it)."""
+    paths = {path: item for path, item in schema.get("paths", {}).items() if shown(path)}
+    components = schema.get("components", {})
+    models = components.get("schemas", {})
+    used: set[str] = set()
+    pending: list = [paths]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                name = ref.rsplit("/", 1)[1]
+                if name in models and name not in used:
+                    used.add(name)
+                    pending.append(models[name])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    kept = {**components, "schemas": {name: model for name, model in models.items() if name in used}}
+    return {**schema, "paths": paths, "components": kept}
 
 
 def _add_error_handlers(app: FastAPI, gateway: Gateway) -> None:

@@ -12,23 +12,28 @@ from __future__ import annotations
 import argparse
 import typing
 
+from pydantic import ValidationError
+
+from ..cli_types import ArgumentParser, check_model_env, http_url, listen_problem, port, readable_file, whole
 from ..engines.registry import TRANSFORMERS
 from .settings import GatewaySettings
 
 # Flags whose name differs from the field: repeatable singulars read better on a command line.
 _FLAG_NAMES = {"upstreams": "--upstream", "api_keys": "--api-key", "cors_origins": "--cors-origin",
-               "public_paths": "--public-path"}
+               "public_paths": "--public-path", "trusted_proxies": "--trusted-proxy"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spark-labs serve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="spark-labs serve", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=[TRANSFORMERS.name, "proxy"], default=None,
                         help=f"proxy when --upstream is given, else {TRANSFORMERS.name}")
     parser.add_argument("--model", help="transformers: HF model directory or id (default: the profile's model)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=TRANSFORMERS.default_port)
-    parser.add_argument("--max-concurrency", type=int, default=1,
+    parser.add_argument("--port", type=port, default=TRANSFORMERS.default_port)
+    parser.add_argument("--max-concurrency", type=whole(1, 256, "one process computes them together; a GPU batch "
+                                                                "of 256 already fills its memory with KV cache"),
+                        default=1,
                         help="transformers: generations computed at once; the rest queue (1 suits a CPU)")
     group = parser.add_argument_group("gateway settings (also SPARK_LABS_GATEWAY_<NAME> environment variables)")
     for name, field in GatewaySettings.model_fields.items():
@@ -56,18 +61,50 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
     return GatewaySettings(**given)
 
 
+def _flag(name: str) -> str:
+    return _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+def checked_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> GatewaySettings:
+    """The settings from flags and environment, or a one-line usage error naming the flag (and its variable):
+    a value out of range, an upstream that is not an http(s) URL, a keys file that cannot be read."""
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else ""
+        env = GatewaySettings.model_config["env_prefix"] + name.upper()
+        parser.error(f"{_flag(name)} {error.get('input')!s} (or {env}): {error['msg']}")
+    for url in settings.upstreams:
+        try:
+            http_url(url)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"--upstream: {exc}")
+    if settings.api_keys_file is not None:
+        try:
+            readable_file(str(settings.api_keys_file))
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"--api-keys-file: {exc}; give a file with one key per line")
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = settings_from_args(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = checked_settings(parser, args)
     backend_kind = args.backend or ("proxy" if settings.upstreams else TRANSFORMERS.name)
+    if backend_kind == "proxy" and not settings.upstreams:
+        parser.error("--backend proxy needs at least one --upstream URL (e.g. --upstream http://127.0.0.1:8000/v1) "
+                     "or SPARK_LABS_GATEWAY_UPSTREAMS")
+    if backend_kind != "proxy" and not args.model:
+        check_model_env(parser)
+    if problem := listen_problem(args.host, args.port):
+        parser.error(f"--host {args.host} --port {args.port}: {problem}")
 
     from .app import create_app
     from .runner import serve_forever
 
     if backend_kind == "proxy":
-        if not settings.upstreams:
-            raise SystemExit("spark-labs serve --backend proxy needs at least one --upstream URL "
-                             "(e.g. --upstream http://127.0.0.1:8000/v1) or SPARK_LABS_GATEWAY_UPSTREAMS")
         from .proxy import ProxyBackend
 
         backend = ProxyBackend(settings.upstreams, settings)

@@ -13,10 +13,20 @@ sent: a connection that never completes a request head (opened and left idle, or
   one client cannot take every slot while others (a load balancer's health check) still get in;
 - a **global cap** (``max_connections``, kept below the open-file limit): a new connection past it closes
   the oldest connection that is not serving a request (idle or still dribbling its head) to make room, and
-  only if every connection is busy serving is the new one refused with ``503``.
+  only if every connection is busy serving is the new one refused with ``503``;
+- **head limits**: uvicorn's httptools parser keeps a request head in memory however long it grows (a 44 MB
+  header was read whole, 8 of them cost 380 MiB). Here the reads that arrive while a head is unfinished are
+  added up (the parser says where heads and bodies begin and end; a body is never counted); past
+  ``max_header_bytes`` the client gets ``431`` and the connection closes, so no more than the limit and one
+  read (256 KiB) is ever held. A head that took more than one read is measured exactly when it completes.
+  Under uvicorn's h11 parser (used when httptools is not installed) h11's own buffer limit is set to
+  ``max_header_bytes`` and its refusal is answered with the same 431. Too many header lines are the gateway
+  middleware's to refuse (``max_header_count``): the size bounds their memory here.
+- **WebSocket upgrades** leave the guard's deadline (an open WebSocket is not a slow request) but stay
+  counted against the caps until they close.
 
-All of it runs in the protocol callbacks uvicorn already makes (one timer per request), so a request that
-behaves costs nothing measurable (``spark-labs bench gateway`` checks).
+All of it runs in the protocol callbacks uvicorn already makes (one timer per request, a sum per read), so
+a request that behaves costs nothing measurable (``spark-labs bench gateway`` checks).
 """
 
 from __future__ import annotations
@@ -45,9 +55,11 @@ class ConnectionGuard:
     every refusal and close, for the gateway's ``spark_labs_rejected_total{reason}``."""
 
     def __init__(self, read_timeout_s: float, max_connections: int, max_per_client: int,
-                 upstream_sockets: int = 0, count: Callable[[str], None] | None = None):
+                 upstream_sockets: int = 0, count: Callable[[str], None] | None = None,
+                 max_header_bytes: int = 32_768):
         self.read_timeout_s = read_timeout_s
         self.max_per_client = max_per_client
+        self.max_header_bytes = max_header_bytes
         budget = fd_budget(upstream_sockets)
         self.max_connections = max_connections if budget is None else min(max_connections, budget)
         if self.max_connections < max_connections:
@@ -97,8 +109,13 @@ def _raw_response(status: int, reason: str, error: GatewayError) -> bytes:
             f"connection: close\r\n{extra}\r\n").encode() + body
 
 
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a head past the limits (see ``send_400_response``)."""
+
+
 class _GuardedConnection:
-    """Mixed into uvicorn's HTTP protocol class (httptools or h11: both have the callbacks used here)."""
+    """Mixed into uvicorn's HTTP protocol class (httptools or h11: both have the callbacks used here, except
+    ``on_headers_complete``, which only httptools calls)."""
 
     guard: ConnectionGuard  # set per server by guarded_protocol()
     REFUSED_LINGER_S = 0.5  # read the refused client's request before closing, so it sees our 503, not a reset
@@ -108,6 +125,15 @@ class _GuardedConnection:
         self._deadline = None
         self._head_started = False
         self._refused = False
+        self._discarding = False  # answered and closing: what the client still sends is read and dropped
+        self._upgraded = False
+        self._in_head = False  # httptools: a request head began and is not complete yet
+        self._head_began = False  # ... and it began in the read being parsed now
+        self._in_body = False  # httptools: a request body is being parsed
+        self._head_reads = 0  # reads parsed while the current head was unfinished
+        self._head_bytes = 0  # their bytes (not those of a read that began with the end of a body)
+        self._read = 0  # size of the read being parsed now
+        self._head_refusal: GatewayError | None = None
         peer = transport.get_extra_info("peername")
         self.client_host = peer[0] if peer else "unknown"
         refusal = self.guard.admit(self)
@@ -120,8 +146,70 @@ class _GuardedConnection:
         if self._refused:
             self.transport.close()  # what it sent is read now: closing no longer resets the connection
             return
+        if self._discarding:
+            return
         self._head_started = True
+        self._read, self._head_began, began_in_body = len(data), False, self._in_body
         super().data_received(data)
+        if self._in_head and not (self._discarding or self._upgraded):  # a head is still unfinished
+            self._head_reads += 1
+            if not (self._head_began and began_in_body):  # else the read held body bytes too: not counted
+                self._head_bytes += len(data)
+            if self._head_bytes > self.guard.max_header_bytes:
+                self._refuse_head(self._unfinished_head_error())
+
+    def on_message_begin(self) -> None:
+        """A request head begins (this and the two callbacks below: httptools only)."""
+        self._in_head, self._head_began, self._head_reads, self._head_bytes = True, True, 0, 0
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        """The head is complete: measure it exactly if it could be over the limit (it took more than one read,
+        or this read alone is bigger than the limit), before uvicorn makes a request of it."""
+        self._in_head, self._in_body = False, True
+        limit = self.guard.max_header_bytes
+        if self._head_reads or self._read > limit:
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > limit:
+                self._head_refusal = head_error(f"the request head is {size} bytes; at most {limit} are "
+                                                "accepted (max_header_bytes)")
+                raise _HeadTooLarge
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn answers every parser failure with 400; a head over the limit gets its 431 instead: one we
+        stopped (``_HeadTooLarge``), or one h11 refused for its size (h11 keeps what it could not parse)."""
+        refusal = self._head_refusal
+        h11 = getattr(self, "conn", None)
+        if refusal is None and h11 is not None and len(h11.trailing_data[0]) > self.guard.max_header_bytes:
+            refusal = self._unfinished_head_error()
+        if refusal is not None:
+            self._refuse_head(refusal)
+            return
+        super().send_400_response(msg)
+
+    def handle_websocket_upgrade(self, *args) -> None:
+        """From here the transport belongs to a WebSocket protocol: no head deadline, still counted by the
+        guard until the WebSocket closes."""
+        self._upgraded = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        super().handle_websocket_upgrade(*args)
+        websocket = self.transport.get_protocol()
+        if websocket is self:
+            return
+        lost = websocket.connection_lost
+
+        def connection_lost(exc) -> None:
+            self.guard.release(self)
+            lost(exc)
+
+        websocket.connection_lost = connection_lost
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -136,6 +224,8 @@ class _GuardedConnection:
 
     def serving(self) -> bool:
         """A request head arrived and its response is not finished: the connection is doing real work."""
+        if self._upgraded:
+            return True
         cycle = getattr(self, "cycle", None)
         return cycle is not None and not cycle.response_complete
 
@@ -171,6 +261,27 @@ class _GuardedConnection:
         error = GatewayError(503, message, code="too_many_connections", retry_after=1)
         self.transport.write(_raw_response(503, "Service Unavailable", error))
         self.loop.call_later(self.REFUSED_LINGER_S, self.transport.close)
+
+    def _unfinished_head_error(self) -> GatewayError:
+        return head_error(f"the request head passed {self.guard.max_header_bytes} bytes (max_header_bytes) before "
+                          "it was complete")
+
+    def _refuse_head(self, error: GatewayError) -> None:
+        """431, then read and drop what the client is still sending for a moment before closing: closing a
+        socket with unread data resets the connection, and the client would never see the answer."""
+        self.guard.count("header_too_large")
+        self._discarding = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.transport.write(_raw_response(431, "Request Header Fields Too Large", error))
+        self.loop.call_later(self.REFUSED_LINGER_S, self.transport.close)
+
+
+def head_error(message: str) -> GatewayError:
+    """431, for a head over ``max_header_bytes`` (here) or ``max_header_count`` (the gateway middleware)."""
+    return GatewayError(431, f"{message}; send shorter headers (large data belongs in the request body)",
+                        code="header_too_large")
 
 
 def guarded_protocol(base: type, guard: ConnectionGuard) -> type:

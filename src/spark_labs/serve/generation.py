@@ -11,6 +11,7 @@ only failures after the first piece need an in-band error event.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from starlette.responses import StreamingResponse
 from .auth import DEFAULT_PUBLIC_PATHS, Authenticator, PublicPaths
 from .backends import Backend, GenerationRequest, Outcome, Piece
 from .errors import GatewayError
-from .limits import Admission, RateLimiter
+from .limits import Admission, FailedKeyThrottle, RateLimiter
 from .logs import log
 from .metrics import GatewayMetrics
 from .settings import GatewaySettings
@@ -56,9 +57,52 @@ class Gateway:
         self.admission = Admission(settings.max_in_flight, settings.max_queue, settings.queue_timeout_s, self.metrics)
         self.limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
         self.auth = Authenticator(settings.load_api_keys())
+        self.key_failures = FailedKeyThrottle(settings.max_auth_failures, settings.auth_failure_window_s)
         # Paths anyone may call; everything else needs a key. Extend it for public pages of your own:
         # gateway.public.add("/ui/*").
         self.public = PublicPaths([*DEFAULT_PUBLIC_PATHS, *settings.public_paths])
+
+    def authorize(self, authorization: str | None, client: str, flavour: str) -> str:
+        """The key id a request that needs a key runs under (401, or 429 for a throttled address or a key
+        past its rate limit); with authentication off, the client's address."""
+        try:
+            self.key_failures.check(client)
+        except GatewayError:
+            self.metrics.rejected.labels("too_many_failed_keys").inc()
+            raise
+        try:
+            key = self.auth.identify(authorization, client, flavour)
+        except GatewayError as exc:
+            self.metrics.rejected.labels("unauthorized").inc()
+            if exc.code == "invalid_api_key":  # a guess; a missing key is a client that was not told one
+                self.key_failures.failed(client)
+            raise
+        try:
+            self.limiter.check(key)
+        except GatewayError:
+            self.metrics.rate_limited.inc()
+            raise
+        return key
+
+    def holds_key(self, authorization: str | None, client: str) -> bool:
+        """May this caller see operator details (upstream URLs, private routes) on a public route? A valid key
+        (a wrong one counts as a failed attempt: details that appear for the right key make a key oracle),
+        or, with authentication off, a caller on this machine (a notebook or a test)."""
+        if not self.auth.enabled:
+            try:
+                return ipaddress.ip_address(client).is_loopback
+            except ValueError:  # no client address (a test transport) or not an IP
+                return False
+        if not authorization:
+            return False
+        try:
+            self.key_failures.check(client)
+        except GatewayError:
+            return False
+        if self.auth.is_valid(authorization):
+            return True
+        self.key_failures.failed(client)
+        return False
 
     async def generate(self, info: RequestInfo, request: GenerationRequest) -> Generation:
         self.backend.check_model(request.model)

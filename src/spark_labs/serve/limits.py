@@ -1,4 +1,5 @@
-"""Protection against too much traffic: per-key token buckets (429) and admission control (503).
+"""Protection against too much traffic: per-key token buckets (429), a throttle on wrong API keys per client
+address (429), and admission control (503).
 
 Admission bounds work in two stages: at most ``max_in_flight`` generations run, at most ``max_queue`` wait
 for a slot (FIFO, up to ``queue_timeout_s``); anything beyond is refused at once with Retry-After, because
@@ -23,12 +24,16 @@ class TokenBucket:
 
     def take(self, now: float) -> float:
         """Take one token; return 0 when allowed, else the seconds until a token is available."""
+        wait = self.wait(now)
+        if wait == 0:
+            self.tokens -= 1
+        return wait
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is available (0: one is there now); takes nothing."""
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
 
 class RateLimiter:
@@ -46,21 +51,55 @@ class RateLimiter:
         if not self.enabled:
             return
         now = self.clock()
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            if len(self.buckets) >= self.MAX_KEYS:
-                self._prune(now)
-            bucket = self.buckets[key] = TokenBucket(self.rate, self.burst, now)
-        wait = bucket.take(now)
+        wait = self._bucket(key, now).take(now)
         if wait > 0:
             raise GatewayError(429, f"rate limit exceeded for this API key ({self.rate:g} requests/s, burst "
                                f"{self.burst}); retry after {wait:.1f} s (see the Retry-After header)",
                                code="rate_limit_exceeded", retry_after=wait)
 
+    def _bucket(self, key: str, now: float) -> TokenBucket:
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= self.MAX_KEYS:
+                self._prune(now)
+            bucket = self.buckets[key] = TokenBucket(self.rate, self.burst, now)
+        return bucket
+
     def _prune(self, now: float) -> None:
         # A bucket that would be full again carries no state worth keeping.
         full_after = self.burst / self.rate
         self.buckets = {k: b for k, b in self.buckets.items() if now - b.stamp < full_after}
+
+
+class FailedKeyThrottle(RateLimiter):
+    """Wrong API keys, per client address: ``limit`` of them per ``window_s`` (a token bucket that one wrong
+    key empties by one). While an address's bucket is empty, every request from it that needs a key is
+    refused with 429 *before* its key is looked at: answering the right key with a 200 would tell a guesser
+    when to stop, so the throttle would slow nobody. Addresses that sent no wrong key cost one empty-dict
+    test per request; other addresses' key holders are never affected.
+    """
+
+    def __init__(self, limit: int, window_s: float, clock=time.monotonic):
+        super().__init__(limit / window_s, max(limit, 1), clock)
+        self.limit, self.window_s = limit, window_s
+
+    def check(self, client: str) -> None:
+        if not self.buckets:  # nobody sent a wrong key lately (every request of a healthy gateway)
+            return
+        bucket = self.buckets.get(client)
+        if bucket is None:
+            return
+        wait = bucket.wait(self.clock())
+        if wait > 0:
+            raise GatewayError(429, f"too many wrong API keys from your address ({self.limit} per "
+                               f"{self.window_s:g} s, max_auth_failures); every request from it that needs a key "
+                               f"is refused for {wait:.0f} s more (see Retry-After); check the key you were given",
+                               code="too_many_failed_keys", retry_after=wait)
+
+    def failed(self, client: str) -> None:
+        if self.enabled:
+            now = self.clock()
+            self._bucket(client, now).take(now)
 
 
 class Admission:

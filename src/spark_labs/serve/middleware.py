@@ -3,11 +3,20 @@ cancellation of streams). In order, for every HTTP request:
 
 1. request id: the client's ``X-Request-ID`` (if sane) or a new one; echoed in the response, set in the
    logging context so every line about this request carries it;
-2. body size: ``Content-Length`` above the limit is refused before reading; a body without one (chunked)
-   is counted while it is read and refused as soon as it passes the limit (413);
-3. API key (401) and the key's rate limit (429) for every path that is not on the gateway's public list
-   (``gateway.public``), so routes added to the app later are protected by default;
+2. header lines above ``max_header_count`` (431; their total size is bounded below HTTP, by
+   :mod:`spark_labs.serve.connections`) and body size: ``Content-Length`` above the limit is refused before
+   reading; a body without one (chunked) is counted while it is read and refused as soon as it passes the
+   limit (413);
+3. API key (401), the wrong-key throttle per client address and the key's rate limit (429) for every path
+   that is not on the gateway's public list (``gateway.public``), whatever the method, so routes added to
+   the app later are protected by default (CORS preflights are answered before this, by the CORS
+   middleware, when CORS is on);
 4. after the response: the request counter and one structured log line.
+
+WebSocket connections (and any other non-HTTP scope but the lifespan) go through the same key, throttle
+and rate limit before the app sees them; a refused handshake gets the HTTP error (401/429) as its answer.
+The client address is the connection's own unless the server believes ``X-Forwarded-For`` from a trusted
+proxy (``trusted_proxies``, applied by the server before this middleware: :mod:`spark_labs.serve.runner`).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import time
 import uuid
 
 from ..engines.registry import OLLAMA_API, OPENAI_API
+from .connections import head_error
 from .errors import GatewayError, is_ollama_route
 from .generation import Gateway, RequestInfo
 from .logs import log, request_id_var
@@ -44,7 +54,10 @@ class GatewayMiddleware:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "lifespan" or scope.get("path", "") in self.gateway.public:
+                await self.app(scope, receive, send)
+            else:
+                await self._other(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
@@ -75,23 +88,16 @@ class GatewayMiddleware:
     async def _screen(self, scope, receive, headers: dict, info: RequestInfo):
         """Refuse what must not reach the app; return the ``receive`` the app should read the body from."""
         gw, path = self.gateway, scope["path"]
+        if len(scope["headers"]) > gw.settings.max_header_count:
+            gw.metrics.rejected.labels("header_too_large").inc()
+            raise head_error(f"the request has {len(scope['headers'])} header lines; at most "
+                             f"{gw.settings.max_header_count} are accepted (max_header_count)")
         limit = gw.settings.max_body_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise self._too_large(limit)
-        if path not in gw.public and scope["method"] != "OPTIONS":  # OPTIONS: CORS preflights carry no key
-            client = (scope.get("client") or ("unknown", 0))[0]
-            try:
-                info.key_id = gw.auth.identify(headers.get("authorization"), client,
-                                               OLLAMA_API if is_ollama_route(path) else OPENAI_API)
-            except GatewayError:
-                gw.metrics.rejected.labels("unauthorized").inc()
-                raise
-            try:
-                gw.limiter.check(info.key_id)
-            except GatewayError:
-                gw.metrics.rate_limited.inc()
-                raise
+        if path not in gw.public:
+            info.key_id = _authorize(gw, scope, headers.get("authorization"))
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             return receive
         # A body dripping in byte by byte is cut off by the server's read deadline (serve.connections).
@@ -103,6 +109,24 @@ class GatewayMiddleware:
             raise GatewayError(499, "the client closed the connection before its request body was complete",
                                code="client_closed_request") from None
         return _replay(body, receive)
+
+    async def _other(self, scope, receive, send) -> None:
+        """A WebSocket (or another non-HTTP scope) on a protected path: key, throttle and rate limit first."""
+        authorization = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"authorization"),
+                             None)
+        try:
+            _authorize(self.gateway, scope, authorization)
+        except GatewayError as exc:
+            log(logging.INFO, "connection refused", type=scope["type"], route=scope.get("path"), status=exc.status,
+                error=exc.message)
+            if scope["type"] != "websocket":
+                return
+            if "websocket.http.response" in (scope.get("extensions") or {}):
+                await exc.response(ollama=is_ollama_route(scope.get("path", "")))(scope, receive, send)
+            else:  # a server without the denial-response extension answers a close before accept with 403
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        await self.app(scope, receive, send)
 
     def _too_large(self, limit: int) -> GatewayError:
         self.gateway.metrics.rejected.labels("body_too_large").inc()
@@ -128,6 +152,12 @@ class GatewayMiddleware:
         if info.error:
             fields["error"] = info.error
         log(level, "request", **fields)
+
+
+def _authorize(gateway: Gateway, scope, authorization: str | None) -> str:
+    client = (scope.get("client") or ("unknown", 0))[0]
+    path = scope.get("path", "")
+    return gateway.authorize(authorization, client, OLLAMA_API if is_ollama_route(path) else OPENAI_API)
 
 
 async def _read_body(receive, limit: int) -> bytes:

@@ -47,7 +47,7 @@ class ProxyBackend:
     def __init__(self, upstreams: list[str], settings: GatewaySettings | None = None):
         self.settings = settings or GatewaySettings()
         s = self.settings
-        self.pool = UpstreamPool(upstreams, s.breaker_failures, s.breaker_cooldown_s)
+        self.pool = UpstreamPool(upstreams, s.breaker_failures, s.breaker_cooldown_s, s.metrics_upstream_addresses)
         self.client: httpx.AsyncClient | None = None  # health probes
         self.pools: dict[str, Pool] = {}  # generation traffic, per upstream
         self.metrics: GatewayMetrics | None = None
@@ -127,8 +127,8 @@ class ProxyBackend:
         if self.metrics is not None:
             self.metrics.upstream_errors.labels(upstream.name, kind).inc()
         self._export_health()
-        log(30, "upstream failed", upstream=upstream.name, kind=kind, error=summary, detail=detail[:500],
-            breaker=upstream.breaker.state)
+        log(30, "upstream failed", upstream=upstream.name, address=upstream.address, kind=kind, error=summary,
+            detail=detail[:500], breaker=upstream.breaker.state)
 
     def _pool(self, upstream: Upstream) -> Pool:
         if upstream.name not in self.pools:

@@ -41,22 +41,32 @@ class GatewayServer(uvicorn.Server):
 
 
 def server_config(app, host: str, port: int) -> uvicorn.Config:
-    # Our middleware logs every request as JSON: uvicorn's access log would duplicate it as text.
-    # timeout_graceful_shutdown is short because the drain above already waited for streams.
-    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                          timeout_graceful_shutdown=1, lifespan="on", http=_guarded_http(app))
+    """uvicorn's settings for a gateway app (its own settings) or any other app (the defaults and the
+    SPARK_LABS_GATEWAY_* environment).
 
-
-def _guarded_http(app) -> type:
-    """uvicorn's HTTP protocol with the connection guard (read deadline, connection caps); a gateway app's
-    own settings, the defaults (and SPARK_LABS_GATEWAY_* environment) for any other app."""
+    ``X-Forwarded-For`` names the client only when the connection comes from one of ``trusted_proxies``
+    (uvicorn's default believes it from 127.0.0.1, so anything on the machine could pick its address and
+    with it a fresh rate-limit bucket). Our middleware logs every request as JSON: uvicorn's access log
+    would duplicate it as text. timeout_graceful_shutdown is short because the drain already waited.
+    """
     gateway = getattr(getattr(app, "state", None), "gateway", None)
     settings = gateway.settings if gateway is not None else GatewaySettings()
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                          timeout_graceful_shutdown=1, lifespan="on", http=_guarded_http(gateway, settings),
+                          proxy_headers=bool(settings.trusted_proxies),
+                          forwarded_allow_ips=settings.trusted_proxies or None,
+                          # h11 (used when httptools is missing) buffers an unfinished head up to this
+                          h11_max_incomplete_event_size=settings.max_header_bytes)
+
+
+def _guarded_http(gateway, settings: GatewaySettings) -> type:
+    """uvicorn's HTTP protocol with the connection guard (read deadline, connection caps, head limits)."""
     pool = getattr(getattr(gateway, "backend", None), "pool", None)
     upstream_sockets = settings.max_in_flight * len(pool.upstreams) if pool is not None else 0
     count = (lambda reason: gateway.metrics.rejected.labels(reason).inc()) if gateway is not None else None
     guard = ConnectionGuard(settings.request_read_timeout_s, settings.max_connections,
-                            settings.max_connections_per_client, upstream_sockets, count)
+                            settings.max_connections_per_client, upstream_sockets, count,
+                            max_header_bytes=settings.max_header_bytes)
     return guarded_protocol(AutoHTTPProtocol, guard)
 
 

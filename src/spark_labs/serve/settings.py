@@ -8,6 +8,7 @@ the same names. Environment variables use the field name upper-cased after the p
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,13 @@ class GatewaySettings(BaseSettings):
     public_paths: CommaList = Field(default_factory=list, description="paths answered without a key or rate limit, "
                                     "added to /health, /ready, /metrics, /api/version and the API docs; a "
                                     "trailing * makes a prefix public (/ui/*)")
+    max_auth_failures: int = Field(10, ge=0, description="wrong API keys one client address may send per "
+                                   "auth_failure_window_s; past it every request from that address that needs "
+                                   "a key gets 429 (0 = no throttle)")
+    auth_failure_window_s: float = Field(60.0, gt=0, description="the window max_auth_failures counts in")
+    trusted_proxies: CommaList = Field(default_factory=list, description="reverse proxies (addresses or "
+                                       "networks such as 10.0.0.0/8) whose X-Forwarded-For names the client; "
+                                       "none = the connection's own address is the client")
     # --- connections (enforced by the server, before any request is read)
     request_read_timeout_s: float = Field(10.0, gt=0, description="a client must send a whole request (head "
                                           "and body) this soon after connecting or after its last response; "
@@ -39,6 +47,9 @@ class GatewaySettings(BaseSettings):
                                  "is closed, or the new one gets 503 (capped below the open-file limit)")
     max_connections_per_client: int = Field(128, ge=0, description="open connections from one client address "
                                             "(503 past it); 0 = no per-address cap (behind a reverse proxy)")
+    max_header_bytes: int = Field(32_768, ge=1024, description="largest request head (request line and "
+                                  "headers); 431 and the connection closes as soon as a head passes it")
+    max_header_count: int = Field(100, ge=8, description="most header lines in one request (431 above)")
     # --- admission control
     max_in_flight: int = Field(64, ge=1, description="generations served at once")
     max_queue: int = Field(256, ge=0, description="requests waiting for a slot; more are rejected with 503")
@@ -61,10 +72,13 @@ class GatewaySettings(BaseSettings):
     drain_timeout_s: float = Field(30.0, ge=0, description="on shutdown, wait this long for in-flight streams")
     cors_origins: CommaList = Field(default_factory=list,
                                     description="allowed CORS origins ('*' = any); none = CORS off")
+    metrics_upstream_addresses: bool = Field(False, description="label upstreams on /metrics and in errors "
+                                             "by host:port instead of upstream-1, upstream-2... (the order "
+                                             "given); /ready shows the map to key holders either way")
     log_json: bool = Field(True, description="one JSON object per log line (else plain text)")
     log_level: str = Field("info", description="gateway log level")
 
-    @field_validator("upstreams", "api_keys", "cors_origins", "public_paths", mode="before")
+    @field_validator("upstreams", "api_keys", "cors_origins", "public_paths", "trusted_proxies", mode="before")
     @classmethod
     def _split_commas(cls, value):
         if isinstance(value, str):
@@ -77,6 +91,17 @@ class GatewaySettings(BaseSettings):
         for path in value:
             if not path.startswith("/"):
                 raise ValueError(f"public path {path!r} must start with '/' (e.g. /ui/* or /my/status)")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted proxy {proxy!r} is not an IP address or network (e.g. 10.0.0.5 or "
+                                 "10.0.0.0/8)") from None
         return value
 
     def load_api_keys(self) -> set[str]:

@@ -8,6 +8,9 @@
 - Circuit breaker per upstream: closed -> open after K consecutive request failures -> half-open after the
   cooldown (one trial request) -> closed on success, open again on failure. It stops a failing upstream
   from eating a failover attempt (and its latency) on every request.
+- Names: an upstream is ``upstream-1``, ``upstream-2``... (the order given) in metrics labels, request
+  logs and error messages clients see; its address is operator knowledge (``/ready`` for key holders and
+  the ``upstream failed`` / ``upstream is down`` log lines). ``by_address=True`` names them host:port.
 """
 
 from __future__ import annotations
@@ -73,10 +76,10 @@ class CircuitBreaker:
 
 
 class Upstream:
-    def __init__(self, url: str, breaker: CircuitBreaker):
+    def __init__(self, url: str, breaker: CircuitBreaker, name: str | None = None):
         self.base_url = normalise_upstream(url)
-        parts = urlsplit(self.base_url)
-        self.name = parts.netloc  # metric label: host:port, short and unique enough
+        self.address = urlsplit(self.base_url).netloc  # host:port
+        self.name = name or self.address  # metric label and what clients may read in an error
         self.breaker = breaker
         self.outstanding = 0
         self.healthy = True  # optimistic until the first probe says otherwise
@@ -87,15 +90,16 @@ class Upstream:
         return self.healthy and self.breaker.allows()
 
     def describe(self) -> dict:
-        return {"url": self.base_url, "healthy": self.healthy, "breaker": self.breaker.state,
+        return {"name": self.name, "url": self.base_url, "healthy": self.healthy, "breaker": self.breaker.state,
                 "outstanding": self.outstanding, "models": self.models, "last_error": self.last_error}
 
 
 class UpstreamPool:
-    def __init__(self, urls: list[str], breaker_failures: int, breaker_cooldown_s: float):
+    def __init__(self, urls: list[str], breaker_failures: int, breaker_cooldown_s: float, by_address: bool = False):
         if not urls:
             raise ValueError("the proxy backend needs at least one upstream URL (--upstream http://host:port/v1)")
-        self.upstreams = [Upstream(u, CircuitBreaker(breaker_failures, breaker_cooldown_s)) for u in urls]
+        self.upstreams = [Upstream(u, CircuitBreaker(breaker_failures, breaker_cooldown_s),
+                                   None if by_address else f"upstream-{i}") for i, u in enumerate(urls, 1)]
         self._turn = 0
 
     def serving(self, model: str | None) -> list[Upstream]:
@@ -146,7 +150,7 @@ class UpstreamPool:
     def _mark(self, upstream: Upstream, healthy: bool, reason: str) -> None:
         if healthy != upstream.healthy:
             log(20 if healthy else 30, "upstream is " + ("up" if healthy else "down"), upstream=upstream.name,
-                reason=reason or "probe ok")
+                address=upstream.address, reason=reason or "probe ok")
         upstream.healthy = healthy
         if reason:
             upstream.last_error = reason
