@@ -15,8 +15,10 @@ import os
 
 import httpx
 
+from ..cli_types import ArgumentParser, http_url, listen_problem, port_or_auto
 from ..engines.ports import free_port
 from ..engines.registry import OLLAMA
+from .guard import allowed_host
 
 
 def default_ollama_url() -> str:
@@ -28,27 +30,34 @@ def default_ollama_url() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spark-labs ui", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="spark-labs ui", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ollama", default=None, metavar="URL",
                         help="Ollama API root to relay to (default: OLLAMA_HOST or http://127.0.0.1:11434)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable from "
                         "other machines; the page then relays to --ollama for them)")
     parser.add_argument("--port", default="8080", help="port to listen on, or 'auto' for a free one")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME", type=allowed_host,
+                        help="also answer to this host name (repeatable), e.g. spark.local when you open the "
+                        "page as http://spark.local:8080/; localhost names and addresses need none")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    ollama = (args.ollama or default_ollama_url()).rstrip("/")
-    if not ollama.startswith(("http://", "https://")):
-        raise SystemExit(f"spark-labs ui: --ollama must be an http(s) URL like http://127.0.0.1:11434, got {ollama!r}")
-    if args.port == "auto":
-        port = free_port(args.host)
-    elif args.port.isdigit():
-        port = int(args.port)
-    else:
-        raise SystemExit(f"spark-labs ui: --port must be a number or 'auto', got {args.port!r}")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Checked here rather than as argparse types: the default comes from OLLAMA_HOST, and 'auto' needs --host.
+    try:
+        ollama = http_url(args.ollama or default_ollama_url())
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"--ollama must be an http(s) URL like http://127.0.0.1:11434 (or OLLAMA_HOST host:port): {exc}")
+    try:
+        port = port_or_auto(args.port)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"--port must be a number or 'auto': {exc}")
+    if problem := listen_problem(args.host, 0 if port == "auto" else port):
+        parser.error(f"--host {args.host} --port {args.port}: {problem}")
+    port = free_port(args.host) if port == "auto" else port
     try:
         version = httpx.get(ollama + "/api/version", timeout=3).json().get("version", "?")
         print(f"Ollama API at {ollama} answers (version {version})")
@@ -60,5 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     from .app import create_ui_app
 
     print(f"spark-labs chat UI: http://{args.host}:{port}/  (Ctrl-C stops it)", flush=True)
-    GatewayServer(server_config(create_ui_app(ollama), args.host, port), drain_timeout_s=1.0).run()
+    app = create_ui_app(ollama, args.host, args.allow_host)
+    GatewayServer(server_config(app, args.host, port), drain_timeout_s=1.0).run()
     return 0

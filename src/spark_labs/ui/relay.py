@@ -1,32 +1,43 @@
 """Relay the page's Ollama API calls to the real API (Ollama, or the gateway's Ollama routes).
 
-The page talks only to its own origin, so it needs no CORS on the engine (no ``OLLAMA_ORIGINS``) and its
-Content-Security-Policy can stay ``connect-src 'self'``. Only the three routes the page uses pass; the
-``Authorization`` header is forwarded untouched, and so are the engine's status, error body and
-``Retry-After``. A stream is relayed chunk by chunk; when the browser goes away (the Stop button aborts
-the fetch) the upstream connection is closed at once, which is what makes the engine stop generating.
+The page talks only to its own origin, so its Content-Security-Policy can stay ``connect-src 'self'``. Only the
+three routes the page uses pass, and only for the page itself (:mod:`.guard`). The ``Authorization`` and ``Origin``
+headers are forwarded untouched (so Ollama's own ``OLLAMA_ORIGINS`` check applies too), and so are the engine's
+status, error body and ``Retry-After``.
+
+Limits: a request body over ``max_request_bytes`` is refused with 413 before the rest is read; an answer the relay
+holds (everything but a chat stream) over ``max_response_bytes`` is cut off with 502 and the upstream closed. A
+chat stream is relayed chunk by chunk, never held. Whenever the browser goes away (the Stop button aborts the
+fetch, a tab closes) the upstream connection is closed at once, which is what makes the engine stop generating.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import httpx
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from ..serve.generation import ClientLeft, cancelled_if_client_leaves
+
 ROUTES = {("GET", "/api/tags"), ("GET", "/api/version"), ("POST", "/api/chat")}
-_FORWARDED_REQUEST = ("authorization", "content-type", "x-request-id")
+MAX_REQUEST_BYTES = 4 << 20  # a chat filling a 128k-token context is ~0.5 MiB of JSON
+MAX_RESPONSE_BYTES = 8 << 20  # /api/tags of a large model library, or a whole non-streamed answer: far less
+_FORWARDED_REQUEST = ("authorization", "content-type", "origin", "x-request-id")
 _FORWARDED_RESPONSE = ("retry-after", "x-request-id")
+_GONE = 499  # nginx's "client closed request": nobody receives it
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:g} MiB"
 
 
 class RelayedStream:
     """An ASGI response copying an upstream NDJSON stream chunk by chunk.
 
-    Two tasks race: the copy, and a watcher for the browser's ``http.disconnect``. Whichever ends first
-    ends the other, and the upstream response is closed either way, so a Stop in the page closes the
-    connection to the engine at once. If the upstream breaks mid-answer, the stream ends with Ollama's
+    If the browser leaves, the copy is cancelled and the upstream response closed, so a Stop in the page closes
+    the connection to the engine at once. If the upstream breaks mid-answer, the stream ends with Ollama's
     in-band ``{"error": ...}`` line (the 200 status is already sent) naming what broke.
     """
 
@@ -34,37 +45,31 @@ class RelayedStream:
         self.response, self.upstream = response, upstream
 
     async def __call__(self, scope, receive, send) -> None:
-        async def copy() -> None:
-            headers = [(b"content-type", b"application/x-ndjson"), (b"cache-control", b"no-cache")]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            try:
-                async for chunk in self.response.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except httpx.HTTPError as exc:
-                error = {"error": f"the connection to the Ollama API at {self.upstream} broke mid-answer "
-                                  f"({type(exc).__name__}); the answer is incomplete"}
-                await send({"type": "http.response.body", "body": json.dumps(error).encode() + b"\n",
-                            "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-        async def browser_leaves() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-
-        copying, leaving = asyncio.ensure_future(copy()), asyncio.ensure_future(browser_leaves())
         try:
-            await asyncio.wait({copying, leaving}, return_when=asyncio.FIRST_COMPLETED)
+            async with cancelled_if_client_leaves(receive) as watch:
+                headers = [(b"content-type", b"application/x-ndjson"), (b"cache-control", b"no-cache")]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                try:
+                    async for chunk in self.response.aiter_raw():
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                except httpx.HTTPError as exc:
+                    error = {"error": f"the connection to the Ollama API at {self.upstream} broke mid-answer "
+                                      f"({type(exc).__name__}); the answer is incomplete"}
+                    await send({"type": "http.response.body", "body": json.dumps(error).encode() + b"\n",
+                                "more_body": True})
+                watch.stop()  # the last write completes the response: a disconnect after it is normal
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except ClientLeft:
+            pass  # the browser left: the upstream is closed below
         finally:
-            copying.cancel()
-            leaving.cancel()
-            # collected, not raised: a write to a browser that already left is not an error
-            await asyncio.gather(copying, leaving, return_exceptions=True)
             await self.response.aclose()
 
 
 class OllamaRelay:
-    def __init__(self, upstream: str, connect_timeout_s: float = 5.0, read_timeout_s: float = 600.0):
+    def __init__(self, upstream: str, connect_timeout_s: float = 5.0, read_timeout_s: float = 600.0,
+                 max_request_bytes: int = MAX_REQUEST_BYTES, max_response_bytes: int = MAX_RESPONSE_BYTES):
         self.upstream = upstream.rstrip("/")
+        self.max_request_bytes, self.max_response_bytes = max_request_bytes, max_response_bytes
         self._timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
         self._client: httpx.AsyncClient | None = None
 
@@ -76,10 +81,42 @@ class OllamaRelay:
             await self._client.aclose()
 
     async def forward(self, request: Request) -> Response:
+        try:
+            body = await self._body(request)
+        except ClientDisconnect:
+            return Response(status_code=_GONE)
+        if isinstance(body, Response):
+            return body
+        try:
+            # Everything up to a stream's first byte ends when the browser leaves: a non-streamed answer
+            # (stream: false, /api/tags) would otherwise keep the engine busy for nobody.
+            async with cancelled_if_client_leaves(request.receive):
+                return await self._exchange(request, body)
+        except ClientLeft:
+            return Response(status_code=_GONE)
+
+    async def _body(self, request: Request) -> bytes | Response:
+        """The request body, or a 413 as soon as it is known to be too large (without reading the rest)."""
+        declared = request.headers.get("content-length", "")
+        size = int(declared) if declared.isdigit() else 0
+        if size <= self.max_request_bytes:
+            body = bytearray()
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > self.max_request_bytes:
+                    break
+            else:
+                return bytes(body)
+        what = f"Content-Length {size}" if size else "more than that arrived"
+        error = (f"the request body is over the relay's limit of {_mib(self.max_request_bytes)} ({what}); the "
+                 "page's chats are far smaller: start a New chat if a conversation grew this long")
+        # Connection: close makes the server hang up instead of reading (and discarding) the rest.
+        return JSONResponse({"error": error}, status_code=413, headers={"Connection": "close"})
+
+    async def _exchange(self, request: Request, body: bytes) -> Response:
         path = request.url.path
         headers = {k: v for k in _FORWARDED_REQUEST if (v := request.headers.get(k))}
-        outgoing = self._client.build_request(request.method, self.upstream + path, headers=headers,
-                                              content=await request.body())
+        outgoing = self._client.build_request(request.method, self.upstream + path, headers=headers, content=body)
         try:
             response = await self._client.send(outgoing, stream=True)
         except httpx.TransportError as exc:
@@ -89,8 +126,29 @@ class OllamaRelay:
                                 status_code=502)
         passed = {k: v for k in _FORWARDED_RESPONSE if (v := response.headers.get(k))}
         media_type = response.headers.get("content-type", "application/json")
-        if response.status_code >= 400 or "ndjson" not in media_type:
-            content = await response.aread()
+        if request.method == "POST" and response.status_code < 400 and "ndjson" in media_type:
+            return RelayedStream(response, self.upstream)
+        try:
+            content = await self._held(response)
+        except httpx.HTTPError as exc:
+            return JSONResponse({"error": f"the Ollama API at {self.upstream} broke off its answer to {path} "
+                                 f"({type(exc).__name__}); retry, and check the engine's log if it repeats"},
+                                status_code=502)
+        finally:
             await response.aclose()
-            return Response(content, status_code=response.status_code, headers=passed, media_type=media_type)
-        return RelayedStream(response, self.upstream)
+        if content is None:
+            return JSONResponse({"error": f"the Ollama API at {self.upstream} sent more than "
+                                 f"{_mib(self.max_response_bytes)} for {path}, far more than a real answer; the relay "
+                                 "stopped reading and closed the connection: check what answers at that address"},
+                                status_code=502)
+        return Response(content, status_code=response.status_code, headers=passed, media_type=media_type)
+
+    async def _held(self, response: httpx.Response) -> bytes | None:
+        """A whole upstream answer, or None as soon as it grows over the limit."""
+        parts, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                return None
+            parts.append(chunk)
+        return b"".join(parts)
