@@ -21,7 +21,7 @@ import contextlib
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -40,8 +40,7 @@ class Wall:
     bind_tmp: bool = True            # put /tmp on the scratch too (not when Python itself lives under /tmp)
 
     def to_json(self) -> dict:
-        return {"scratch": self.scratch, "disk_limit": self.disk_limit, "hidden": list(self.hidden),
-                "readable": list(self.readable), "submission": self.submission, "bind_tmp": self.bind_tmp}
+        return asdict(self)
 
 
 def _read(path: Path) -> str:
@@ -177,12 +176,7 @@ def hideable(paths: list[Path]) -> tuple[str, ...]:
     """``paths`` that may be hidden from a submission: a folder holding Python or the course package (a
     submissions folder given as ``.`` in the course checkout) is left visible; its notebooks are hidden one
     by one by the caller."""
-    protected = protected_paths()
-    keep = []
-    for path in (p.resolve() for p in paths):
-        if path.is_dir() and any(path == p or path in p.parents for p in protected):
-            continue
-        keep.append(str(path))
+    keep = [str(path) for path in (p.resolve() for p in paths) if not (path.is_dir() and covers_python(path))]
     return tuple(dict.fromkeys(keep))
 
 
@@ -191,7 +185,8 @@ def scratch_base() -> str | None:
     return "/var/tmp" if os.path.isdir("/var/tmp") and os.access("/var/tmp", os.W_OK) else None
 
 
-def covers_python(folder: str) -> bool:
+def covers_python(folder: str | Path) -> bool:
+    """True when ``folder`` is, or holds, what the run itself needs (hiding or covering it would break the run)."""
     return any(p == Path(folder) or Path(folder) in p.parents for p in protected_paths())
 
 

@@ -37,12 +37,16 @@ def _mount_points() -> list[str]:
     return sorted(set(points), key=len)
 
 
+def _bind_read_only(source: str, target: str) -> None:
+    _mount("--bind", source, target)
+    _mount("-o", "remount,bind,ro", target)
+
+
 def _read_only(point: str) -> None:
     try:
         _mount("-o", "remount,bind,ro", point)
     except subprocess.CalledProcessError:
-        _mount("--bind", point, point)  # not a bind mount yet: make it one, then read-only
-        _mount("-o", "remount,bind,ro", point)
+        _bind_read_only(point, point)  # not a bind mount yet: make it one, then read-only
 
 
 def build(wall: dict) -> dict[str, str]:
@@ -57,8 +61,7 @@ def build(wall: dict) -> dict[str, str]:
         _read_only(point)
     for point in PROC_READ_ONLY:
         if os.path.exists(point):
-            _mount("--bind", point, point)
-            _mount("-o", "remount,bind,ro", point)
+            _bind_read_only(point, point)
     _mount("-t", "tmpfs", "-o", f"size={int(wall['disk_limit'])},mode=0755", "spark-labs-scratch", str(scratch))
     folders = {name: scratch / name for name in ("work", "tmp", "shm", "home", "runtime", "cache")}
     for folder in folders.values():
@@ -73,8 +76,7 @@ def build(wall: dict) -> dict[str, str]:
     for readable in wall.get("readable", []):
         target = folders["cache"] / Path(readable).name
         target.mkdir()
-        _mount("--bind", readable, str(target))
-        _mount("-o", "remount,bind,ro", str(target))
+        _bind_read_only(readable, str(target))
     for hidden in wall.get("hidden", []):
         path = Path(hidden)
         if path.is_dir():
