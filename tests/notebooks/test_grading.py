@@ -96,12 +96,16 @@ def test_unfinished_work_gets_no_credit_whatever_it_printed_or_saved(graded, nam
     assert "NotImplementedError: Exercise" in row["failures"]
 
 
-def test_checkpoint_cells_are_restored_from_the_reference(graded):
+def test_checkpoint_cells_run_as_the_reference_wrote_them(graded):
     rows = graded["rows"]
-    assert "the cell was changed in the submission" in rows["print_instead_of_checkpoint"]["notes"]
+    notes = rows["print_instead_of_checkpoint"]["notes"]
+    assert "ran as the course wrote them" in notes and "(checkpoint 00.1, changed)" in notes
+    # Only prints left: the course's cells still run (the machine meets the environment check), the
+    # exercises run as their starting stubs, and each missing exercise is named.
     reduced = rows["only_checkpoint_prints"]
-    assert reduced["status"] == "failed" and reduced["score"] == "0/3"
-    assert "NameError" in reduced["failures"]
+    assert reduced["status"] == "failed" and reduced["score"] == "1/3"
+    assert _state(reduced, checkpoint_id("required_failures")) == "passed"
+    assert "Exercise 00.1: its cell was not found" in reduced["notes"]
 
 
 def test_redefined_checkpoint_is_not_the_one_that_runs(graded):
@@ -204,20 +208,17 @@ def test_reference_checkpoints_come_from_the_notebook():
     assert all(reference.descriptions.values())
 
 
-def test_locked_cells_are_put_back_where_the_reference_has_them(tmp_path):
-    """No execution: a cell the lab tags `locked` is restored when changed, a deleted checkpoint cell is
-    re-inserted after the cell that precedes it in the reference, and no submitted tag survives."""
-    from spark_labs.grading.restore import GRADER_KEY, restore_locked
+def test_course_cells_run_as_written_where_the_reference_has_them(tmp_path):
+    """No execution: a changed course cell runs as the reference has it, a deleted checkpoint cell runs after
+    the cell that precedes it in the reference, and no submitted tag survives."""
+    from spark_labs.grading.assemble import GRADER_KEY, assemble
     from spark_labs.notebooks.build import build_notebook
 
-    notebook = nbformat.read(SOLUTION, as_version=4)
-    setup = next(c for c in notebook.cells if c.cell_type == "code" and "environment_checks(" in c.source)
-    setup.metadata.setdefault("tags", []).append("locked")
-    nbformat.write(notebook, tmp_path / SOLUTION.name)
-    reference = load_reference(tmp_path / SOLUTION.name)
+    reference = load_reference(SOLUTION)
+    setup = next(c for c in reference.notebook.cells if c.cell_type == "code" and "environment_checks(" in c.source)
     environment = checkpoint_id("required_failures")
 
-    submission = build_notebook(tmp_path / SOLUTION.name)
+    submission = build_notebook(SOLUTION)
     position = next(i for i, c in enumerate(submission.cells) if "environment_checks(" in c.source)
     submission.cells[position].source = "checks = []  # nothing to check"
     submission.cells[position].metadata["tags"] = ["skip-execution"]
@@ -225,11 +226,12 @@ def test_locked_cells_are_put_back_where_the_reference_has_them(tmp_path):
     before = submission.cells[gone - 1].source
     del submission.cells[gone]
 
-    prepared = restore_locked(reference, submission)
+    prepared = assemble(reference, submission)
     cells = prepared.notebook.cells
     assert cells[position].source == setup.source
-    assert cells[position].metadata[GRADER_KEY]["restored"] == "changed"
+    assert cells[position].metadata[GRADER_KEY]["runs"] == "reference"
+    assert "(a course cell, changed)" in prepared.notes[-1] and "(checkpoint 00.3, deleted)" in prepared.notes[-1]
     restored = prepared.checkpoint_cells[environment]
-    assert cells[restored].metadata[GRADER_KEY]["restored"] == "missing" and cells[restored - 1].source == before
+    assert cells[restored].metadata[GRADER_KEY]["runs"] == "reference" and cells[restored - 1].source == before
     assert not any(c.metadata.get("tags") for c in cells)
     assert len(cells) == len(reference.notebook.cells)

@@ -1,5 +1,5 @@
 """One bad submission never stops the class: malformed notebooks are error rows, the gradebook is safe to open in a
-spreadsheet, and restoring a hostile notebook is cheap and counted against its time limit. No process is started
+spreadsheet, and assembling a hostile notebook's graded copy is cheap and counted against its time limit. No process is started
 here: each case is decided before a submission would run."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
+from spark_labs.grading.assemble import assemble
 from spark_labs.grading.grade import GradeRow, grade_submission, grade_submissions
 from spark_labs.grading.gradebook import Header, spreadsheet_safe, write_csv
 from spark_labs.grading.reference import load_reference
-from spark_labs.grading.restore import restore_locked
 from spark_labs.grading.sandbox import Limits
 from spark_labs.notebooks.build import build_notebook
 from spark_labs.notebooks.checkpoints import ids_called
@@ -43,7 +43,7 @@ def test_a_cell_whose_source_is_a_number_is_an_error_row_and_the_others_are_grad
     bad.write_text(json.dumps(broken))  # as a hand-edited file would be: nbformat.write would refuse it
     good = _write(tmp_path / "alice.ipynb", build_notebook(SOLUTION))
     ran = []
-    monkeypatch.setattr("spark_labs.grading.grade.run_isolated", lambda *a, **k: ran.append(a[0]) or _no_run())
+    monkeypatch.setattr("spark_labs.grading.grade.run_judged", lambda *a, **k: ran.append(a[0]) or _no_run())
     rows = grade_submissions([("mallory", bad), ("alice", good)], reference, Limits(), workers=1)
     assert [r.student for r in rows] == ["mallory", "alice"]
     assert rows[0].status == "error" and "not a valid notebook" in rows[0].reason
@@ -60,7 +60,7 @@ def test_any_exception_while_grading_is_that_submissions_error_row(reference, tm
     def boom(*args, **kwargs):
         raise RuntimeError("unexpected shape")
 
-    monkeypatch.setattr("spark_labs.grading.grade.restore_locked", boom)
+    monkeypatch.setattr("spark_labs.grading.grade.assemble", boom)
     row = grade_submission("bob", _write(tmp_path / "bob.ipynb", build_notebook(SOLUTION)), reference, Limits())
     assert row.status == "error" and "RuntimeError: unexpected shape" in row.reason
 
@@ -88,27 +88,27 @@ def _outcome(cid):
     return CheckpointOutcome(cid, "not run")
 
 
-def test_a_huge_cell_in_a_checkpoints_place_is_restored_quickly(reference):
+def test_a_huge_cell_in_a_checkpoints_place_is_assembled_quickly(reference):
     """Before: a checkpoint cell replaced by 4 MB of text cost 36 s of text comparison, outside --timeout."""
     notebook = build_notebook(SOLUTION)
     index = next(i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and ids_called(c.source))
     notebook.cells[index].source = "y = '" + "c" * 4_000_000 + "'"
     start = time.perf_counter()
-    prepared = restore_locked(reference, notebook)
+    prepared = assemble(reference, notebook)
     assert time.perf_counter() - start < 3
     assert set(prepared.checkpoint_cells) == set(reference.checkpoints)
 
 
-def test_restoring_counts_against_the_time_limit(reference, tmp_path, monkeypatch):
-    slow = restore_locked
+def test_assembling_counts_against_the_time_limit(reference, tmp_path, monkeypatch):
+    slow = assemble
 
     def slow_restore(*args):
         time.sleep(0.3)
         return slow(*args)
 
-    monkeypatch.setattr("spark_labs.grading.grade.restore_locked", slow_restore)
-    monkeypatch.setattr("spark_labs.grading.grade.run_isolated", lambda *a, **k: pytest.fail("ran past its budget"))
+    monkeypatch.setattr("spark_labs.grading.grade.assemble", slow_restore)
+    monkeypatch.setattr("spark_labs.grading.grade.run_judged", lambda *a, **k: pytest.fail("ran past its budget"))
     notebook = build_notebook(SOLUTION)
     notebook.cells.append(new_code_cell("pass"))
     row = grade_submission("carol", _write(tmp_path / "carol.ipynb", notebook), reference, Limits(timeout=0.2))
-    assert row.status == "timeout" and "restoring its locked cells" in row.reason, row.reason
+    assert row.status == "timeout" and "assembling its graded notebook" in row.reason, row.reason

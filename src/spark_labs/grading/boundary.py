@@ -26,6 +26,7 @@ from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 GROUP_PREFIX = "spark-labs-grade-"
+CANNOT_CONTAIN = 98  # the jail's exit status when the wall could not be built: nothing of the submission ran
 
 
 @dataclass(frozen=True)

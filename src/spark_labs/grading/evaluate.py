@@ -1,10 +1,10 @@
 """Read a grade off the executed notebook: only what this execution printed counts.
 
-A checkpoint passes when its restored cell ran, printed the passed line for its own id and did not raise.
-Anything else is a failure with the checkpoint's own sentence (``failed because ...``) or, if the cell raised
-before printing one, the exception's name and message. Cells are numbered as the learner finds them in the
-graded notebook they get back: ``cell 12`` is the twelfth cell from the top, ``In [7]`` the execution count
-JupyterLab shows beside it.
+A checkpoint passes when its cell (the reference's, run in the grading kernel) ran, printed the passed line
+for its own id and did not raise. Anything else is a failure with the checkpoint's own sentence (``failed
+because ...``) or, if the cell raised before printing one, the exception's name and message. Cells are
+numbered as the learner finds them in the graded notebook they get back: ``cell 12`` is the twelfth cell from
+the top, ``In [7]`` the execution count JupyterLab shows beside it.
 """
 
 from __future__ import annotations

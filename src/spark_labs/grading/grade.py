@@ -1,4 +1,8 @@
-"""Grade submissions: restore the locked cells, execute alone, read the checkpoints this run printed.
+"""Grade submissions: the reference's cells judge, the learner's run behind a wall; read what this run printed.
+
+Each submission is assembled into a graded notebook (:mod:`.assemble`): the reference's own cells, checkpoint
+cells included, run in a clean grading kernel; the learner's exercise cells (and cells they added) run in
+the learner's kernel behind the wall, and only plain values cross (:mod:`.judge`).
 
 One row per submission, with a status an instructor can act on:
 
@@ -9,7 +13,7 @@ One row per submission, with a status an instructor can act on:
   could not be built, the kernel did not start, nothing was executed, a process could not be stopped); the
   row says why and the command exits non-zero. One bad submission never stops the others.
 
-Everything the grader spends on a submission counts against its ``--timeout``: restoring its locked cells
+Everything the grader spends on a submission counts against its ``--timeout``: assembling its graded notebook
 as well as executing it.
 """
 
@@ -24,11 +28,11 @@ from pathlib import Path
 
 import nbformat
 
+from .assemble import assemble
 from .boundary import hideable
 from .evaluate import CellProblem, CheckpointOutcome, cell_problems, checkpoint_outcome
 from .reference import Reference
-from .restore import restore_locked
-from .sandbox import Limits, run_isolated
+from .sandbox import Limits, run_judged
 
 MEMORY_ERRORS = ("MemoryError", "Cannot allocate memory")
 
@@ -121,15 +125,14 @@ def _grade(student: str, path: Path, reference: Reference, limits: Limits, hidde
     if problem := _malformed(submission):
         row.reason = problem
         return row
-    prepared = restore_locked(reference, submission)
+    prepared = assemble(reference, submission)
     left = limits.timeout - (time.monotonic() - start)
     if left <= 0:
         row.status, row.seconds = "timeout", time.monotonic() - start
-        row.reason = f"restoring its locked cells alone took past {limits.timeout:.0f} s (--timeout); nothing ran"
+        row.reason = f"assembling its graded notebook alone took past {limits.timeout:.0f} s (--timeout); nothing ran"
         return row
-    run = run_isolated(path, prepared.notebook, sorted(set(prepared.checkpoint_cells.values())),
-                       replace(limits, timeout=left), hidden=hidden,
-                       readable=_readable_models() if limits.contained else ())
+    run = run_judged(path, prepared.notebook, prepared.slots, replace(limits, timeout=left), hidden=hidden,
+                     readable=_readable_models() if limits.contained else ())
     row.seconds, row.peak_rss_mb, row.graded = time.monotonic() - start, run.peak_rss_mb, run.notebook
     row.notes = list(prepared.notes)
     if not limits.contained:
@@ -137,6 +140,9 @@ def _grade(student: str, path: Path, reference: Reference, limits: Limits, hidde
     row.notes += [f"cell {i + 1}: output stopped at the {limits.output_limit:,}-byte cap and the cell interrupted"
                   for i in run.capped]
     row.notes += [f"still running when the notebook ended, stopped by the grader: {cmd}" for cmd in run.leftover]
+    if run.learner_failure and not run.not_contained:
+        row.notes.append(f"your code's kernel stopped during grading ({run.learner_failure}); later exercises did "
+                         f"not run")
     if run.not_contained:
         row.reason = f"not graded: {run.not_contained}"
     elif run.unstoppable:
@@ -163,14 +169,16 @@ def _grade(student: str, path: Path, reference: Reference, limits: Limits, hidde
 
 
 def grade_submissions(submissions: list[tuple[str, Path]], reference: Reference, limits: Limits,
-                      workers: int = 2, on_done: Callable[[GradeRow], None] | None = None) -> list[GradeRow]:
+                      workers: int = 2, on_done: Callable[[GradeRow], None] | None = None,
+                      grade: Callable[..., GradeRow] = grade_submission) -> list[GradeRow]:
     """Grade ``(student, path)`` pairs, ``workers`` at a time; returns only when every run has ended and its
-    processes are gone, so a gradebook written from the rows cannot be touched by a submission."""
+    processes are gone, so a gradebook written from the rows cannot be touched by a submission. ``grade``
+    stands in for :func:`grade_submission` with the same arguments (``--cluster`` runs it as a Ray task)."""
 
     hidden = hidden_from_submissions(reference, [path for _, path in submissions])
 
     def one(item: tuple[str, Path]) -> GradeRow:
-        row = grade_submission(*item, reference, limits, hidden)
+        row = grade(*item, reference, limits, hidden)
         if on_done:
             on_done(row)
         return row

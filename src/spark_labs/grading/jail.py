@@ -23,7 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-CANNOT_CONTAIN = 98
+from .boundary import CANNOT_CONTAIN
+
 LEFT_WRITABLE = ("/dev", "/dev/pts")  # device nodes: /dev/null must stay writable; they hold no files
 PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/bus", "/proc/fs", "/proc/irq")
 

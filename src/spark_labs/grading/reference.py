@@ -18,6 +18,7 @@ import nbformat
 
 from ..notebooks.build import build_notebook
 from ..notebooks.checkpoints import CHECKPOINT_ID, ids_called, parse_line
+from .contract import Contract, ContractError, read_contract
 
 LOCKED_TAG = "locked"
 EXERCISE_MARK = "# BEGIN SOLUTION"
@@ -55,6 +56,7 @@ class Reference:
     template: nbformat.NotebookNode   # what learners started from (labs/ is built the same way)
     locked: tuple[LockedCell, ...]
     descriptions: dict[str, str]      # checkpoint id -> what it checks, in notebook order
+    contracts: dict[int, Contract]    # cell index -> what runs on the learner's side there (exercises)
 
     @property
     def checkpoints(self) -> list[str]:
@@ -80,9 +82,16 @@ def load_reference(path: Path) -> Reference:
     lab = path.stem.split("_", 1)[0]
     locked: list[LockedCell] = []
     owner: dict[str, int] = {}
+    contracts: dict[int, Contract] = {}
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
+        try:
+            contract = read_contract(cell, index, lab, f"{path.name}, cell {index + 1}")
+        except ContractError as exc:
+            raise ReferenceError(str(exc)) from None
+        if contract is not None:
+            contracts[index] = contract
         ids = tuple(ids_called(cell.source))
         tagged = LOCKED_TAG in cell.get("metadata", {}).get("tags", [])
         if not ids and not tagged:
@@ -105,7 +114,7 @@ def load_reference(path: Path) -> Reference:
                              f"nothing to grade")
     descriptions = {checkpoint_id: _description(notebook, index, checkpoint_id)
                     for checkpoint_id, index in sorted(owner.items(), key=lambda item: (item[1], item[0]))}
-    return Reference(path, lab, notebook, build_notebook(path), tuple(locked), descriptions)
+    return Reference(path, lab, notebook, build_notebook(path), tuple(locked), descriptions, contracts)
 
 
 def _description(notebook, index: int, checkpoint_id: str) -> str:

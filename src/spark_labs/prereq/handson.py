@@ -45,6 +45,18 @@ def load_4bit_and_generate(model_path: str, prompt: str = "What is the capital o
     return QuantizedRun(text, model.get_memory_footprint(), bf16_footprint(model_path), count_4bit_layers(model))
 
 
+def load_quantized_like(model_path: str, quantization_config: dict | None):
+    """The grader's copy of a learner's model: loaded here with the quantization settings the learner's model
+    carried (none: a plain load), so what is checked is a real model, never an object that reports numbers."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs = {"device_map": "auto" if torch.cuda.is_available() else "cpu"}
+    if quantization_config:
+        kwargs["quantization_config"] = BitsAndBytesConfig.from_dict(dict(quantization_config))
+    return AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+
+
 def bf16_footprint(model_path: str) -> int:
     """Bytes the same model takes in bf16, from its parameter count (no second load needed)."""
     import json

@@ -1,0 +1,133 @@
+"""What each exercise takes and gives: the contract the judge (:mod:`.judge`) enforces at the wall.
+
+An exercise cell of a reference notebook (one holding ``# BEGIN SOLUTION``) declares in its metadata::
+
+    "spark_labs": {"exercise": "02.1",
+                   "inputs": {"lengths": "value", "BATCH": "value"},
+                   "outputs": {"wasted_fraction": "function", "waste": "value"}}
+
+* **inputs**: names from earlier cells the learner's cell reads, sent to the learner's kernel by value
+  (``endpoint``: an engine handle, of which only its addresses travel);
+* **outputs**: names later cells need, sent back as plain data (``value``), called across as functions
+  (``function``), kept in the learner's kernel and reached through it (``object``: a running server), or
+  rebuilt by the judge from the settings they carry (``quantized_model``);
+* ``"replay": false`` when the reference's statements after the learner's part cannot run in the judge
+  (they use a class the learner wrote).
+
+A cell whose given code must run next to the learner's objects (it wires them into an app) is declared
+``{"learner_side": true, "inputs": ..., "outputs": ...}``: the reference's code runs in the learner's kernel.
+
+The reference cell is split by statement: the top-level statements holding a ``BEGIN/END SOLUTION`` block are
+the learner's part; those before it (*setup*) and after it (*after*) are the reference's own code, which
+the judge also runs on its side.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from ..notebooks.checkpoints import CHECKPOINT_ID
+
+META_KEY = "spark_labs"
+INPUT_KINDS = ("value", "endpoint")
+OUTPUT_KINDS = ("value", "function", "object", "quantized_model")
+_BEGIN = re.compile(r"^\s*# BEGIN SOLUTION")
+_END = re.compile(r"^\s*# END SOLUTION")
+
+
+class ContractError(ValueError):
+    """A reference cell's contract is missing or malformed; the message names the cell and the fix."""
+
+
+@dataclass(frozen=True)
+class Contract:
+    index: int                             # the cell's position in the reference notebook
+    exercise: str | None                   # "02.1"; None for a learner-side cell
+    inputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    setup: str = ""
+    after: str = ""
+    learner_side: bool = False
+
+    def slot(self, source: str, kind: str) -> dict:
+        """What the judge needs to run this cell with ``source`` on the learner's side."""
+        return {"kind": kind, "exercise": self.exercise, "source": source, "inputs": self.inputs,
+                "outputs": self.outputs, "setup": self.setup, "after": self.after}
+
+
+def solution_lines(source: str) -> list[tuple[int, int]]:
+    """1-based (first, last) line numbers of each BEGIN..END SOLUTION block."""
+    blocks, start = [], None
+    for number, line in enumerate(source.splitlines(), 1):
+        if _BEGIN.match(line):
+            start = number
+        elif _END.match(line) and start is not None:
+            blocks.append((start, number))
+            start = None
+    return blocks
+
+
+def split_statements(source: str, where: str) -> tuple[str, str]:
+    """(setup, after): the reference's statements before and after the ones holding the learner's part."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ContractError(f"{where}: the exercise cell is not plain Python ({exc.msg}, line {exc.lineno})") \
+            from None
+    blocks = solution_lines(source)
+    lines = source.splitlines()
+
+    def blocks_of(node: ast.stmt) -> list[tuple[int, int]]:
+        """Blocks the statement sits in (top-level learner code) or that begin inside it (a function body)."""
+        return [(first, last) for first, last in blocks
+                if first <= node.lineno <= last or node.lineno <= first <= node.end_lineno]
+
+    def holds_answer(node: ast.stmt) -> bool:
+        return bool(blocks_of(node))
+
+    answers = [i for i, node in enumerate(tree.body) if holds_answer(node)]
+    if not answers:
+        raise ContractError(f"{where}: no statement holds the BEGIN/END SOLUTION block")
+    first, last = tree.body[answers[0]], tree.body[answers[-1]]
+    start = min([first.lineno, *[d.lineno for d in getattr(first, "decorator_list", [])]])
+    setup = "\n".join(lines[:start - 1])
+    end = max([last.end_lineno, *[b for _, b in blocks_of(last)]])  # END may sit below a function's last line
+    after = "\n".join(lines[end:])
+    return setup, after
+
+
+def _kinds(value, allowed: tuple[str, ...], what: str, where: str) -> dict[str, str]:
+    if isinstance(value, list):
+        value = dict.fromkeys(value, "value")
+    if not isinstance(value, dict):
+        raise ContractError(f"{where}: {what} must be a dict of name -> kind")
+    for name, kind in value.items():
+        if not str(name).isidentifier() or kind not in allowed:
+            raise ContractError(f"{where}: {what} {name!r}: {kind!r} is not one of {', '.join(allowed)}")
+    return dict(value)
+
+
+def read_contract(cell, index: int, lab: str, where: str) -> Contract | None:
+    """The contract of a reference code cell; None for a cell the judge runs itself."""
+    declared = cell.get("metadata", {}).get(META_KEY)
+    is_exercise = "# BEGIN SOLUTION" in cell.source
+    if declared is None:
+        if is_exercise:
+            raise ContractError(f"{where} holds an exercise but declares no contract: add metadata "
+                                f"{META_KEY}.exercise, .inputs and .outputs (see spark_labs.grading.contract)")
+        return None
+    inputs = _kinds(declared.get("inputs", {}), INPUT_KINDS, "input", where)
+    outputs = _kinds(declared.get("outputs", {}), OUTPUT_KINDS, "output", where)
+    if declared.get("learner_side"):
+        return Contract(index, None, inputs, outputs, learner_side=True)
+    exercise = declared.get("exercise")
+    if not is_exercise or not isinstance(exercise, str) or not CHECKPOINT_ID.fullmatch(exercise) \
+            or not exercise.startswith(f"{lab}."):
+        raise ContractError(f"{where}: an exercise contract needs a BEGIN SOLUTION block and an id {lab}.M "
+                            f"(found {exercise!r})")
+    setup, after = split_statements(cell.source, where)
+    if declared.get("replay") is False:
+        after = ""
+    return Contract(index, exercise, inputs, outputs, setup, after)
