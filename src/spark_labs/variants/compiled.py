@@ -4,19 +4,27 @@ Eager ``generate`` re-dispatches hundreds of small kernels per token from Python
 goes; on a GPU the launch overhead, not memory bandwidth, then sets the speed (about 5 % of the bandwidth
 roofline for an 8B model at batch 1). Fixing the shapes ahead of time -- a :class:`~transformers.StaticCache`
 of ``max_cache_len`` slots, one token in, one token out -- lets ``torch.compile`` fuse the step, and on CUDA
-(``mode="reduce-overhead"``) record it once as a CUDA graph that is replayed per token. That is what an
-engine build (TensorRT-LLM, vLLM's CUDA graphs) buys, and what it costs: compile time before the first token,
-and a context length fixed at build time.
+record it once as a CUDA graph that is replayed per token (what ``mode="reduce-overhead"`` stands for; the
+decoder records that graph itself, over input buffers it owns, so that what the graph reads is plain to see).
+That is what an engine build (TensorRT-LLM, vLLM's CUDA graphs) buys, and what it costs: compile time before
+the first token, and a context length fixed at build time.
 
 Only the one-token decode step is compiled. Prefill runs eagerly: prompts differ in length, and a compiled
-prefill would recompile for each new length. The CUDA-graph replay reuses its output buffers, so the next
-token is computed inside the graph and copied out (``clone``) before the next replay overwrites it;
-``torch.compiler.cudagraph_mark_step_begin()`` tells the graph tree that a new step starts.
+prefill would recompile for each new length.
+
+The loop never waits for the GPU between tokens. Each next token is chosen on the device (argmax, or sampling)
+and fed straight into the next step with the position advanced there too, so the host only queues work; the
+tokens come back in chunks, copied asynchronously while the GPU computes the next chunk, and EOS or a stop
+request is noticed when its chunk is read (the few steps queued past it are discarded). Reading each token as
+it is made (``int(argmax)``) would cost a host round trip per token: the GPU idles while the host reads the token,
+decides, and launches the next step. The graph reads its token and position from fixed buffers and writes its
+logits to a fixed buffer, so each step copies its inputs in and chooses the next token before the next replay.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -51,13 +59,18 @@ class StaticCacheDecoder:
     """Batch-1 generation over a :class:`~transformers.StaticCache`, the decode step optionally compiled.
 
     ``compile=False`` gives the same loop eagerly: the fair baseline, since only compilation differs.
-    Every generation runs on the decoder's own single thread, whichever thread asks: CUDA graphs are
-    recorded per thread (a server that generates from a new thread per request would re-record or fail),
-    and one cache allows one generation at a time, so callers are serialised there too.
+    ``mode`` (a ``torch.compile`` mode) or ``options`` (inductor settings, e.g. ``{"max_autotune": True,
+    "freezing": True}``) choose how the step's kernels are built; on CUDA the decoder adds the graph itself.
+    Every generation runs on the decoder's own single thread, whichever thread asks: one cache allows one
+    generation at a time, so callers are serialised there.
     """
 
+    # Tokens read back per host round trip on a GPU; one more chunk is queued while a chunk is read. Larger
+    # chunks save round trips but discard more steps after an EOS and stream text in bigger bursts.
+    read_every = 8
+
     def __init__(self, model, max_cache_len: int, compile: bool = True, mode: str | None = None,
-                 free_memory: float | None = None):
+                 free_memory: float | None = None, options: dict | None = None):
         import torch
         from transformers import StaticCache
 
@@ -68,14 +81,22 @@ class StaticCacheDecoder:
         self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
         self.cuda_graphs = compile and self.device.type == "cuda"
         if compile:
-            # reduce-overhead = inductor + CUDA graphs; CPUs have no graphs to replay, inductor alone fuses.
-            mode = mode or ("reduce-overhead" if self.cuda_graphs else "default")
-            self._step = torch.compile(self._decode_step, mode=mode, fullgraph=True, dynamic=False)
+            # CPUs have no graphs to replay: inductor alone fuses. On CUDA the mode's kernel settings are kept
+            # and its graphs left to _record (torch.compile takes a mode or options, not both).
+            from torch._inductor import list_mode_options
+
+            settings = {**list_mode_options(mode or "reduce-overhead"), **(options or {}),
+                        "triton.cudagraphs": False} if self.cuda_graphs else options
+            how = {"options": settings} if settings else {"mode": mode or "default"}
+            self._step = torch.compile(self._decode_step, fullgraph=True, dynamic=False, **how)
         else:
             self._step = self._decode_step
         self.compiled = compile
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="static-cache-decoder",
-                                          initializer=_give_thread_cuda_graph_state if self.cuda_graphs else None)
+        self._graph = None  # recorded by the first generation, once the cache has its tensors
+        if self.cuda_graphs:  # what the graph reads and writes: the same memory at every replay
+            self._token = torch.zeros((1, 1), dtype=torch.long, device=self.device)
+            self._position = torch.zeros((1,), dtype=torch.long, device=self.device)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="static-cache-decoder")
 
     # --- the fixed-shape step (what gets compiled)
     def _decode_step(self, token, position):
@@ -92,11 +113,34 @@ class StaticCacheDecoder:
         return logits[:, -1, :].float()
 
     def _next_logits(self, token, position):
+        """Logits of one decode step. In graph mode they live in the graph's output buffer, which the next
+        replay overwrites: use them (choose the token) before the next call."""
+        if not self.cuda_graphs:
+            return self._step(token, position)
+        self._token.copy_(token)  # device to device, queued: nothing waits
+        self._position.copy_(position)
+        self._graph.replay()
+        return self._logits
+
+    def _record(self) -> None:
+        """Compile the step, then record it as one CUDA graph over the decoder's input buffers.
+
+        The warm-up calls compile (and autotune) and create library handles outside the recording, on a side
+        stream as CUDA asks. They are real steps: they advance the cache (which keeps its own length on the
+        device), so the caller resets it afterwards.
+        """
         import torch
 
-        if self.cuda_graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        return self._step(token, position).clone()  # the graph's output buffer is reused by the next replay
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self._step(self._token, self._position)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._logits = self._step(self._token, self._position)
+        self._graph = graph
 
     # --- public
     def generate(self, input_ids: list[int], max_new_tokens: int, *, eos_token_id: int | set[int] | None = None,
@@ -122,21 +166,46 @@ class StaticCacheDecoder:
             return []
         stops = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or ())
         out: list[int] = []
-        with torch.inference_mode():  # the cache's tensors are inference tensors: reset them in the same mode
-            self.cache.reset()
-            logits = self._prefill(torch.tensor([input_ids], device=self.device))
-            position = len(input_ids)
-            while True:
-                token = _choose(logits, temperature, top_p)
+
+        def take(tokens: list[int]) -> bool:
+            """Hand tokens to the caller in order; True once the generation is complete."""
+            for token in tokens:
                 out.append(token)
                 if on_token is not None:
                     on_token(token)
-                finished = len(out) >= max_new_tokens or (token in stops and len(out) >= min_new_tokens)
-                if finished or (should_stop is not None and should_stop()):
-                    return out
-                logits = self._next_logits(torch.tensor([[token]], device=self.device),
-                                           torch.tensor([position], device=self.device))
-                position += 1
+                if len(out) >= max_new_tokens or (token in stops and len(out) >= min_new_tokens):
+                    return True
+            return should_stop is not None and should_stop()
+
+        # On a CPU every operation has finished when it returns: read each token at once, queue nothing ahead.
+        on_gpu = self.device.type == "cuda"
+        read_every, chunks_ahead = (self.read_every, 1) if on_gpu else (1, 0)
+        with torch.inference_mode():  # the cache's tensors are inference tensors: reset them in the same mode
+            ids = torch.tensor([input_ids], device=self.device)
+            self.cache.reset()
+            if self.cuda_graphs and self._graph is None:
+                self._prefill(ids)  # the cache allocates its tensors on first use: the graph must see them
+                self._record()
+                self.cache.reset()
+            token = _choose(self._prefill(ids), temperature, top_p)
+            if take(token.tolist()):  # the first token is read at once: it is the time to first token
+                return out
+            position = torch.tensor([len(input_ids)], device=self.device)
+            made, in_flight = [], deque()
+            for _ in range(max_new_tokens - 1):  # never more steps than asked for: the cache was sized for them
+                token = _choose(self._next_logits(token.view(1, 1), position), temperature, top_p)
+                position = position + 1  # on the device: the rotary position (the cache counts its own length)
+                made.append(token)
+                if len(made) == read_every:
+                    in_flight.append(_HostCopy(torch.cat(made)))
+                    made = []
+                    if len(in_flight) > chunks_ahead and take(in_flight.popleft().tolist()):
+                        return out  # steps still queued write only cache positions after this answer
+            if made:
+                in_flight.append(_HostCopy(torch.cat(made)))
+            while in_flight and not take(in_flight.popleft().tolist()):
+                pass
+            return out
 
     def build(self, prompt_tokens: int = 8, steps: int = 3) -> float:
         """Compile (trace, fuse, record graphs) by running a short generation; its wall seconds.
@@ -205,38 +274,39 @@ def dtype_name(dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _choose(logits, temperature: float, top_p: float) -> int:
+def _choose(logits, temperature: float, top_p: float):
+    """The next token id as a one-element tensor on the logits' device: picked there, so that nothing waits
+    for the host (no boolean indexing either, which would read a count back)."""
     import torch
 
     if temperature <= 0:
-        return int(logits.argmax(-1))
+        return logits.argmax(-1)
     probs = torch.softmax(logits[0] / temperature, dim=-1)
     if top_p < 1.0:
         sorted_probs, order = torch.sort(probs, descending=True)
         keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < top_p  # always keeps the most likely token
-        probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_probs[keep])
-    return int(torch.multinomial(probs, 1))
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs * keep)
+    return torch.multinomial(probs, 1)
 
 
-def _give_thread_cuda_graph_state() -> None:
-    """Let CUDA-graph trees run on this (non-main) thread.
+class _HostCopy:
+    """Tokens on their way to the host: the copy is queued behind the steps that made them, and reading
+    waits for those steps only, not for the ones queued after."""
 
-    torch keeps its graph trees in thread-local state that only the thread importing
-    ``torch._inductor.cudagraph_trees`` (and autograd's own threads) get; any other thread fails an
-    assertion on its first replay. This thread gets its own empty trees: all recording and replay of the
-    decoder happen here, so they stay consistent. (Private torch API: skipped if it changes shape.)
-    """
-    import collections
-    import threading
+    def __init__(self, tokens):
+        import torch
 
-    try:
-        from torch._inductor import cudagraph_trees
-    except ImportError:
-        return
-    local = getattr(cudagraph_trees, "local", None)
-    if local is not None and not hasattr(local, "tree_manager_containers"):
-        local.tree_manager_containers = {}
-        local.tree_manager_locks = collections.defaultdict(threading.Lock)
+        self._event = None
+        if tokens.device.type == "cuda":
+            tokens = tokens.to("cpu", non_blocking=True)  # into pinned memory, without waiting
+            self._event = torch.cuda.Event()
+            self._event.record()
+        self._tokens = tokens
+
+    def tolist(self) -> list[int]:
+        if self._event is not None:
+            self._event.synchronize()
+        return self._tokens.tolist()
 
 
 def _synchronize(device) -> None:
