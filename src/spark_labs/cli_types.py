@@ -29,17 +29,32 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
-def check_model_env(parser: argparse.ArgumentParser, profile: str | None = None) -> None:
-    """Refuse (one line, exit 2) a ``SPARK_LABS_PROFILE`` / ``SPARK_LABS_MODEL`` that the command could not use."""
+def check_model_env(parser: argparse.ArgumentParser, profile: str | None = None, lab: str | None = None,
+                    loadable: bool = True) -> None:
+    """Refuse (one line, exit 2) a ``SPARK_LABS_PROFILE`` / ``SPARK_LABS_MODEL`` that the command could not use,
+    and — unless ``loadable`` is False (a command that only prints what it would run) — a model of lab ``lab``
+    that cannot be loaded here: not cached while offline, gated without access, no such id. That check takes
+    seconds; without it transformers finds out a minute later and says so in a raw traceback."""
     from .errors import ProfileError
-    from .profiles import model_env_problem
+    from .profiles import model_env_problem, model_problem
 
     try:
-        problem = model_env_problem(profile)
-    except ProfileError as exc:
+        problem = model_problem(profile, lab) if loadable else model_env_problem(profile)
+    except ProfileError as exc:  # an unknown SPARK_LABS_PROFILE
         problem = str(exc)
     if problem:
         parser.error(problem)
+
+
+def check_model_arg(parser: argparse.ArgumentParser, flag: str, model: str) -> None:
+    """Refuse (one line, exit 2) a model folder or HF id given as ``flag`` that cannot be loaded here."""
+    from .errors import ModelNotFoundError
+    from .models.availability import locate_model
+
+    try:
+        locate_model(model, local_copy=f"pass {flag} <local folder with config.json>")
+    except ModelNotFoundError as exc:
+        parser.error(f"{flag} {exc}")
 
 
 # --- numbers ---------------------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from rich.table import Table
 from .cli_types import ArgumentParser
 from .engines import ENGINES
 from .engines.readiness import ReadinessReaders, engine_readiness, page_cache_note
+from .errors import SparkLabsError
 from .hardware.detect import detect_hardware
 from .hardware.memory import memory_snapshot
 from .models.catalog import catalog
-from .profiles import get_profile, model_env_problem
+from .profiles import get_profile, model_source
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,8 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = get_profile()
     hardware = detect_hardware()
     console.print(f"[bold]profile[/] {profile.name}: {profile.description}")
-    if problem := model_env_problem(profile):  # every other command refuses to start with it
-        console.print(f"[red]{problem}[/]")
+    model_problems = print_models(console, profile)  # every other command refuses to start without them
     console.print(f"[bold]hardware[/] {hardware.summary()}")
     for line in hardware.advice:
         console.print(f"  • {line}")
@@ -45,12 +45,34 @@ def main(argv: list[str] | None = None) -> int:
                         "[green]yes[/]" if available else "[red]no[/]", available.install_hint)
     console.print(engines)
     if profile.name == "spark":
-        print_readiness(console, profile, snapshot)
-    return 0
+        print_readiness(console, profile, snapshot, model_problem=model_problems[profile.model_for(None).hf_id])
+    return 1 if any(model_problems.values()) else 0
 
 
-def print_readiness(console: Console, profile, snapshot, readers: ReadinessReaders | None = None) -> None:
-    """Which engines could start right now (image or install, port, memory), after the page-cache note."""
+def print_models(console: Console, profile) -> dict[str, str | None]:
+    """One line for each model the profile's labs load: where it will come from, or why it cannot and the fix
+    (a few seconds at most: no download). Returns each model's problem (None: ready) by id."""
+    problems: dict[str, str | None] = {}
+    for lab in (None, *profile.lab_models):
+        model = profile.model_for(lab)
+        if model.hf_id in problems:  # SPARK_LABS_MODEL: every lab runs the same model
+            continue
+        label = f"[bold]model[/] {model.hf_id}" + (f" (lab {lab})" if lab else "")
+        try:
+            where = model_source(profile, lab)
+        except SparkLabsError as exc:
+            problems[model.hf_id] = str(exc)
+            console.print(f"{label}: [red]not ready[/]: {exc}", soft_wrap=True)
+        else:
+            problems[model.hf_id] = None
+            console.print(f"{label}: [green]ready[/], from {where}", soft_wrap=True)
+    return problems
+
+
+def print_readiness(console: Console, profile, snapshot, readers: ReadinessReaders | None = None,
+                    model_problem: str | None = None) -> None:
+    """Which engines could start right now (image or install, port, memory, the model), after the page-cache
+    note. ``model_problem``: why the profile's model cannot be loaded here (see :func:`print_models`)."""
     if note := page_cache_note(snapshot):
         console.print(f"[yellow]{note}[/]")
     model = profile.model_for(None)
@@ -64,7 +86,7 @@ def print_readiness(console: Console, profile, snapshot, readers: ReadinessReade
     def gb(value: float | None) -> str:
         return "?" if value is None else f"{value / 1e9:.0f} GB"
 
-    for row in engine_readiness(profile, snapshot, readers):
+    for row in engine_readiness(profile, snapshot, readers, model_problem):
         installed = {True: "yes", False: "[red]no[/]", None: "?"}[row.installed]
         verdict = "[green]ready[/]" if row.ready else "[red]no[/]: " + "; ".join(row.problems)
         table.add_row(ENGINES[row.engine].display_name, row.runs_as, installed,

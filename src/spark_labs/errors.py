@@ -15,6 +15,10 @@ class ModelNotFoundError(SparkLabsError):
     """A model (embedded GGUF, exported HF copy, or HF id) could not be found locally."""
 
 
+class ModelUnavailableError(ModelNotFoundError):
+    """A model that cannot be loaded here: no such folder, not cached while offline, gated, or no such HF id."""
+
+
 class InsufficientMemoryError(SparkLabsError):
     """Not enough free memory for what is about to be loaded."""
 

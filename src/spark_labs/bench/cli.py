@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None, commands: dict[str, tuple[str, str]] = C
     if args.command not in _NO_MODEL:
         check_model_env(sub, getattr(args, "profile", None))
     if hasattr(args, "profile"):
-        args.plan = plan("01", args.profile)
+        args.plan = plan("01", args.profile, check_model=False)  # checked above where the command needs it
         if hasattr(args, "workload"):
             try:
                 parse_workload(args)

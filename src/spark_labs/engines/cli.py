@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = resolve_engine(args.engine)
     except EngineError as exc:
         parser.error(str(exc).splitlines()[0])
-    check_model_env(parser)
+    # Printing a command needs no model; starting an HF-format engine needs one it can load here.
+    check_model_env(parser, loadable=args.action == "start" and spec.model_format == "hf")
     model = get_profile().model_for(None)
     if args.action == "command":
         if args.eager and not spec.eager_flag:

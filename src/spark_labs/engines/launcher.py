@@ -6,6 +6,8 @@
 Every failure raises an :class:`~spark_labs.errors.EngineError` subclass whose message says what
 happened and what to do: port in use (and by whom), engine not installed (and how to install it),
 engine exited during start-up (last log lines and the likely cause), not ready in time (what we waited on).
+A Hugging Face model that cannot be loaded here (offline and not cached, gated, no such id) is refused before
+the engine starts, with a :class:`~spark_labs.errors.ModelUnavailableError` naming the fix.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import httpx
 
 from ..errors import EngineError, EngineNotInstalledError, EngineStartError, EngineTimeoutError, PortInUseError
 from ..hardware.memory import report_memory_holders
+from ..models.availability import locate_model
 from ..paths import cache_dir
-from ..profiles import ModelRef, Profile, get_profile
+from ..profiles import LOCAL_MODEL_FIX, ModelRef, Profile, get_profile
 from .engine_spec import EngineSpec
 from .ports import free_port, group_members, listeners, port_holder, port_is_free
 from .profile_args import merge_args, serving_args
@@ -272,6 +275,10 @@ def launch(
                 f"How to get it on the '{prof().name}' profile: {available.install_hint}"
             )
     model_ref = model if model is not None else prof().model_for(lab)
+    if spec.model_format == "hf" and not getattr(model_ref, "embedded", False):
+        # An HF id or folder the engine would otherwise spend a minute failing to fetch (offline, gated, typo):
+        # refused now, in seconds, with the fix (ModelUnavailableError).
+        locate_model(model_ref if isinstance(model_ref, str) else model_ref.hf_id, local_copy=LOCAL_MODEL_FIX)
 
     if port in (None, "default"):
         port = spec.default_port

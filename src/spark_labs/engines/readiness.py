@@ -81,12 +81,16 @@ def memory_need(spec: EngineSpec, profile: Profile, snapshot: MemorySnapshot) ->
     return weight_bytes(shape, model.dtype) + kv_bytes_per_token(shape, model.dtype) * profile.sizes.max_model_len
 
 
-def engine_readiness(profile: Profile, snapshot: MemorySnapshot,
-                     readers: ReadinessReaders | None = None) -> list[EngineReadiness]:
+def engine_readiness(profile: Profile, snapshot: MemorySnapshot, readers: ReadinessReaders | None = None,
+                     model_problem: str | None = None) -> list[EngineReadiness]:
+    """One row per engine. ``model_problem``: why the profile's model cannot be loaded here, which stops every
+    engine that loads Hugging Face models (GGUF engines take a file the learner converts, see lab 01)."""
     r = readers or ReadinessReaders()
     rows = []
     for spec in ENGINES.values():
         problems = []
+        if model_problem and spec.model_format == "hf":
+            problems.append("the model cannot be loaded here (see its line above)")
         if spec.native_on_spark:
             available = r.native(spec)
             runs_as, installed = "native", bool(available)

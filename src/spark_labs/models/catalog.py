@@ -41,13 +41,19 @@ def catalog() -> dict[str, CatalogEntry]:
     return {hf_id: CatalogEntry(hf_id=hf_id, **entry) for hf_id, entry in index.items() if not hf_id.startswith("_")}
 
 
+def nearest_id(hf_id: str) -> str | None:
+    """The catalog id closest to ``hf_id`` (a typo's likely intent), or None when none is close."""
+    near = difflib.get_close_matches(hf_id, catalog(), n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
 def check_model_id(hf_id: str) -> CatalogEntry:
     """The catalog entry of ``hf_id``; a :class:`ProfileError` naming the nearest known id when there is none."""
     entries = catalog()
     if hf_id in entries:
         return entries[hf_id]
-    near = difflib.get_close_matches(hf_id, entries, n=1, cutoff=0.6)
-    hint = f" Did you mean {near[0]!r}?" if near else ""
+    near = nearest_id(hf_id)
+    hint = f" Did you mean {near!r}?" if near else ""
     raise ProfileError(
         f"{hf_id!r} is not a model id spark-labs knows.{hint} Known ids (each checked against its config.json on "
         f"the Hub): {', '.join(sorted(entries))}. Check the exact spelling on huggingface.co; to add a model, vendor "

@@ -14,7 +14,16 @@ import typing
 
 from pydantic import ValidationError
 
-from ..cli_types import ArgumentParser, check_model_env, http_url, listen_problem, port, readable_file, whole
+from ..cli_types import (
+    ArgumentParser,
+    check_model_arg,
+    check_model_env,
+    http_url,
+    listen_problem,
+    port,
+    readable_file,
+    whole,
+)
 from ..engines.registry import TRANSFORMERS
 from .settings import GatewaySettings
 
@@ -96,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     if backend_kind == "proxy" and not settings.upstreams:
         parser.error("--backend proxy needs at least one --upstream URL (e.g. --upstream http://127.0.0.1:8000/v1) "
                      "or SPARK_LABS_GATEWAY_UPSTREAMS")
-    if backend_kind != "proxy" and not args.model:
+    if backend_kind != "proxy" and args.model:
+        check_model_arg(parser, "--model", args.model)
+    elif backend_kind != "proxy":
         check_model_env(parser)
     if problem := listen_problem(args.host, args.port):
         parser.error(f"--host {args.host} --port {args.port}: {problem}")

@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "compile":  # the others build from the embedded model whatever the profile
-        check_model_env(parser)
+        check_model_env(parser, lab="03")
     if args.command == "quantize":
         return _quantize(args)
     if args.command == "weight-only":
