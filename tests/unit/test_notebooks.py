@@ -33,3 +33,35 @@ def test_labs_are_up_to_date_and_rebuild_byte_identically():
         lab = nbformat.read(ROOT / "labs" / solution.name, as_version=4)
         assert all(not c.get("outputs") for c in lab.cells if c.cell_type == "code")
         assert "# BEGIN SOLUTION" not in "".join(c.source for c in lab.cells)
+
+
+def test_a_written_answer_cell_reaches_learners_as_a_placeholder():
+    """The solution's model answer stays out of labs/: the learner's copy asks for their own words."""
+    import tempfile
+    from pathlib import Path
+
+    import nbformat
+
+    from spark_labs.notebooks.build import answer_id, build_notebook
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("The cliff comes from the KV cache filling up.",
+                                      metadata={"tags": ["answer"], "spark_labs": {"answer": "02.a"}}),
+        nbformat.v4.new_markdown_cell("<details><summary>Compare with ours</summary>ours</details>")])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "02_demo.ipynb"
+        nbformat.write(notebook, path)
+        built = build_notebook(path)
+    assert answer_id(notebook.cells[0]) == "02.a"
+    assert "Your answer (02.a)" in built.cells[0].source and "KV cache" not in built.cells[0].source
+    assert built.cells[1].source.startswith("<details>")
+
+
+def test_the_quiz_names_the_slip_behind_a_wrong_number():
+    from spark_labs.prereq import Quiz
+
+    quiz = Quiz()
+    quiz.submit({"kv_per_token": 131072, "kv_4x8k": 1, "sse": 1})
+    assert quiz.wrong == ["kv_per_token (that is bytes: the question asks for KiB (÷ 1024))",
+                          "kv_4x8k (one user's cache: 4 users each hold their own)"]
+    assert "one user's cache" in str(quiz.answer("kv_4x8k", 1))

@@ -131,8 +131,9 @@ class Rehearsal:
             raised = self._run_exercise(exercise, replace_blocks(original, answers), also)
             ran = self._run_cell(self.assembled.checkpoint_cells[exercise])
             outcome = checkpoint_outcome(nbformat.v4.new_notebook(cells=[ran]), 0, exercise)
-            # A cell that raised before the checkpoint fails the answer, as it would in a fresh run (state
-            # such as a quiz's record may otherwise still hold what the reference's answer left there).
-            return CheckpointOutcome(exercise, "failed", raised[0]) if raised and outcome.passed else outcome
+            # A cell that raised before the checkpoint fails the answer, as it would in a fresh run (state such
+            # as a quiz's record may otherwise still hold what the reference's answer left there), and it is
+            # the cause to report: the checkpoint then only says the exercise is not done.
+            return CheckpointOutcome(exercise, "failed", raised[0]) if raised else outcome
         finally:
             self._run_exercise(exercise, original, also)  # the reference's answer again, for the next answer

@@ -4,7 +4,8 @@ In a solution's code cell, the exercise sits between ``# BEGIN SOLUTION`` and ``
 The learner's copy keeps the ``# HINT:`` lines of that block and gets a ``raise NotImplementedError``
 naming the exercise instead of the code — or, where a block has ``# STUB:`` lines, those lines
 uncommented (a generator must stay a generator, so its stub yields the exercise's message instead).
-Outputs and execution counts are stripped, metadata is reduced to what Jupyter needs, and the JSON is
+A markdown cell tagged ``answer`` (metadata ``spark_labs.answer: "NN.x"``) holds a model answer in the
+solution; the learner's copy holds a placeholder to write over. Outputs and execution counts are stripped, metadata is reduced to what Jupyter needs, and the JSON is
 written deterministically, so building twice gives identical bytes and ``labs check`` can tell a stale
 labs/ from a fresh one.
 """
@@ -21,6 +22,20 @@ END = re.compile(r"^\s*# END SOLUTION\s*$")
 HINT = re.compile(r"^\s*# HINT:")
 STUB = re.compile(r"^(\s*)# STUB: ?(.*)$")
 KEEP_CELL_METADATA = ("tags",)
+ANSWER_TAG = "answer"  # a markdown cell the learner writes (an explanation, a prediction in words)
+
+
+def answer_placeholder(answer_id: str) -> str:
+    """What a written-answer cell holds in the learner's copy (the solution holds a model answer)."""
+    return (f"✍️ **Your answer ({answer_id})**: double-click this cell, write your answer in place of this "
+            f"line, then press Shift+Enter. Do it before you open *Compare with ours* below.")
+
+
+def answer_id(cell) -> str | None:
+    """The id of a written-answer cell (``NN.x``), or None for any other cell."""
+    if cell.get("cell_type") != "markdown" or ANSWER_TAG not in cell.get("metadata", {}).get("tags", []):
+        return None
+    return cell.get("metadata", {}).get("spark_labs", {}).get("answer")
 
 
 class SolutionMarkerError(ValueError):
@@ -63,8 +78,11 @@ def build_notebook(solution: Path) -> nbformat.NotebookNode:
     lab_id = solution.stem.split("_", 1)[0]
     exercise_number = 0
     for cell in notebook.cells:
+        written = answer_id(cell)
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in KEEP_CELL_METADATA}
         cell.pop("id", None)
+        if written:
+            cell.source = answer_placeholder(written)
         if cell.cell_type != "code":
             continue
         cell.outputs = []

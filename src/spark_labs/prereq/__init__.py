@@ -5,11 +5,12 @@ from .handson import (
                       QuantizedRun,
                       bf16_footprint,
                       count_4bit_layers,
+                      handson_problems,
                       hide_known_bitsandbytes_warning,
                       load_4bit_and_generate,
 )
 from .skills import SKILLS_QUIZ, Quiz, readiness
 
 __all__ = ["Check", "QuantizedRun", "Quiz", "SKILLS_QUIZ", "bf16_footprint", "checks_markdown", "count_4bit_layers",
-           "environment_checks", "hide_known_bitsandbytes_warning", "load_4bit_and_generate", "readiness",
-           "required_failures"]
+           "environment_checks", "handson_problems", "hide_known_bitsandbytes_warning", "load_4bit_and_generate",
+           "readiness", "required_failures"]

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from ..variants.weight_only import KNOWN_HARMLESS_WARNING, hide_known_bitsandbytes_warning, nf4_config
 
-__all__ = ["KNOWN_HARMLESS_WARNING", "QuantizedRun", "hide_known_bitsandbytes_warning", "load_4bit_and_generate"]
+__all__ = ["KNOWN_HARMLESS_WARNING", "QuantizedRun", "handson_problems", "hide_known_bitsandbytes_warning",
+           "load_4bit_and_generate"]
 
 
 @dataclass
@@ -43,6 +44,32 @@ def load_4bit_and_generate(model_path: str, prompt: str = "What is the capital o
         out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
     text = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
     return QuantizedRun(text, model.get_memory_footprint(), bf16_footprint(model_path), count_4bit_layers(model))
+
+
+def handson_problems(model, answer: str, footprint: int, bf16: int, question: str) -> list[str]:
+    """What is wrong with Exercise 00.1's model and answer, each in words that name the fix; [] when right."""
+    problems = []
+    settings = getattr(model.config, "quantization_config", None)
+    settings = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings or {})
+    if count_4bit_layers(model) == 0:
+        problems.append("no layer is 4-bit: give from_pretrained a BitsAndBytesConfig with load_in_4bit=True "
+                        "as quantization_config")
+    else:
+        kind = str(settings.get("bnb_4bit_quant_type", "fp4"))
+        if kind != "nf4":
+            problems.append(f"the weights are {kind.upper()}, not NF4: set bnb_4bit_quant_type='nf4' "
+                            f"(bitsandbytes' default is fp4)")
+        compute = str(settings.get("bnb_4bit_compute_dtype", "float32")).replace("torch.", "")
+        if compute != "bfloat16":
+            problems.append(f"the 4-bit layers compute in {compute}, not bfloat16: set "
+                            f"bnb_4bit_compute_dtype=torch.bfloat16")
+    if footprint >= 0.6 * bf16:
+        problems.append(f"the footprint is {footprint / bf16:.0%} of bf16 (a 4-bit model is below 60%)")
+    if not isinstance(answer, str) or not answer.strip():
+        problems.append("the answer is empty: decode the generated tokens to text")
+    elif question.lower() in answer.lower():
+        problems.append("the answer repeats the prompt: decode only the new tokens, those after the prompt's length")
+    return problems
 
 
 def load_quantized_like(model_path: str, quantization_config: dict | None):

@@ -24,6 +24,8 @@ class Question:
     explain: str  # why the right answer is right: shown once answered right, after two misses, or on request
     options: tuple[str, ...] = ()  # multiple choice when present; free text otherwise
     review: str = ""  # where to go if this one is missed
+    expected: float | None = None  # numeric answers: the right number
+    mistakes: tuple[tuple[float, str], ...] = ()  # …and the slips: a wrong value ≈ factor × expected means why
 
 
 @dataclass
@@ -52,6 +54,29 @@ def _number(expected: float, tolerance: float = 0.02) -> Callable[[object], bool
 
 KV_KIB = kv_bytes_per_token(LLAMA_3_1_8B) / 1024
 KV_GIB_4x8K = kv_cache_bytes(LLAMA_3_1_8B, batch=4, context=8192) / 2**30
+
+# The usual slips on the two KV questions, as factors of the right answer.
+KV_TOKEN_MISTAKES = ((1024, "that is bytes: the question asks for KiB (÷ 1024)"),
+                     (0.5, "only K or only V: every token stores both (× 2)"),
+                     (4, "that counts all 32 attention heads: only the 8 KV heads store K and V"),
+                     (2, "4 bytes per value is fp32: bf16 takes 2"))
+KV_USERS_MISTAKES = ((1024, "that is MiB: the question asks for GiB (÷ 1024)"),
+                     (2**30 / 1e9, "that is GB (10⁹ bytes): the question asks for GiB (2³⁰ bytes)"),
+                     (0.25, "one user's cache: 4 users each hold their own"),
+                     (2**30, "that is bytes: the question asks for GiB"))
+
+
+def diagnose(question: Question, value: object) -> str:
+    """What a wrong numeric answer most likely got wrong, or "" when it matches no known slip."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return f"{value!r} is not a number" if question.mistakes else ""
+    expected = question.expected
+    for factor, why in question.mistakes:
+        if expected and abs(number - factor * expected) <= 0.02 * factor * expected:
+            return why
+    return ""
 
 _SSE = ("a binary socket protocol for GPUs", "the server keeps one HTTP response open and sends events "
         "(here: tokens) as they are produced", "a way to compress JSON", "a Docker network mode")
@@ -86,10 +111,11 @@ QUESTIONS: tuple[Question, ...] = (
     Question("kv_per_token", "KV cache", "Llama-3.1-8B in bf16 (32 layers, 8 KV heads, head_dim 128): how many "
              "KiB of KV cache does ONE token take?", _number(KV_KIB),
              "2 (K and V) × 32 layers × 8 heads × 128 dims × 2 bytes = 131,072 bytes = 128 KiB.",
-             review="Module 3.2 and attention basics"),
+             review="Module 3.2 and attention basics", expected=KV_KIB, mistakes=KV_TOKEN_MISTAKES),
     Question("kv_4x8k", "KV cache", "…and for 4 concurrent users with 8,192-token contexts, how many GiB?",
              _number(KV_GIB_4x8K), "4 × 8,192 × 128 KiB = 4 GiB: the cache grows with batch × context.",
-             review="Module 3.2 and attention basics"),
+             review="Module 3.2 and attention basics", expected=KV_GIB_4x8K,
+             mistakes=KV_USERS_MISTAKES),
     Question("enforce_eager", "DGX Spark / ARM64", "What does vLLM's --enforce-eager change, and why did Spark "
              "guides use it?", _choice(_EAGER, 1), "Eager mode skips CUDA-graph capture; on CPU it also skips "
              "the long torch.compile warm-up.", _EAGER, "Module 1.1: DGX Spark platform"),
@@ -104,6 +130,7 @@ class Quiz:
     questions: tuple[Question, ...] = QUESTIONS
     answers: dict[str, Feedback] = field(default_factory=dict)
     misses: dict[str, int] = field(default_factory=dict)
+    given: dict[str, object] = field(default_factory=dict)  # the last value answered per key
 
     @property
     def keys(self) -> list[str]:
@@ -118,15 +145,17 @@ class Quiz:
 
     def answer(self, qid: str, value: object) -> Feedback:
         q = self.question(qid)
+        self.given[qid] = value
         correct = bool(q.check(value))
         if correct:
             message = "right. " + q.explain
         else:
             self.misses[qid] = self.misses.get(qid, 0) + 1
-            message = (f"not quite. The answer: {q.explain}"
+            slip = diagnose(q, value)
+            message = (f"not quite{f' ({slip})' if slip else ''}. The answer: {q.explain}"
                        if self.misses[qid] >= REVEAL_AFTER_MISSES else
-                       f"not quite — try again (the answer shows after a second wrong try, or with "
-                       f"quiz.reveal({qid!r})).")
+                       f"not quite{f': {slip}' if slip else ''} — try again (the answer shows after a second "
+                       f"wrong try, or with quiz.reveal({qid!r})).")
         feedback = Feedback(q.id, correct, message)
         self.answers[qid] = feedback
         return feedback
@@ -148,6 +177,17 @@ class Quiz:
             mark = "·" if feedback is None else ("✅" if feedback.correct else "❌")
             marks.append(f"{mark} {q.id} ({q.skill})" + ("" if feedback else ": not answered"))
         return "\n".join(marks)
+
+    @property
+    def wrong(self) -> list[str]:
+        """One line per wrong answer: the key and what it most likely got wrong (for the checkpoint's reason)."""
+        lines = []
+        for q in self.questions:
+            feedback = self.answers.get(q.id)
+            if feedback is not None and not feedback.correct:
+                slip = diagnose(q, self.given.get(q.id))
+                lines.append(f"{q.id}" + (f" ({slip})" if slip else ""))
+        return lines
 
     @property
     def missed_skills(self) -> list[str]:
