@@ -5,9 +5,9 @@ The learner's copy keeps the ``# HINT:`` lines of that block and gets a ``raise 
 naming the exercise instead of the code — or, where a block has ``# STUB:`` lines, those lines
 uncommented (a generator must stay a generator, so its stub yields the exercise's message instead).
 A markdown cell tagged ``answer`` (metadata ``spark_labs.answer: "NN.x"``) holds a model answer in the
-solution; the learner's copy holds a placeholder to write over. Outputs and execution counts are stripped, metadata is reduced to what Jupyter needs, and the JSON is
-written deterministically, so building twice gives identical bytes and ``labs check`` can tell a stale
-labs/ from a fresh one.
+solution; the learner's copy holds a placeholder to write over. Outputs and execution counts are stripped,
+metadata is reduced to what Jupyter needs, and the JSON is written deterministically, so building twice
+gives identical bytes and ``labs check`` can tell a stale labs/ from a fresh one.
 """
 
 from __future__ import annotations
