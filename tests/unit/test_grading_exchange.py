@@ -189,3 +189,45 @@ def test_a_deleted_exercise_runs_as_its_starting_cell(lab02):
     slot = next(s for s in assembled.slots if s.get("exercise") == "02.3")
     assert "NotImplementedError" in slot["source"]
     assert any("Exercise 02.3" in note and "not found" in note for note in assembled.notes)
+
+
+# --- written answers ----------------------------------------------------------------------------------------------
+
+def _with_answer_cell(tmp_path) -> Path:
+    notebook = nbformat.read(SOLUTIONS[0], as_version=4)
+    notebook.cells.insert(3, new_markdown_cell("Engines stream tokens because users read as they arrive.",
+                                               metadata={"tags": ["answer"], "spark_labs": {"answer": "00.a"}}))
+    path = tmp_path / SOLUTIONS[0].name
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_what_a_learner_wrote_reaches_the_scores_file_and_an_instructors_score_survives_regrading(tmp_path):
+    from spark_labs.grading.grade import GradeRow
+    from spark_labs.grading.written import merge_scores, read_scores, score_label
+
+    reference = load_reference(_with_answer_cell(tmp_path))
+    assert reference.answers == {"00.a": "Engines stream tokens because users read as they arrive."}
+    submission = build_notebook(reference.path)
+    cell = next(c for c in submission.cells if "Your answer (00.a)" in c.source)
+    cell.source = "=HYPERLINK(\"x\") Because a reader starts before the answer ends."
+    blank = assemble(reference, build_notebook(reference.path)).written
+    assert blank == {"00.a": ""}  # the placeholder left as it was is no answer
+    written = assemble(reference, submission).written
+    assert written["00.a"].startswith("=HYPERLINK")
+
+    scores = tmp_path / "gradebook.written.csv"
+    rows = [GradeRow("ana", "ana.ipynb", "passed", written=written), GradeRow("bo", "bo.ipynb", "failed", written=blank)]
+    merged = merge_scores(rows, reference, scores)
+    assert score_label(merged, "ana", "00.a") == "to score" and score_label(merged, "bo", "00.a") == "no answer"
+    assert "'=HYPERLINK" in scores.read_text()  # no formula reaches a spreadsheet
+
+    text = scores.read_text().replace(",,,", ",2/3,clear,", 1)  # the instructor scores ana's answer
+    scores.write_text(text)
+    assert read_scores(scores)[("ana", "00.a")]["score"] == "2/3"
+    again = merge_scores(rows, reference, scores)  # re-grading, same answer
+    assert score_label(again, "ana", "00.a") == "2/3" and again[("ana", "00.a")]["comment"] == "clear"
+    rows[0].written = {"00.a": "A different answer."}
+    changed = merge_scores(rows, reference, scores)
+    assert score_label(changed, "ana", "00.a") == "2/3 (answer changed since scored)"
+    assert changed[("ana", "00.a")]["learner_answer"] == "A different answer."

@@ -42,6 +42,7 @@ class Assembled:
     slots: list[dict]                                   # what runs on the learner's side, in order
     checkpoint_cells: dict[str, int]                    # checkpoint id -> index of its cell
     notes: list[str] = field(default_factory=list)
+    written: dict[str, str] = field(default_factory=dict)  # written-answer id -> what the learner wrote ("": none)
 
 
 def _key(cell) -> tuple[str, str]:
@@ -137,6 +138,11 @@ def assemble(reference: Reference, submission: nbformat.NotebookNode) -> Assembl
     changed: list[str] = []
     notes: list[str] = []
     checks = {locked.index: locked for locked in reference.locked}
+    written = {}
+    for index, answer in reference.answer_cells.items():
+        theirs = cells[pairs[index]] if index in pairs else None
+        text = theirs.source.strip() if theirs is not None and theirs.cell_type == "markdown" else ""
+        written[answer] = "" if text == reference.template.cells[index].source.strip() else text
 
     def learner_cell(slot: dict) -> None:
         if _PRINTED_LINE.search(slot["source"]) and slot["kind"] != "learner_side":
@@ -179,4 +185,4 @@ def assemble(reference: Reference, submission: nbformat.NotebookNode) -> Assembl
                      "submission: " + ", ".join(changed))
     notebook = nbformat.v4.new_notebook(cells=out, metadata={
         "kernelspec": reference.notebook.metadata.get("kernelspec", {}), "language_info": {"name": "python"}})
-    return Assembled(notebook, slots, checkpoint_cells, notes)
+    return Assembled(notebook, slots, checkpoint_cells, notes, written)

@@ -29,6 +29,7 @@ from .grade import GradeRow, grade_submission, grade_submissions
 from .gradebook import MARKS, Header, histogram, write_csv, write_feedback, write_html
 from .reference import Reference, ReferenceError, find_reference, load_reference
 from .sandbox import Limits
+from .written import merge_scores, scores_path
 
 
 def collect(paths: list[Path]) -> list[tuple[str, Path]]:
@@ -105,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_summary(console: Console, rows: list[GradeRow], reference: Reference, seconds: float,
-                   where: str) -> None:
+                   where: str, on_nodes: bool = False) -> None:
     table = Table(title=f"lab {reference.lab}: {len(rows)} submissions")
     for name in ("student", "status", "score", *reference.checkpoints, "s"):
         table.add_column(name)
@@ -118,6 +119,8 @@ def _print_summary(console: Console, rows: list[GradeRow], reference: Reference,
     for label, count in bars:
         console.print(f"{label:>8} {'█' * round(20 * count / most)} {count}", highlight=False)
     own, largest = peak_memory_mb()
+    if on_nodes:  # nothing ran as this process's child: each row brought back its submission's peak from its node
+        largest = max((row.peak_rss_mb or 0 for row in rows), default=0)
     console.print(f"graded {len(rows)} submissions in {seconds:.0f} s {where}; peak memory: "
                   f"grader {own:.0f} MB, largest submission process {largest:.0f} MB", highlight=False)
     for row in rows:
@@ -178,16 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     # Every worker has ended and its processes are gone: only now is anything written. A place that fails now
     # (disk full, folder gone) gets a fallback folder, named on stderr: nothing graded is lost.
     header = Header.of(reference, args.profile)
-    saved = save_results(feedback, lambda folder: [write_feedback(row, reference, header, folder) for row in rows],
-                         "spark-labs grade")
-    saved = save_results(args.out, lambda path: write_csv(rows, reference, header, path), "spark-labs grade") \
-        and saved
+    scores: dict = {}  # the instructor's scores of written answers, kept across re-grading
+    saved = not reference.answers or save_results(
+        scores_path(args.out), lambda path: scores.update(merge_scores(rows, reference, path)), "spark-labs grade")
+    saved = save_results(feedback, lambda folder: [write_feedback(row, reference, header, folder, scores)
+                                                    for row in rows], "spark-labs grade") and saved
+    saved = save_results(args.out, lambda path: write_csv(rows, reference, header, path, scores),
+                         "spark-labs grade") and saved
     if args.html:
-        saved = save_results(args.html, lambda path: write_html(rows, reference, header, path, feedback),
+        saved = save_results(args.html, lambda path: write_html(rows, reference, header, path, feedback, scores),
                              "spark-labs grade") and saved
-    _print_summary(console, rows, reference, time.monotonic() - start, where)
+    _print_summary(console, rows, reference, time.monotonic() - start, where, on_nodes=bool(args.cluster))
     if saved:
-        written = ", ".join(str(p) for p in (args.out, args.html, f"{feedback}/") if p)
+        written = ", ".join(str(p) for p in (args.out, args.html, f"{feedback}/",
+                                             scores_path(args.out) if reference.answers else None) if p)
         console.print(f"wrote {written}", highlight=False)
     return 1 if not saved or any(row.status == "error" for row in rows) else 0
 
@@ -224,7 +231,7 @@ def _cluster_grader(args: argparse.Namespace, limits: Limits):
     limits = replace(limits, threads=max(1, round(cpus)), memory_limit=0 if share else limits.memory_limit)
     resources = TaskResources(cpus=cpus, gpus=(1.0 if spark else 0.0) if args.task_gpus is None else args.task_gpus,
                               memory=limits.memory_limit)
-    connect(args.cluster)
+    connect(args.cluster, contained=not args.uncontained)
     try:
         check_room(resources)
     except ClusterError:

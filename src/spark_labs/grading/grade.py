@@ -49,6 +49,7 @@ class GradeRow:
     seconds: float = 0.0
     peak_rss_mb: float | None = None
     graded: nbformat.NotebookNode | None = None   # the executed notebook, returned with the feedback
+    written: dict[str, str] = field(default_factory=dict)  # written-answer id -> the learner's text
 
     @property
     def passed_count(self) -> int:
@@ -126,6 +127,7 @@ def _grade(student: str, path: Path, reference: Reference, limits: Limits, hidde
         row.reason = problem
         return row
     prepared = assemble(reference, submission)
+    row.written = prepared.written
     left = limits.timeout - (time.monotonic() - start)
     if left <= 0:
         row.status, row.seconds = "timeout", time.monotonic() - start

@@ -22,6 +22,7 @@ import nbformat
 from .. import __version__
 from .grade import GradeRow
 from .reference import Reference
+from .written import NO_ANSWER, score_label, scores_path
 
 LEGEND = {
     "passed": "every checkpoint passed when the grader ran the notebook",
@@ -129,19 +130,25 @@ class _SafeWriter:
         self._writer.writerow([spreadsheet_safe(value) for value in row])
 
 
-def write_csv(rows: list[GradeRow], reference: Reference, header: Header, path: Path) -> None:
-    ids = reference.checkpoints
+def write_csv(rows: list[GradeRow], reference: Reference, header: Header, path: Path,
+              scores: dict | None = None) -> None:
+    ids, answers = reference.checkpoints, list(reference.answers)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         handle.writelines(f"# {line}\n" for line in header.lines())
+        if answers:
+            handle.write(f"# written answers: scored in {scores_path(path).name} (your scores survive re-grading)\n")
         writer = _SafeWriter(handle)
-        writer.writerow(["student", "status", "score", *(column(reference, c) for c in ids), "failures", "notes",
-                         "reason", "seconds", "peak_memory_mb", "submission"])
+        writer.writerow(["student", "status", "score", *(column(reference, c) for c in ids),
+                         *(f"{a} · written" for a in answers), "failures", "notes", "reason", "seconds",
+                         "peak_memory_mb", "submission"])
         for row in rows:
             writer.writerow([row.student, row.status, score(row, reference), *(row.checkpoints[c].state for c in ids),
+                             *(score_label(scores or {}, row.student, a) for a in answers),
                              " | ".join(failures(row)), " | ".join(row.notes), row.reason, f"{row.seconds:.1f}",
                              "" if row.peak_rss_mb is None else f"{row.peak_rss_mb:.0f}", row.path])
         rates = pass_rates(rows, reference)
-        writer.writerow(["pass rate", "", "", *(rates[c] for c in ids), "", "", "", "", "", ""])
+        writer.writerow(["pass rate", "", "", *(rates[c] for c in ids), *([""] * len(answers)), "", "", "", "", "",
+                         ""])
 
 
 def read_gradebook(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -163,7 +170,7 @@ def _details(row: GradeRow) -> str:
 
 
 def write_html(rows: list[GradeRow], reference: Reference, header: Header, path: Path,
-               feedback_dir: Path | None = None) -> None:
+               feedback_dir: Path | None = None, scores: dict | None = None) -> None:
     ids = reference.checkpoints
     heads = ["student", "status", "score", *(column(reference, c) for c in ids), "details", "s", "peak MB"]
     body = []
@@ -197,11 +204,26 @@ padding:4px 8px;vertical-align:top}} .summary{{font-weight:bold;background:#eee}
 <li>{html.escape(CELLS_NOTE)}</li></ul>
 <h2>Scores</h2>{chart}
 <h2>Submissions</h2><table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in heads)}</tr>{''.join(body)}</table>
-"""
+{_written_html(rows, reference, scores or {}, path)}"""
     path.write_text(page, encoding="utf-8")
 
 
-def write_feedback(row: GradeRow, reference: Reference, header: Header, folder: Path) -> Path:
+def _written_html(rows: list[GradeRow], reference: Reference, scores: dict, path: Path) -> str:
+    if not reference.answers:
+        return ""
+    parts = [f"<h2>Written answers</h2><p>Score them in {html.escape(scores_path(path).name)} "
+             f"(column <i>score</i>); your scores survive re-grading.</p>"]
+    for answer, ours in reference.answers.items():
+        parts.append(f"<h3>{html.escape(answer)}</h3><p><b>Reference:</b> {html.escape(ours)}</p><table>"
+                     "<tr><th>student</th><th>answer</th><th>score</th></tr>")
+        parts += [f"<tr><td>{html.escape(row.student)}</td><td>{html.escape(row.written.get(answer) or NO_ANSWER)}"
+                  f"</td><td>{html.escape(score_label(scores, row.student, answer))}</td></tr>" for row in rows]
+        parts.append("</table>")
+    return "".join(parts)
+
+
+def write_feedback(row: GradeRow, reference: Reference, header: Header, folder: Path,
+                   scores: dict | None = None) -> Path:
     """``<student>.md`` (what passed, what failed and where) and ``<student>.graded.ipynb`` (the notebook the
     grade came from, so cell numbers can be followed)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -221,6 +243,11 @@ def write_feedback(row: GradeRow, reference: Reference, header: Header, folder: 
         lines += ["", "## What failed", "", *(f"- {f}" for f in failures(row))]
     if row.notes:
         lines += ["", "## Notes from the grader", "", *(f"- {n}" for n in row.notes)]
+    if reference.answers:
+        lines += ["", "## Your written answers", ""]
+        for answer, ours in reference.answers.items():
+            lines += [f"### {answer} · {score_label(scores or {}, row.student, answer)}", "",
+                      "**Yours:** " + (row.written.get(answer) or NO_ANSWER), "", f"**Ours:** {ours}", ""]
     if row.graded is not None:
         lines += ["", f"Cells: {CELLS_NOTE} (`{graded}`, next to this file)."]
     path = folder / f"{name}.md"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..notebooks.build import build_notebook
+from ..notebooks.build import answer_id, build_notebook
 from ..notebooks.checkpoints import CHECKPOINT_ID, ids_called, parse_line
 from .contract import Contract, ContractError, read_contract
 
@@ -57,6 +57,12 @@ class Reference:
     locked: tuple[LockedCell, ...]
     descriptions: dict[str, str]      # checkpoint id -> what it checks, in notebook order
     contracts: dict[int, Contract]    # cell index -> what runs on the learner's side there (exercises)
+    answers: dict[str, str]           # written-answer id ("02.a") -> the reference's model answer
+
+    @property
+    def answer_cells(self) -> dict[int, str]:
+        """Cell index -> written-answer id, in notebook order."""
+        return {i: answer_id(c) for i, c in enumerate(self.notebook.cells) if answer_id(c)}
 
     @property
     def checkpoints(self) -> list[str]:
@@ -114,7 +120,8 @@ def load_reference(path: Path) -> Reference:
                              f"nothing to grade")
     descriptions = {checkpoint_id: _description(notebook, index, checkpoint_id)
                     for checkpoint_id, index in sorted(owner.items(), key=lambda item: (item[1], item[0]))}
-    return Reference(path, lab, notebook, build_notebook(path), tuple(locked), descriptions, contracts)
+    answers = {answer_id(c): c.source.strip() for c in notebook.cells if answer_id(c)}
+    return Reference(path, lab, notebook, build_notebook(path), tuple(locked), descriptions, contracts, answers)
 
 
 def _description(notebook, index: int, checkpoint_id: str) -> str:
