@@ -217,7 +217,8 @@ def test_what_a_learner_wrote_reaches_the_scores_file_and_an_instructors_score_s
     assert written["00.a"].startswith("=HYPERLINK")
 
     scores = tmp_path / "gradebook.written.csv"
-    rows = [GradeRow("ana", "ana.ipynb", "passed", written=written), GradeRow("bo", "bo.ipynb", "failed", written=blank)]
+    rows = [GradeRow("ana", "ana.ipynb", "passed", written=written),
+            GradeRow("bo", "bo.ipynb", "failed", written=blank)]
     merged = merge_scores(rows, reference, scores)
     assert score_label(merged, "ana", "00.a") == "to score" and score_label(merged, "bo", "00.a") == "no answer"
     assert "'=HYPERLINK" in scores.read_text()  # no formula reaches a spreadsheet
