@@ -7,7 +7,8 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 # tiny: CPU box with the embedded model; spark: GPU box (the NGC container brings its own torch).
 PROFILE ?= tiny
-EXTRAS  ?= $(if $(filter spark,$(PROFILE)),spark,tiny),lab,dev
+# cluster: Ray, for `spark-labs grade --cluster` and its tests (CPU wheel from PyPI, ~12 s of the install).
+EXTRAS  ?= $(if $(filter spark,$(PROFILE)),spark,tiny),lab,dev,cluster
 STAMP   := $(VENV)/.installed-$(PROFILE)
 PYTEST_ARGS ?=
 
@@ -15,7 +16,7 @@ export SPARK_LABS_PROFILE ?= $(PROFILE)
 export HF_HUB_OFFLINE ?= $(if $(filter tiny,$(PROFILE)),1,0)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install hooks browser demo test test-unit test-integration test-notebooks lab bench bench-overhead bench-accuracy bench-gateway bench-regimes bench-spec bench-grading clean help
+.PHONY: install hooks browser demo test test-unit test-integration test-notebooks validate lab bench bench-overhead bench-accuracy bench-gateway bench-regimes bench-spec bench-grading clean help
 
 help:
 	@echo "make demo   - install, start llama.cpp + vLLM on the embedded model, compare them"
@@ -81,6 +82,10 @@ test-integration: install browser
 # LAB=02: only lab 02's nbval and untouched-learner runs.
 test-notebooks: install browser
 	$(PY) -m pytest tests/notebooks $(if $(LAB),--lab $(LAB)) $(PYTEST_ARGS)
+
+# An instructor's headless check of every lab on this machine's profile (nbval; reports in results/validate).
+validate: install
+	$(PY) -m spark_labs.cli labs validate --out results/validate
 
 # Performance claims live here, not in timed unit tests.
 bench: bench-overhead bench-accuracy bench-gateway bench-regimes bench-spec

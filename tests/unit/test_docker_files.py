@@ -79,3 +79,13 @@ def test_engine_services_run_what_the_registry_builds():
     assert services["trtllm"]["ulimits"] == {"memlock": -1, "stack": 67108864}
     assert services["ollama"]["image"] == ENGINES["ollama"].docker_image
     assert services["ollama"]["ports"] == ["11434:11434"]
+
+
+def test_the_validate_service_runs_the_documented_command_with_the_gpu_and_writes_results_out():
+    service = _services()["validate"]
+    assert service["command"][:3] == ["spark-labs", "labs", "validate"]
+    assert service["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert service["ipc"] == "host" and "../results:/workspace/spark-labs/results" in service["volumes"]
+    docs = (ROOT / "docs" / "instructors.md").read_text()
+    assert "docker compose -f docker/compose.yaml run --rm validate" in docs
+    assert "spark-labs labs validate --out results/validate" in docs

@@ -1,10 +1,16 @@
-"""``spark-labs labs build | check | record NOTEBOOK | open``."""
+"""``spark-labs labs build | check | record NOTEBOOK | validate [NOTEBOOK...] | open``.
+
+``validate`` is the instructor's headless check of the course on a machine: every solution notebook executed
+under nbval on this machine's profile (on a Spark, inside the course's NGC PyTorch image: ``docker compose
+-f docker/compose.yaml run --rm validate``), compared with its recorded outputs, one JUnit XML report per
+notebook and a summary written to ``--out``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli_types import ArgumentParser, check_model_env
+from ..cli_types import ArgumentParser, check_model_env, output_dir
 from .build import build_all, stale_labs
 
 
@@ -19,12 +25,46 @@ def record(solution: Path, timeout: int = 900) -> None:
     nbformat.write(notebook, solution)
 
 
+def validate(notebooks: list[Path], out: Path, cell_timeout: int = 900) -> int:
+    """nbval on each notebook (the command CI and docs/instructors.md use); 0 when every one passed."""
+    import subprocess
+    import sys
+    import time
+
+    from ..grading.grade import sanitize_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    failed, lines = [], []
+    for notebook in notebooks:
+        report = out.resolve() / f"{notebook.stem}.xml"
+        start = time.monotonic()
+        print(f"validating {notebook} …", flush=True)
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+                               notebook.name, "--nbval-sanitize-with", str(sanitize_file()),
+                               f"--nbval-cell-timeout={cell_timeout}", f"--junitxml={report}"],
+                              cwd=notebook.parent, capture_output=True, text=True, check=False)
+        verdict = "passed" if done.returncode == 0 else "FAILED"
+        lines.append(f"{notebook.name}: {verdict} in {time.monotonic() - start:.0f} s "
+                     f"({done.stdout.strip().splitlines()[-1] if done.stdout.strip() else 'no output'})")
+        print(lines[-1], flush=True)
+        if done.returncode:
+            failed.append(notebook.name)
+            (out / f"{notebook.stem}.log").write_text(done.stdout + done.stderr)
+    (out / "summary.txt").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}/summary.txt and one JUnit XML per notebook"
+          + (f"; failed: {', '.join(failed)} (logs beside them)" if failed else ""))
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="spark-labs labs", description=__doc__)
-    parser.add_argument("action", choices=["build", "check", "record", "open"])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="record: solution notebooks to execute")
+    parser.add_argument("action", choices=["build", "check", "record", "validate", "open"])
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="record, validate: solution notebooks (default: every one in --solutions)")
     parser.add_argument("--solutions", type=Path, default=Path("solutions"))
     parser.add_argument("--labs", type=Path, default=Path("labs"))
+    parser.add_argument("--out", type=output_dir, default=Path("results/validate"),
+                        help="validate: folder for the reports (default results/validate)")
     args = parser.parse_args(argv)
     if args.action == "build":
         for path in build_all(args.solutions, args.labs):
@@ -40,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stale: labs/{name} (run `spark-labs labs build`)")
         return 1 if stale else 0
     check_model_env(parser)  # the solutions run on the profile's model
-    for notebook in args.notebooks or sorted(args.solutions.glob("*.ipynb")):
+    notebooks = args.notebooks or sorted(args.solutions.glob("*.ipynb"))
+    if missing := [str(n) for n in notebooks if not n.is_file()]:
+        parser.error(f"no such notebook: {', '.join(missing)}")
+    if args.action == "validate":
+        return validate(notebooks, args.out)
+    for notebook in notebooks:
         print(f"recording {notebook} …")
         record(notebook)
     return 0
