@@ -15,7 +15,8 @@ An exercise cell of a reference notebook (one holding ``# BEGIN SOLUTION``) decl
   (they use a class the learner wrote).
 
 A cell whose given code must run next to the learner's objects (it wires them into an app) is declared
-``{"learner_side": true, "inputs": ..., "outputs": ...}``: the reference's code runs in the learner's kernel.
+``{"learner_side": true, "inputs": ..., "outputs": ...}``: the reference's code runs in the learner's kernel,
+and only its imports run on the judge's side too.
 
 The reference cell is split by statement: the top-level statements holding a ``BEGIN/END SOLUTION`` block are
 the learner's part; those before it (*setup*) and after it (*after*) are the reference's own code, which
@@ -98,6 +99,16 @@ def split_statements(source: str, where: str) -> tuple[str, str]:
     return setup, after
 
 
+def imports_of(source: str, where: str) -> str:
+    """The top-level import statements of a cell, as source."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ContractError(f"{where}: the cell is not plain Python ({exc.msg}, line {exc.lineno})") from None
+    return "\n".join(ast.get_source_segment(source, node) for node in tree.body
+                     if isinstance(node, (ast.Import, ast.ImportFrom)))
+
+
 def _kinds(value, allowed: tuple[str, ...], what: str, where: str) -> dict[str, str]:
     if isinstance(value, list):
         value = dict.fromkeys(value, "value")
@@ -121,7 +132,8 @@ def read_contract(cell, index: int, lab: str, where: str) -> Contract | None:
     inputs = _kinds(declared.get("inputs", {}), INPUT_KINDS, "input", where)
     outputs = _kinds(declared.get("outputs", {}), OUTPUT_KINDS, "output", where)
     if declared.get("learner_side"):
-        return Contract(index, None, inputs, outputs, learner_side=True)
+        # Its imports run on the judge's side too: later reference cells use what it imported.
+        return Contract(index, None, inputs, outputs, setup=imports_of(cell.source, where), learner_side=True)
     exercise = declared.get("exercise")
     if not is_exercise or not isinstance(exercise, str) or not CHECKPOINT_ID.fullmatch(exercise) \
             or not exercise.startswith(f"{lab}."):

@@ -36,6 +36,7 @@ SIDE = "__spark_labs_side__"
 CONNECT_TIMEOUT_S = 60.0
 CALL_TIMEOUT_S = 120.0
 GRACE_S = 10.0
+ENDPOINT_FIELDS = ("base_url", "url", "metrics_url", "served_name", "name", "model", "kind")
 DROPPED_MIMETYPES = ("application/vnd.jupyter.widget-view+json",)  # widgets cannot live in another kernel
 
 
@@ -280,8 +281,7 @@ def _input(kind: str, value):
     if isinstance(value, ModuleType):  # a module cannot be pickled: the learner's side imports it by name
         return ModuleRef(value.__name__)
     if kind == "endpoint":  # an engine handle holds a process: the learner's side gets its addresses only
-        return SimpleNamespace(**{k: getattr(value, k) for k in ("base_url", "url", "served_name", "name")
-                                  if hasattr(value, k)})
+        return SimpleNamespace(**{k: getattr(value, k) for k in ENDPOINT_FIELDS if hasattr(value, k)})
     return value
 
 

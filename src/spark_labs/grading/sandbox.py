@@ -130,8 +130,11 @@ def _read_result(out: bytes, execution: Execution) -> None:
 
 def learner_plan(slots: list[dict], command: list[str], env: dict, cwd: Path, log: Path, limits: Limits) -> dict:
     """The plan the judge reads (:data:`.judge.PLAN_ENV`): the learner cells, and how to start their kernel."""
+    # The learner's cell gets a little less than the grading kernel's cell: its own timeout then interrupts
+    # it and the bridge reports that, before the grading kernel's timeout would interrupt the bridge itself.
     return {"slots": slots, "learner": {"command": command, "env": env, "cwd": str(cwd), "log": str(log),
-                                        "cell_timeout": limits.cell_timeout, "output_limit": limits.output_limit}}
+                                        "cell_timeout": max(1.0, 0.9 * limits.cell_timeout),
+                                        "output_limit": limits.output_limit}}
 
 
 def _thread_env(limits: Limits) -> dict[str, str]:
