@@ -77,11 +77,12 @@ def _likeness(cell, template_cell, contract: Contract | None) -> float:
 def _pair_gap(template_gap: list[int], submission_gap: list[int], reference: Reference, cells) -> dict[int, int]:
     """Reference index -> submission index for the changed cells between two anchors."""
     template = reference.template.cells
-    code_t = [i for i in template_gap if template[i].cell_type == "code"]
-    code_s = [j for j in submission_gap if cells[j].cell_type == "code"]
     pairs: dict[int, int] = {}
-    if code_t and len(code_t) == len(code_s):
-        pairs.update(zip(code_t, code_s))  # same number of code cells: each in its place, however rewritten
+    for kind in ("code", "markdown"):
+        ours = [i for i in template_gap if template[i].cell_type == kind]
+        theirs = [j for j in submission_gap if cells[j].cell_type == kind]
+        if ours and len(ours) == len(theirs):
+            pairs.update(zip(ours, theirs))  # as many cells of a kind: each in its place, however rewritten
     taken = set(pairs.values())
     for i in template_gap:
         if i in pairs:
