@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 
 import nbformat
@@ -54,11 +53,6 @@ class GradeRow:
     @property
     def passed_count(self) -> int:
         return sum(outcome.passed for outcome in self.checkpoints.values())
-
-
-def sanitize_file() -> Path:
-    """nbval's sanitize file for CI's notebook tests (volatile output kept out of comparisons)."""
-    return Path(str(resources.files("spark_labs") / "data" / "nbval_sanitize.cfg"))
 
 
 def _not_run(reference: Reference) -> dict[str, CheckpointOutcome]:

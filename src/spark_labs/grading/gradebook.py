@@ -22,7 +22,10 @@ import nbformat
 from .. import __version__
 from .grade import GradeRow
 from .reference import Reference
+from .spreadsheet import SafeWriter, spreadsheet_safe
 from .written import NO_ANSWER, score_label, scores_path
+
+__all__ = ["Header", "read_gradebook", "spreadsheet_safe", "write_csv", "write_feedback", "write_html"]
 
 LEGEND = {
     "passed": "every checkpoint passed when the grader ran the notebook",
@@ -107,29 +110,6 @@ def feedback_name(student: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", student)
 
 
-# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|..., @SUM(...));
-# tab and carriage return start one too in some of them (OWASP's list for CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: object) -> object:
-    """``value`` as a spreadsheet shows it as text: a string starting like a formula gets a leading quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-class _SafeWriter:
-    """csv.writer whose every cell is :func:`spreadsheet_safe`: learner file names and messages reach the
-    gradebook, and an instructor opens it in a spreadsheet."""
-
-    def __init__(self, handle):
-        self._writer = csv.writer(handle)
-
-    def writerow(self, row: list[object]) -> None:
-        self._writer.writerow([spreadsheet_safe(value) for value in row])
-
-
 def write_csv(rows: list[GradeRow], reference: Reference, header: Header, path: Path,
               scores: dict | None = None) -> None:
     ids, answers = reference.checkpoints, list(reference.answers)
@@ -137,7 +117,7 @@ def write_csv(rows: list[GradeRow], reference: Reference, header: Header, path: 
         handle.writelines(f"# {line}\n" for line in header.lines())
         if answers:
             handle.write(f"# written answers: scored in {scores_path(path).name} (your scores survive re-grading)\n")
-        writer = _SafeWriter(handle)
+        writer = SafeWriter(handle)
         writer.writerow(["student", "status", "score", *(column(reference, c) for c in ids),
                          *(f"{a} · written" for a in answers), "failures", "notes", "reason", "seconds",
                          "peak_memory_mb", "submission"])

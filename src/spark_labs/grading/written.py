@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .grade import GradeRow
 from .reference import Reference
+from .spreadsheet import FORMULA_START, SafeWriter
 
 COLUMNS = ["student", "answer", "learner_answer", "reference_answer", "score", "comment", "changed_since_scored",
            "answer_sha256"]
@@ -40,8 +41,6 @@ def read_scores(path: Path) -> dict[tuple[str, str], dict[str, str]]:
 
 def merge_scores(rows: list[GradeRow], reference: Reference, path: Path) -> dict[tuple[str, str], dict[str, str]]:
     """Add this run's answers to the scores file at ``path``, keeping every score and comment; return it."""
-    from .gradebook import _SafeWriter  # the same formula-safe cells as the gradebook
-
     known = read_scores(path)
     for row in rows:
         for answer, text in row.written.items():
@@ -57,7 +56,7 @@ def merge_scores(rows: list[GradeRow], reference: Reference, path: Path) -> dict
                 # Kept as it was when scored, so the change stays visible until the instructor re-scores.
                 "answer_sha256": old["answer_sha256"] if scored and old.get("answer_sha256") else _sha(shown)}
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = _SafeWriter(handle)
+        writer = SafeWriter(handle)
         writer.writerow(COLUMNS)
         for entry in sorted(known.values(), key=lambda e: (e["student"], e["answer"])):
             writer.writerow([_unquoted(entry.get(column, "")) for column in COLUMNS])
@@ -66,7 +65,7 @@ def merge_scores(rows: list[GradeRow], reference: Reference, path: Path) -> dict
 
 def _unquoted(value: str) -> str:
     """A cell as written before, without the quote the formula guard added (it is added again on write)."""
-    return value[1:] if value.startswith("'") and value[1:2] in ("=", "+", "-", "@", "\t", "\r") else value
+    return value[1:] if value.startswith("'") and value[1:2] and value[1:2] in FORMULA_START else value
 
 
 def score_label(scores: dict[tuple[str, str], dict[str, str]], student: str, answer: str) -> str:
