@@ -149,9 +149,11 @@ def test_the_honest_learner_beside_them_gets_every_checkpoint(judged):
     assert rows["honest"]["status"] == "passed", rows["honest"]
 
 
-def test_a_forged_answer_is_named_in_the_feedback(judged):
+def test_forged_answers_are_judged_on_what_they_really_are(judged):
+    """The toy model's settings carried no quantization, so the grader's own load of it is not 4-bit; the
+    string that equals everything crossed as the plain string it holds."""
     _, rows, course = judged
     failures = rows["forged_objects"]["failures"]
-    assert "cannot be graded" in failures and "Everything" in failures, failures
+    assert "no layer is 4-bit" in failures and "'x' is not a number" in failures, failures
     graded = nbformat.read(course / "feedback" / "forged_objects.graded.ipynb", as_version=4)
     assert any("Linear4bit" in c.source for c in graded.cells)  # the learner's cell, as they wrote it

@@ -87,6 +87,7 @@ class LearnerLink:
     def __init__(self, command: list[str], env: dict, cwd: str, cell_timeout: float, output_limit: int,
                  log: str = os.devnull):
         self.cell_timeout, self.output_limit = cell_timeout, output_limit
+        self.capped = False  # the last execute's output hit the cap
         with open(log, "ab") as errors:
             self.host = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
                                          env=env, cwd=cwd, start_new_session=True, text=True)
@@ -134,6 +135,7 @@ class LearnerLink:
         timeout = timeout or self.cell_timeout
         msg_id = self.client.execute(code, silent=silent, store_history=not silent,
                                      user_expressions=user_expressions or {}, allow_stdin=False)
+        self.capped = False
         outputs: list[dict] = []
         size, capped, deadline, interrupted = 0, False, time.monotonic() + timeout, False
         while True:
@@ -163,7 +165,7 @@ class LearnerLink:
                 continue
             size += len(json.dumps(output))
             if size > self.output_limit:
-                capped = True
+                capped = self.capped = True
                 self.interrupt()
                 outputs.append({"output_type": "stream", "name": "stderr",
                                 "text": f"\n[grader] output stopped after {self.output_limit:,} bytes; the cell "
@@ -293,6 +295,7 @@ class Judge:
         self.link: LearnerLink | None = None
         self.failure: str | None = None
         self.not_contained: str | None = None
+        self.capped_slots: list[int] = []  # learner cells whose output hit the cap (the grader notes them)
 
     @classmethod
     def from_environment(cls, namespace: dict) -> Judge:
@@ -336,6 +339,8 @@ class Judge:
         if inputs:
             link.execute(f"{SIDE}.receive(globals(), {pack(inputs)!r})", silent=True)
         reply, outputs = link.execute(slot["source"])
+        if link.capped:
+            self.capped_slots.append(index)
         error = _show(outputs)
         if reply.get("status") != "ok" and error is None:
             error = _learner_error(reply.get("ename", "Error"), reply.get("evalue", ""), reply.get("traceback", []))
@@ -376,7 +381,8 @@ class Judge:
     def close(self) -> str:
         """Stop the learner's kernel; JSON of what its host reported (for the grader)."""
         report = self.link.close() if self.link is not None else {}
-        return json.dumps({**report, "failure": self.failure, "not_contained": self.not_contained})
+        return json.dumps({**report, "failure": self.failure, "not_contained": self.not_contained,
+                           "capped_slots": self.capped_slots})
 
 
 def _show(outputs: list[dict]) -> LearnerCellError | None:

@@ -156,7 +156,10 @@ def run(job: dict) -> dict:
         client.execute(stdout=subprocess.DEVNULL)
     except Exception as exc:  # noqa: BLE001 - the kernel would not start, or died: the grader reports which
         result["kernel_error"] = f"{type(exc).__name__}: {exc}"
-    result.update(notebook=notebook, cells_executed=client.code_cells_executed, capped=client.capped,
+    capped_slots = set(client.learner_report.get("capped_slots", []))
+    capped = client.capped + [i for i, cell in enumerate(notebook.cells)
+                              if cell.get("metadata", {}).get(GRADER_KEY, {}).get("slot") in capped_slots]
+    result.update(notebook=notebook, cells_executed=client.code_cells_executed, capped=sorted(set(capped)),
                   leftover=stop_descendants(), learner=client.learner_report,
                   peak_rss_kb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     return result
