@@ -35,6 +35,7 @@ pytestmark = pytest.mark.skipif(containment_problem() is not None,
 
 MARK = f"spark-attack-{uuid.uuid4().hex[:10]}"
 HOPPER_PORT = 47000 + os.getpid() % 2000
+SERVICE_PORT = HOPPER_PORT + 2000
 
 
 def _sha(path: Path) -> str:
@@ -162,12 +163,24 @@ subprocess.Popen([sys.executable, "-c", {hopper!r}, {MARK!r}], env=env, start_ne
                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 print("forker started")
 """)
+    _attack(folder, "reaches_the_network", f"""
+import socket
+try:
+    socket.create_connection(("127.0.0.1", {SERVICE_PORT}), timeout=3).close()
+    print("reached the machine's service: True")
+except OSError as exc:
+    print("reached the machine's service: False", type(exc).__name__)
+""")
     malformed = nbformat.read(SOLUTION, as_version=4)
     malformed.cells[2]["source"] = 42
     (folder / "malformed.ipynb").write_text(json.dumps(malformed))
     shutil.copy(friend, folder / '=HYPERLINK("evil.example","open me").ipynb')
     before = {p: _sha(p) for p in (reference, victim, friend)}
-    result = _grade(course)
+    service = socket.create_server(("127.0.0.1", SERVICE_PORT))  # a service of this machine: a Ray head, an engine
+    try:
+        result = _grade(course)
+    finally:
+        service.close()
     graded_at = time.monotonic()
     book = gradebook.read_text()
     time.sleep(max(0.0, 8 - (time.monotonic() - graded_at)))  # the forker rewrote the book at 6 s
@@ -219,6 +232,12 @@ def test_no_process_outlives_grading_and_the_gradebook_stays_the_graders(attacke
         pass
     assert (attacked["course"] / "gradebook.csv").read_text() == attacked["book"]
     assert "mallory" not in attacked["book"]
+
+
+def test_a_submission_reaches_no_service_of_the_machine(attacked):
+    """Before: the learner's kernel shared the machine's network; a submission graded on an unauthenticated Ray
+    cluster used it to read the reference from outside. Its own network namespace has only its loopback."""
+    assert "reached the machine's service: False" in _outputs(attacked["course"], "reaches_the_network")
 
 
 def test_a_formula_file_name_reaches_the_csv_as_text(attacked):

@@ -4,6 +4,9 @@ Inside the wall (see :mod:`.jail`, which builds it as the namespace's first proc
 
 * **its own PID namespace**: the submission sees only its own processes (not the grader, not other
   submissions), and when the run ends the kernel ends every process in it, fork-hoppers and listeners too;
+* **its own network namespace** (unless the lab's exercises must talk to the grading kernel's engines): only
+  its own loopback, so it reaches no service of this machine (the grader's engines, a Ray cluster, a
+  database) and nothing outside;
 * **its own mount namespace**: the whole filesystem read-only; the reference, every submission and the
   gradebook's folders hidden; a private scratch (its folder, ``/tmp``, ``/dev/shm``, ``$HOME``) on one tmpfs
   whose size is the disk it may write, gone with the namespace;
@@ -39,6 +42,7 @@ class Wall:
     readable: tuple[str, ...] = ()   # folders bound read-only into the scratch (the exported model)
     submission: str = ""             # staged copy of the notebook, copied into the scratch's work folder
     bind_tmp: bool = True            # put /tmp on the scratch too (not when Python itself lives under /tmp)
+    own_network: bool = True         # its own network namespace (loopback only); False: the machine's network
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -191,7 +195,7 @@ def covers_python(folder: str | Path) -> bool:
     return any(p == Path(folder) or Path(folder) in p.parents for p in protected_paths())
 
 
-def wall_command(worker: list[str], wall_file: Path, cgroup: Cgroup) -> list[str]:
+def wall_command(worker: list[str], wall_file: Path, cgroup: Cgroup, own_network: bool = True) -> list[str]:
     """The command that joins the cgroup, enters new PID and mount namespaces and runs ``worker`` in the jail,
     which reads the wall from ``wall_file`` (a file, not an argument: the jail's command line is visible to
     the submission, and the wall names the other submissions).
@@ -201,6 +205,7 @@ def wall_command(worker: list[str], wall_file: Path, cgroup: Cgroup) -> list[str
 
     join = 'for f in $SPARK_LABS_CGROUP_PROCS; do echo $$ > "$f" || exit 97; done; exec "$@"'
     return ["sh", "-c", join, "sh",
-            "unshare", "--pid", "--fork", "--mount-proc", "--mount", "--kill-child", "--",
+            "unshare", "--pid", "--fork", "--mount-proc", "--mount", *(["--net"] if own_network else []),
+            "--kill-child", "--",
             sys.executable, "-m", "spark_labs.grading.jail", str(wall_file), "--",
             "setpriv", "--bounding-set", "-all", "--inh-caps", "-all", "--no-new-privs", "--", *worker]

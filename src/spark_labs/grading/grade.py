@@ -127,12 +127,16 @@ def _grade(student: str, path: Path, reference: Reference, limits: Limits, hidde
         row.status, row.seconds = "timeout", time.monotonic() - start
         row.reason = f"assembling its graded notebook alone took past {limits.timeout:.0f} s (--timeout); nothing ran"
         return row
+    own_network = reference.learner_network != "host"
     run = run_judged(path, prepared.notebook, prepared.slots, replace(limits, timeout=left), hidden=hidden,
-                     readable=_readable_models() if limits.contained else ())
+                     readable=_readable_models() if limits.contained else (), own_network=own_network)
     row.seconds, row.peak_rss_mb, row.graded = time.monotonic() - start, run.peak_rss_mb, run.notebook
     row.notes = list(prepared.notes)
     if not limits.contained:
         row.notes.append("graded without the sandbox (--uncontained): its processes shared this machine's files")
+    elif not own_network:
+        row.notes.append("its code shared this machine's network: this lab's exercises serve or call the grading "
+                         "kernel's engines")
     row.notes += [f"cell {i + 1}: output stopped at the {limits.output_limit:,}-byte cap and the cell interrupted"
                   for i in run.capped]
     row.notes += [f"still running when the notebook ended, stopped by the grader: {cmd}" for cmd in run.leftover]

@@ -1,10 +1,11 @@
 """``python -m spark_labs.grading.jail WALL_FILE -- COMMAND...``: build the wall, then run COMMAND inside it.
 
-Runs as the first process of fresh PID and mount namespaces (``unshare --pid --fork --mount-proc --mount``,
-see :func:`.boundary.wall_command`), still with root's capabilities, and:
+Runs as the first process of fresh PID, mount and (most labs) network namespaces (``unshare --pid --fork
+--mount-proc --mount --net``, see :func:`.boundary.wall_command`), still with root's capabilities, and:
 
 1. makes every mount private (nothing done here reaches the host) and read-only, ``/proc/sys`` and
-   ``/proc/sysrq-trigger`` included; ``/dev`` keeps its devices;
+   ``/proc/sysrq-trigger`` included; ``/dev`` keeps its devices; brings up the loopback of its own network
+   namespace (when it has one), so the learner's own engines can listen on 127.0.0.1;
 2. mounts one tmpfs of the wall's size on the scratch folder and puts the submission's folder, ``/tmp``,
    ``/dev/shm`` and ``$HOME`` on it, so everything it may write is counted against one cap and vanishes;
 3. binds the folders it may read (the exported model) read-only into the scratch, and covers the hidden ones
@@ -50,11 +51,26 @@ def _read_only(point: str) -> None:
         _bind_read_only(point, point)  # not a bind mount yet: make it one, then read-only
 
 
+def loopback_up() -> None:
+    """Bring up ``lo`` in a fresh network namespace (it starts down), without needing iproute2."""
+    import fcntl
+    import socket
+    import struct
+
+    get_flags, set_flags, up = 0x8913, 0x8914, 0x1  # SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP (linux/sockios.h)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(probe, get_flags, request))[1]
+        fcntl.ioctl(probe, set_flags, struct.pack("16sH14x", b"lo", flags | up))
+
+
 def build(wall: dict) -> dict[str, str]:
     """Build the wall; return the environment the command runs with."""
     submission = Path(wall["submission"]) if wall.get("submission") else None
     notebook = submission.read_bytes() if submission else b""  # read before anything is hidden
     _mount("--make-rprivate", "/")
+    if wall.get("own_network", True):
+        loopback_up()
     scratch = Path(wall["scratch"])
     for point in _mount_points():
         if point in LEFT_WRITABLE or point.startswith("/dev/pts"):
@@ -99,7 +115,7 @@ def main(argv: list[str]) -> int:
     try:
         wall = json.loads(Path(argv[0]).read_text())  # read before the wall hides the folder it is in
         env = {**os.environ, **build(wall)}
-    except (OSError, subprocess.CalledProcessError) as exc:
+    except (OSError, subprocess.CalledProcessError) as exc:  # OSError: also a loopback that would not come up
         detail = getattr(exc, "stderr", "") or str(exc)
         print(f"[grader] could not build the sandbox: {' '.join(getattr(exc, 'cmd', []) or [])} {detail}".strip(),
               file=sys.stderr)

@@ -60,6 +60,12 @@ class Reference:
     answers: dict[str, str]           # written-answer id ("02.a") -> the reference's model answer
 
     @property
+    def learner_network(self) -> str:
+        """"own" (the learner's kernel gets a network of its own, loopback only) or "host" (a lab whose
+        exercises serve or call the grading kernel's engines: notebook metadata spark_labs.learner_network)."""
+        return self.notebook.metadata.get("spark_labs", {}).get("learner_network", "own")
+
+    @property
     def answer_cells(self) -> dict[int, str]:
         """Cell index -> written-answer id, in notebook order."""
         return {i: answer_id(c) for i, c in enumerate(self.notebook.cells) if answer_id(c)}

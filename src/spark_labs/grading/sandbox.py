@@ -147,10 +147,10 @@ def _thread_env(limits: Limits) -> dict[str, str]:
 
 
 def run_judged(submission: Path, notebook: nbformat.NotebookNode, slots: list[dict], limits: Limits,
-               hidden: tuple[str, ...] = (), readable: tuple[str, ...] = ()) -> Execution:
+               hidden: tuple[str, ...] = (), readable: tuple[str, ...] = (), own_network: bool = True) -> Execution:
     """Execute the graded ``notebook`` (assembled from ``submission``); ``slots`` are its learner cells.
     ``hidden`` paths are invisible to the learner's side and ``readable`` folders are bound read-only into
-    its cache (the exported model)."""
+    its cache (the exported model); ``own_network``: the learner's side has a network of its own."""
     if limits.contained and (problem := containment_problem()):
         return Execution(None, not_contained=problem)
     token = uuid.uuid4().hex
@@ -175,11 +175,11 @@ def run_judged(submission: Path, notebook: nbformat.NotebookNode, slots: list[di
             except OSError as exc:
                 return Execution(None, not_contained=f"could not create the submission's cgroup: {exc}")
             wall = Wall(scratch=str(runs), disk_limit=limits.disk_limit, hidden=hidden, readable=readable,
-                        submission=str(folders["work"] / submission.name),
+                        submission=str(folders["work"] / submission.name), own_network=own_network,
                         bind_tmp=not covers_python("/tmp") and Path("/tmp") not in runs.parents)
             wall_file = Path(sandbox) / "wall.json"
             wall_file.write_text(json.dumps(wall.to_json()))
-            learner_command = wall_command(module_command("learner_host"), wall_file, cgroup)
+            learner_command = wall_command(module_command("learner_host"), wall_file, cgroup, own_network)
             learner_env["SPARK_LABS_CGROUP_PROCS"] = " ".join(cgroup.procs_files())
         else:
             learner_command = module_command("learner_host")
