@@ -74,6 +74,11 @@ def log(level: int, message: str, **fields) -> None:
     get_logger().log(level, message, extra={"fields": fields})
 
 
+def logger_enabled(level: int) -> bool:
+    """Would a line at ``level`` be written? (Lets a caller skip building the fields of one that would not.)"""
+    return get_logger().isEnabledFor(level)
+
+
 class LogCollector(logging.Filter):
     """Keep the gateway's log lines as dicts instead of printing them.
 
