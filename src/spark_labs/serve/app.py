@@ -3,9 +3,9 @@
     app = create_app(ProxyBackend(["http://127.0.0.1:8000/v1"]), GatewaySettings(api_keys=["k1"]))
 
 Operational routes: ``/health`` (the process is alive), ``/ready`` (a request would be served now: 503
-with the reason while no upstream is healthy or while draining), ``/metrics`` (Prometheus; upstreams by
-name, not address). ``/openapi.json`` describes the gateway's own routes and the public paths to anyone, and
-routes added to the app (lab 05) to key holders only.
+with the reason while no upstream is healthy, while the transformers backend warms up, or while draining),
+``/metrics`` (Prometheus; upstreams by name, not address). ``/openapi.json`` describes the gateway's own
+routes and the public paths to anyone, and routes added to the app (lab 05) to key holders only.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ def _add_operational_routes(app: FastAPI, gateway: Gateway) -> None:
         answer = {"ready": ok, "status": "ready" if ok else "unavailable", **readiness_counts(detail)}
         if gateway.admission.draining:
             answer.update(ready=False, status="unavailable", reason="shutting down")
-        elif not ok:
-            answer["reason"] = "no healthy upstream"
+        elif not ok:  # the transformers backend says why (warming up); the proxy has no healthy upstream
+            answer["reason"] = detail.get("reason", "no healthy upstream")
         if gateway.holds_key(request.headers.get("authorization"), _client(request)):
             answer = {**detail, **answer}
         return JSONResponse(answer, status_code=200 if answer["ready"] else 503)

@@ -5,16 +5,19 @@ tokens it carries) and fills an :class:`Outcome` (usage, finish reason, which up
 goes. Two implementations: :class:`TransformersBackend` here (in-process, for learners without an
 engine) and :class:`~spark_labs.serve.proxy.ProxyBackend` (one or more OpenAI-compatible upstreams).
 
-The transformers backend runs ``model.generate`` in a worker thread (it blocks) and hands decoded text to
-the event loop through a ``TextIteratorStreamer``; a semaphore bounds how many generations run at once so
-a burst queues instead of thrashing a CPU. Closing the stream (client disconnect) sets a stop flag that
-``generate`` checks between tokens, so an abandoned request stops burning compute.
+The transformers backend batches: ``max_concurrency`` slots (rows) of one static KV cache, filled by a
+scheduler loop on its own thread (:mod:`spark_labs.serve.slots`) that prefills each new request into a free
+slot and then runs one decode step for all slots at once (:class:`~spark_labs.variants.batched.BatchedDecoder`,
+compiled and replayed as a CUDA graph on a GPU). Each slot's tokens go to its request's stream, decoded to
+text here; closing the stream (client disconnect) frees the slot at the next step. The decoder is built
+and warmed up (compiled, one short generation) on that thread after start, and ``/ready`` says ready only
+once that is done; requests that arrive earlier wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -87,34 +90,63 @@ def bare_model_name(name: str) -> str:
 class TransformersBackend:
     name = TRANSFORMERS.name  # the registry's engine that starts this server with --backend transformers
 
-    def __init__(self, model_path: str, served_name: str, max_concurrency: int = 1, device: str | None = None):
+    def __init__(self, model_path: str | None, served_name: str, max_concurrency: int = 4, device: str | None = None,
+                 max_model_len: int | None = None, compile: bool | None = None, *, model=None, tokenizer=None):
+        """``model``/``tokenizer`` (already loaded) instead of ``model_path``: a benchmark's own model.
+        ``compile`` defaults to on for CUDA and off for a CPU (compiling there takes minutes on a small box)."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from ..variants.compiled import serving_cache_len
 
         self.served_name = served_name
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16).to(self.device)
-        self.model.eval()
-        self._max_concurrency = max_concurrency
-        # On CUDA, one generation at a time runs through the compiled static-cache decoder (lab 03): CUDA
-        # graphs replace per-kernel launches, about 10x eager decode for an 8B model. It holds one cache, so
-        # concurrent generations (max_concurrency > 1) keep eager generate, which batches nothing either but
-        # can run side by side.
-        self.decoder = None
-        if self.device.startswith("cuda") and max_concurrency == 1:
-            from ..variants.compiled import StaticCacheDecoder, serving_cache_len
+        if model is None:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            self.decoder = StaticCacheDecoder(self.model, serving_cache_len(self.model.config))
-        self._slots: asyncio.Semaphore | None = None  # made in start(): it belongs to the server's loop
-        self.waiting = 0
+            self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            tokenizer = AutoTokenizer.from_pretrained(model_path)
+            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16).to(self.device)
+        else:
+            self.device = str(next(model.parameters()).device)
+        self.tokenizer, self.model = tokenizer, model.eval()
+        self.slots = max_concurrency
+        self.max_model_len = max_model_len or serving_cache_len(model.config)
+        self.compile = self.device.startswith("cuda") if compile is None else compile
+        eos = self.tokenizer.eos_token_id
+        self.stop_ids = frozenset([eos] if isinstance(eos, int) else eos or ())
+        self.decoder = None  # built on the scheduler's thread by start(): compiling takes a while
+        self.scheduler = None
+        self.warm_up_s: float | None = None
+        self._warm_error: BaseException | None = None
 
     # --- Backend interface
-    async def start(self, metrics: GatewayMetrics) -> None:
-        self._slots = asyncio.Semaphore(self._max_concurrency)
+    async def start(self, metrics: GatewayMetrics | None) -> None:
+        self._start()
+
+    def _start(self) -> None:
+        from .slots import SlotScheduler
+
+        if self.scheduler is not None:
+            return
+        self.scheduler = SlotScheduler(None, self.slots)
+        self.scheduler.start(before=self._warm_up)
+
+    def _warm_up(self) -> None:
+        """On the scheduler's thread: build the batched decoder, compile it and run one short generation."""
+        from ..variants.batched import BatchedDecoder
+
+        try:
+            start = time.perf_counter()
+            self.decoder = BatchedDecoder(self.model, self.slots, self.max_model_len, compile=self.compile)
+            self.decoder.warm_up()
+            self.scheduler.decoder = self.decoder
+            self.warm_up_s = time.perf_counter() - start
+        except BaseException as exc:
+            self._warm_error = exc
+            raise
 
     async def aclose(self) -> None:
-        return None
+        if self.scheduler is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.scheduler.close)
 
     def models(self) -> list[str]:
         return [self.served_name]
@@ -125,16 +157,25 @@ class TransformersBackend:
                                "Use that name (GET /v1/models lists it).", code="model_not_found")
 
     def readiness(self) -> tuple[bool, dict]:
-        return True, {"backend": self.name, "model": self.served_name}
+        detail = {"backend": self.name, "model": self.served_name, "slots": self.slots,
+                  "max_model_len": self.max_model_len, "compiled": self.compile}
+        if self._warm_error is not None:
+            return False, {**detail, "reason": f"warm-up failed ({type(self._warm_error).__name__}); see the log"}
+        if self.warm_up_s is None:
+            what = "compiling the decode step and running one generation" if self.compile else "one short generation"
+            return False, {**detail, "reason": f"warming up: {what}"}
+        busy = self.scheduler.busy
+        return True, {**detail, "warm_up_s": round(self.warm_up_s, 2), "slots_busy": busy,
+                      "waiting": len(self.scheduler.waiting)}
 
     async def stream(self, request: GenerationRequest, outcome: Outcome) -> AsyncIterator[Piece]:
         ids = (self.encode_chat(request.messages, request.extra.get("chat_template_kwargs"))
                if request.kind == "chat" else self.encode_text(request.prompt))
         outcome.usage.prompt_tokens = len(ids)
         outcome.upstream = "in-process"
-        async for piece in self.generate(ids, request.max_tokens, request.temperature if request.temperature
-                                         is not None else 1.0, request.top_p or 1.0, request.ignore_eos,
-                                         outcome.usage):
+        temperature = request.temperature if request.temperature is not None else 1.0
+        async for piece in self.generate(ids, request.max_tokens, temperature, request.top_p or 1.0,
+                                         request.ignore_eos, outcome.usage):
             yield piece
         outcome.finish_reason = "length" if outcome.usage.completion_tokens >= request.max_tokens else "stop"
 
@@ -150,90 +191,58 @@ class TransformersBackend:
 
     async def generate(self, input_ids: list[int], max_tokens: int, temperature: float, top_p: float,
                        ignore_eos: bool, usage: Usage) -> AsyncIterator[Piece]:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        """The request's text pieces as its slot makes tokens; it waits for a slot (and for the warm-up)."""
+        from .slots import SlotRequest
 
-        if self._slots is None:  # used without start() (direct library use)
-            self._slots = asyncio.Semaphore(self._max_concurrency)
-        stop = threading.Event()
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, *args, **kwargs):
-                return stop.is_set()
-
-        self.waiting += 1
+        if len(input_ids) + max_tokens > self.max_model_len:
+            raise GatewayError(400, f"this request needs {len(input_ids) + max_tokens} positions ({len(input_ids)} "
+                               f"prompt + {max_tokens} max_tokens) but the server holds {self.max_model_len} per "
+                               "request (--max-model-len); ask for fewer tokens or a shorter prompt",
+                               code="context_length_exceeded")
+        self._start()
+        loop = asyncio.get_running_loop()
+        tokens: asyncio.Queue = asyncio.Queue()
+        slot = SlotRequest(list(input_ids), max_tokens, lambda token, error: loop.call_soon_threadsafe(
+            tokens.put_nowait, (token, error)), temperature=temperature, top_p=top_p, stop_ids=self.stop_ids,
+            min_tokens=max_tokens if ignore_eos else 0)
+        text = TextDelta(self.tokenizer)
+        self.scheduler.submit(slot)
         try:
-            await self._slots.acquire()
+            carried = 0  # tokens whose text is not out yet (a partial character, a special token)
+            while True:
+                token, error = await tokens.get()
+                if error is not None:
+                    raise GatewayError(500, f"generation failed ({type(error).__name__}: {error})",
+                                       code="generation_failed")
+                if token is None:
+                    break
+                usage.completion_tokens += 1
+                carried += 1
+                if piece := text.add(token):
+                    yield Piece(piece, carried)
+                    carried = 0
         finally:
-            self.waiting -= 1
-        try:
-            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-            ids = torch.tensor([input_ids], device=self.device)
-            kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "max_new_tokens": max_tokens,
-                          "streamer": streamer, "stopping_criteria": StoppingCriteriaList([_Stop()]),
-                          "do_sample": temperature > 0, "pad_token_id": self.tokenizer.eos_token_id}
-            if temperature > 0:
-                kwargs.update(temperature=temperature, top_p=top_p)
-            if ignore_eos:
-                kwargs.update(min_new_tokens=max_tokens)
-            result: dict = {}
-
-            def run() -> None:
-                try:
-                    with torch.no_grad():
-                        if self._fits_decoder(input_ids, max_tokens):
-                            result["output"] = self._compiled_generate(
-                                ids, max_tokens, streamer, stop, temperature, top_p, ignore_eos)
-                        else:
-                            result["output"] = self.model.generate(**kwargs)
-                except BaseException as exc:  # noqa: BLE001 - surfaced to the client as a stream error
-                    result["error"] = exc
-                    streamer.end()
-
-            worker = threading.Thread(target=run, daemon=True)
-            worker.start()
-            loop = asyncio.get_running_loop()
-            try:
-                while True:
-                    text = await loop.run_in_executor(None, _next_or_none, streamer)
-                    if text is None:
-                        break
-                    if text:
-                        # Count tokens by re-encoding what was emitted: the streamer hands out text, not ids.
-                        emitted_now = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-                        usage.completion_tokens += emitted_now
-                        yield Piece(text, emitted_now)
-            finally:
-                stop.set()
-                await loop.run_in_executor(None, worker.join)
-            if "error" in result:
-                raise GatewayError(500, f"generation failed: {result['error']}", code="generation_failed")
-            usage.prompt_tokens = len(input_ids)
-            usage.completion_tokens = int(result["output"].shape[1]) - len(input_ids)
-        finally:
-            self._slots.release()
-
-    def _fits_decoder(self, input_ids: list[int], max_tokens: int) -> bool:
-        return self.decoder is not None and len(input_ids) + max_tokens <= self.decoder.max_cache_len
-
-    def _compiled_generate(self, ids, max_tokens: int, streamer, stop: threading.Event, temperature: float,
-                           top_p: float, ignore_eos: bool):
-        """The decoder's tokens fed to the same streamer ``generate`` would use; prompt + new ids, like generate."""
-        import torch
-
-        streamer.put(ids.cpu())  # a TextIteratorStreamer with skip_prompt drops its first put: the prompt
-        try:
-            new = self.decoder.generate(
-                ids[0].tolist(), max_tokens, eos_token_id=self.tokenizer.eos_token_id,
-                min_new_tokens=max_tokens if ignore_eos else 0, temperature=temperature, top_p=top_p,
-                on_token=lambda token: streamer.put(torch.tensor([token])), should_stop=stop.is_set)
-        finally:
-            streamer.end()
-        return torch.tensor([ids[0].tolist() + new])
+            self.scheduler.cancel(slot)  # a client that left frees its slot; a finished request is unaffected
+        usage.prompt_tokens = len(input_ids)
 
 
-def _next_or_none(iterator):
-    try:
-        return next(iterator)
-    except StopIteration:
-        return None
+class TextDelta:
+    """Token ids in, the new text they complete out: decoding a few tokens back each time, so that a
+    character split over several tokens comes out whole once its last token arrives."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.start = self.read = 0  # decode from `start`; text up to `read` is already out
+
+    def add(self, token: int) -> str:
+        self.ids.append(token)
+        before = self._decode(self.ids[self.start:self.read])
+        after = self._decode(self.ids[self.start:])
+        if len(after) <= len(before) or after.endswith("\ufffd"):
+            return ""
+        self.start, self.read = self.read, len(self.ids)
+        return after[len(before):]
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True) if ids else ""

@@ -42,8 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=port, default=TRANSFORMERS.default_port)
     parser.add_argument("--max-concurrency", type=whole(1, 256, "one process computes them together; a GPU batch "
                                                                 "of 256 already fills its memory with KV cache"),
-                        default=1,
-                        help="transformers: generations computed at once; the rest queue (1 suits a CPU)")
+                        default=4,
+                        help="transformers: slots of the batched decode step (generations decoded together, "
+                             "one static KV cache row each); more requests wait for a free slot")
+    parser.add_argument("--max-model-len", type=whole(16, 131072, "it sizes every slot's KV cache row"), default=None,
+                        help="transformers: positions per slot (prompt + max_tokens); default: the model's "
+                             "context, at most 4096")
     group = parser.add_argument_group("gateway settings (also SPARK_LABS_GATEWAY_<NAME> environment variables)")
     for name, field in GatewaySettings.model_fields.items():
         _add_setting_flag(group, name, field)
@@ -125,6 +129,6 @@ def main(argv: list[str] | None = None) -> int:
 
         model = get_profile().model_for(None)
         backend = TransformersBackend(args.model or model.hf_path(), settings.served_model_name or model.served_name,
-                                      args.max_concurrency)
+                                      args.max_concurrency, max_model_len=args.max_model_len)
     serve_forever(create_app(backend, settings), settings, args.host, args.port)
     return 0

@@ -79,18 +79,7 @@ class StaticCacheDecoder:
         check_cache_fits(model.config, max_cache_len, dtype_name(model.dtype), free_memory)
         self.max_cache_len = max_cache_len
         self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
-        self.cuda_graphs = compile and self.device.type == "cuda"
-        if compile:
-            # CPUs have no graphs to replay: inductor alone fuses. On CUDA the mode's kernel settings are kept
-            # and its graphs left to _record (torch.compile takes a mode or options, not both).
-            from torch._inductor import list_mode_options
-
-            settings = {**list_mode_options(mode or "reduce-overhead"), **(options or {}),
-                        "triton.cudagraphs": False} if self.cuda_graphs else options
-            how = {"options": settings} if settings else {"mode": mode or "default"}
-            self._step = torch.compile(self._decode_step, fullgraph=True, dynamic=False, **how)
-        else:
-            self._step = self._decode_step
+        self._step, self.cuda_graphs = compile_step(self._decode_step, self.device, compile, mode, options)
         self.compiled = compile
         self._graph = None  # recorded by the first generation, once the cache has its tensors
         if self.cuda_graphs:  # what the graph reads and writes: the same memory at every replay
@@ -129,18 +118,7 @@ class StaticCacheDecoder:
         stream as CUDA asks. They are real steps: they advance the cache (which keeps its own length on the
         device), so the caller resets it afterwards.
         """
-        import torch
-
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                self._step(self._token, self._position)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._logits = self._step(self._token, self._position)
-        self._graph = graph
+        self._graph, self._logits = record_graph(self._step, self._token, self._position)
 
     # --- public
     def generate(self, input_ids: list[int], max_new_tokens: int, *, eos_token_id: int | set[int] | None = None,
@@ -235,6 +213,50 @@ class StaticCacheDecoder:
         return DecodeTiming(len(input_ids), new_tokens, marks[0] - start, end - marks[0])
 
 
+def compile_step(step: Callable, device, compile: bool, mode: str | None = None, options: dict | None = None):
+    """``(callable, cuda_graphs)``: ``step`` compiled for fixed shapes (or as is with ``compile=False``), and
+    whether the caller should record it as a CUDA graph (:func:`record_graph`): compiled and on CUDA.
+
+    CPUs have no graphs to replay: inductor alone fuses. On CUDA the mode's kernel settings are kept and its
+    graphs left to the caller (torch.compile takes a mode or options, not both).
+    """
+    import torch
+
+    if not compile:
+        return step, False
+    cuda_graphs = device.type == "cuda"
+    if cuda_graphs:
+        from torch._inductor import list_mode_options
+
+        settings = {**list_mode_options(mode or "reduce-overhead"), **(options or {}), "triton.cudagraphs": False}
+    else:
+        settings = options
+    how = {"options": settings} if settings else {"mode": mode or "default"}
+    return torch.compile(step, fullgraph=True, dynamic=False, **how), cuda_graphs
+
+
+def record_graph(step: Callable, *inputs):
+    """``(graph, outputs)``: ``step(*inputs)`` compiled, then recorded as one CUDA graph over those input buffers.
+
+    Replaying the graph reads whatever the buffers hold then and overwrites ``outputs`` in place. The warm-up
+    calls compile (and autotune) and create library handles outside the recording, on a side stream as CUDA
+    asks. They are real steps: whatever state they advance (a cache), the caller resets afterwards.
+    """
+    import torch
+
+    device = inputs[0].device
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            step(*inputs)
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = step(*inputs)
+    return graph, outputs
+
+
 @contextmanager
 def fresh_compile_cache():
     """Point inductor's on-disk cache at a new temporary directory for the duration (removed afterwards),
@@ -254,16 +276,18 @@ def fresh_compile_cache():
                 os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
 
 
-def check_cache_fits(config, max_cache_len: int, dtype: str = "bfloat16", free_memory: float | None = None) -> int:
-    """Bytes of a batch-1 static cache of ``max_cache_len`` positions; raises before allocating it when it
-    cannot fit in the memory available for models (``free_memory`` in bytes overrides the reading)."""
+def check_cache_fits(config, max_cache_len: int, dtype: str = "bfloat16", free_memory: float | None = None,
+                     batch: int = 1) -> int:
+    """Bytes of a static cache of ``batch`` rows of ``max_cache_len`` positions; raises before allocating it
+    when it cannot fit in the memory available for models (``free_memory`` in bytes overrides the reading)."""
     from .. import sizing
     from .room import ensure_memory
 
     if max_cache_len < 1:
         raise ValueError(f"max_cache_len must be at least 1, got {max_cache_len}")
-    needed = sizing.kv_cache_bytes(sizing.ModelShape.from_config(config), 1, max_cache_len, dtype)
-    ensure_memory(needed, f"a static KV cache of {max_cache_len} positions", "Nothing was allocated. Build the "
+    needed = sizing.kv_cache_bytes(sizing.ModelShape.from_config(config), batch, max_cache_len, dtype)
+    rows = f"{batch} rows of " if batch > 1 else ""
+    ensure_memory(needed, f"a static KV cache of {rows}{max_cache_len} positions", "Nothing was allocated. Build the "
                   "decoder with a smaller max_cache_len (the longest prompt + new tokens it must serve), or free "
                   "memory first.", free_memory)
     return needed
@@ -277,16 +301,27 @@ def dtype_name(dtype) -> str:
 def _choose(logits, temperature: float, top_p: float):
     """The next token id as a one-element tensor on the logits' device: picked there, so that nothing waits
     for the host (no boolean indexing either, which would read a count back)."""
-    import torch
-
     if temperature <= 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits[0] / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < top_p  # always keeps the most likely token
-        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs * keep)
-    return torch.multinomial(probs, 1)
+    return choose_rows(logits, temperature, top_p)
+
+
+def choose_rows(logits, temperature, top_p):
+    """One sampled token id per row of ``logits`` (rows x vocabulary), on their device. ``temperature`` and
+    ``top_p`` are numbers or one value per row (tensors); a row whose temperature is 0 takes its argmax.
+    Top-p keeps the most likely tokens whose probabilities sum to ``top_p`` (always at least one)."""
+    import torch
+
+    if isinstance(temperature, (int, float)):
+        temperature = torch.full((logits.shape[0],), float(temperature), device=logits.device)
+    if isinstance(top_p, (int, float)):
+        top_p = torch.full((logits.shape[0],), float(top_p), device=logits.device)
+    probs = torch.softmax(logits / temperature.clamp(min=1e-6)[:, None], dim=-1)
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+    keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < top_p[:, None]  # always keeps the most likely
+    probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs * keep)
+    sampled = torch.multinomial(probs, 1).view(-1)
+    return torch.where(temperature > 0, sampled, logits.argmax(-1))
 
 
 class _HostCopy:
