@@ -1,4 +1,4 @@
-"""environment.yml (conda) must list exactly what pyproject.toml installs for the tiny profile + lab + dev."""
+"""environment.yml (conda) must list exactly what `make install` installs: the tiny profile + lab + dev + cluster."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-MIRRORED_EXTRAS = ("tiny", "lab", "dev")  # `spark` is the lab container's extra (docker/Dockerfile)
+MIRRORED_EXTRAS = ("tiny", "lab", "dev", "cluster")  # `spark` is the lab container's extra (docker/Dockerfile)
 
 
 def _pip_section(root: Path = ROOT) -> list[str]:

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             limits, grade = _cluster_grader(args, limits)
         except ClusterError as exc:  # no Ray, nothing at the address, no node with room
-            console.print(f"spark-labs grade: {exc}", highlight=False)
+            console.print(f"spark-labs grade: {exc}", highlight=False, soft_wrap=True)  # one line, any width
             return 2
         # Every submission is handed to Ray at once (a thread each waits for its row): Ray queues them and
         # starts each where its resources are free.

@@ -8,6 +8,11 @@ The nodes share no filesystem: the submission's bytes and the reference travel w
 in a private folder on the node, hidden from the submission like the originals are on one machine. Every node
 needs the same course install (the same image, or the same checkout and ``.venv`` at the same path).
 
+Ray's token authentication is required (``RAY_AUTH_MODE=token`` on every node and here): the wall gives a
+submission no network of its own, and an open Ray port (the client server, the GCS) runs any caller's code on
+any node, outside the wall -- measured here: a submission read the reference through ``ray://``. The token
+itself is hidden from the submission on its node.
+
 This module is imported only for ``--cluster``: grading on one machine never imports ``ray``.
 """
 
@@ -34,6 +39,9 @@ from .sandbox import Limits
 RETRIES = 1
 CONNECT_TIMEOUT_S = 5.0  # ray.init retries an address where nothing listens for minutes: ask the port first
 INSTALL_HINT = "install Ray on every node: pip install 'spark-labs[cluster]' (or `make install`)"
+AUTH_HINT = ("a submission could leave the wall through an open Ray port and run code on any node: start every "
+             "node and this command with RAY_AUTH_MODE=token (token from `ray get-auth-token --generate`, copied to "
+             "each node), or grade trusted notebooks with --uncontained")
 
 
 class ClusterError(RuntimeError):
@@ -61,12 +69,14 @@ def address(text: str) -> str:
     return text
 
 
-def connect(where: str) -> None:
+def connect(where: str, contained: bool = True) -> None:
     """Join the cluster at ``where`` as a driver, or raise ClusterError saying why not."""
     try:
         import ray
     except ImportError:
         raise ClusterError(f"--cluster needs Ray, which is not installed here: {INSTALL_HINT}") from None
+    if contained and os.environ.get("RAY_AUTH_MODE") != "token":
+        raise ClusterError(f"RAY_AUTH_MODE is not token here: {AUTH_HINT}")
     if where != "auto":
         host, _, port = where.removeprefix("ray://").rpartition(":")
         try:
@@ -98,12 +108,25 @@ def _not_run(reference: Reference) -> dict[str, CheckpointOutcome]:
     return {c: CheckpointOutcome(c, "not run") for c in reference.checkpoints}
 
 
+def _ray_secrets() -> list[Path]:
+    """Hide Ray's token from the submission: its file (RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token, as Ray
+    looks it up) joins the hidden paths, and the variable leaves this worker's environment, which the sandbox
+    passes on (the worker has already used it to join the cluster)."""
+    os.environ.pop("RAY_AUTH_TOKEN", None)
+    files = [os.environ.get("RAY_AUTH_TOKEN_PATH", ""), os.path.expanduser("~/.ray/auth_token")]
+    return [Path(f) for f in files if f and os.path.exists(f)]
+
+
 def _grade_on_node(student: str, name: str, original: str, content: bytes, reference: Reference, limits: Limits,
                    hidden: tuple[str, ...], cpus: float, share_memory: bool) -> GradeRow:
     """Runs on the node Ray chose: stage the submission and the reference in a private folder, grade, and
     report the row under the submission's original path."""
     import ray
 
+    if limits.contained and os.environ.get("RAY_AUTH_MODE") != "token":
+        row = GradeRow(student, original, "error", _not_run(reference))
+        row.reason = f"not graded: node {socket.gethostname()} runs Ray without RAY_AUTH_MODE=token; {AUTH_HINT}"
+        return row
     node = ray.get_runtime_context().get_node_id()
     node_cpus = next((n["Resources"].get("CPU", 1) for n in ray.nodes() if n["NodeID"] == node), 1)
     if share_memory:
@@ -119,10 +142,11 @@ def _grade_on_node(student: str, name: str, original: str, content: bytes, refer
         nbformat.write(reference.notebook, staged.path)
         # Hidden here: the staged copies, and whatever the head hid that exists on this node too (the same
         # image holds the course's solutions/ at the same path).
-        here = hidden_from_submissions(staged, [path]) + hideable([Path(p) for p in hidden if os.path.exists(p)])
+        here = hidden_from_submissions(staged, [path]) + hideable([Path(p) for p in hidden if os.path.exists(p)]
+                                                                  + _ray_secrets())
         row = grade_submission(student, path, staged, limits, tuple(dict.fromkeys(here)))
     row.path = original
-    row.notes.append(f"graded on cluster node {ray.util.get_node_ip_address()} ({socket.gethostname()})")
+    row.notes.append(f"graded on Ray node {node[:12]} at {ray.util.get_node_ip_address()} ({socket.gethostname()})")
     return row
 
 
