@@ -1,6 +1,6 @@
 """One bad submission never stops the class: malformed notebooks are error rows, the gradebook is safe to open in a
-spreadsheet, and assembling a hostile notebook's graded copy is cheap and counted against its time limit. No process is started
-here: each case is decided before a submission would run."""
+spreadsheet, and assembling a hostile notebook's graded copy is cheap and counted against its time limit. No
+process is started here: each case is decided before a submission would run."""
 
 from __future__ import annotations
 
