@@ -236,7 +236,8 @@ def test_no_process_outlives_grading_and_the_gradebook_stays_the_graders(attacke
 
 def test_a_submission_reaches_no_service_of_the_machine(attacked):
     """Before: the learner's kernel shared the machine's network; a submission graded on an unauthenticated Ray
-    cluster used it to read the reference from outside. Its own network namespace has only its loopback."""
+    cluster used it to read the reference from outside. Its own network namespace has only its loopback, and
+    the grading kernel reaches it through Unix sockets."""
     assert "reached the machine's service: False" in _outputs(attacked["course"], "reaches_the_network")
 
 

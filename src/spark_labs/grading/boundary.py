@@ -43,6 +43,7 @@ class Wall:
     submission: str = ""             # staged copy of the notebook, copied into the scratch's work folder
     bind_tmp: bool = True            # put /tmp on the scratch too (not when Python itself lives under /tmp)
     own_network: bool = True         # its own network namespace (loopback only); False: the machine's network
+    sockets: str = ""                # folder left writable for the learner kernel's Unix sockets (the judge's way in)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -134,7 +134,7 @@ def _grade(student: str, path: Path, reference: Reference, limits: Limits, hidde
     row.notes = list(prepared.notes)
     if not limits.contained:
         row.notes.append("graded without the sandbox (--uncontained): its processes shared this machine's files")
-    elif not own_network:
+    elif reference.learner_network == "host":
         row.notes.append("its code shared this machine's network: this lab's exercises serve or call the grading "
                          "kernel's engines")
     row.notes += [f"cell {i + 1}: output stopped at the {limits.output_limit:,}-byte cap and the cell interrupted"

@@ -84,6 +84,9 @@ def build(wall: dict) -> dict[str, str]:
     for folder in folders.values():
         folder.mkdir()
     folders["tmp"].chmod(0o1777)
+    if wall.get("sockets"):  # the kernel's Unix sockets: how the grading kernel, outside, reaches it
+        _mount("--bind", wall["sockets"], wall["sockets"])
+        _mount("-o", "remount,bind,rw", wall["sockets"])
     if wall.get("bind_tmp"):  # not when the course itself lives under /tmp: covering it would hide Python
         _mount("--bind", str(folders["tmp"]), "/tmp")
     if os.path.isdir("/dev/shm"):

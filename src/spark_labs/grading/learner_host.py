@@ -31,7 +31,11 @@ def main() -> int:
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     become_subreaper()
-    manager = KernelManager(kernel_name=os.environ.get("SPARK_LABS_LEARNER_KERNEL", "python3"))
+    sockets = os.environ.get("SPARK_LABS_LEARNER_SOCKETS")
+    # Behind the wall the kernel listens on Unix sockets in a folder the judge sees too: TCP on 127.0.0.1 would
+    # be the loopback of the wall's own network namespace, which the judge cannot reach.
+    where = {"transport": "ipc", "ip": os.path.join(sockets, "kernel")} if sockets else {}
+    manager = KernelManager(kernel_name=os.environ.get("SPARK_LABS_LEARNER_KERNEL", "python3"), **where)
     manager.start_kernel(cwd=os.getcwd())
     info = manager.get_connection_info(session=False)
     info = {key: (value.decode() if isinstance(value, bytes) else value) for key, value in info.items()}

@@ -161,7 +161,7 @@ def run_judged(submission: Path, notebook: nbformat.NotebookNode, slots: list[di
     runs = Path(scratch_base() or tempfile.gettempdir()) / f"spark-labs-grading-{os.getpid()}"
     runs.mkdir(mode=0o700, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="run-", dir=runs) as sandbox, \
-            tempfile.TemporaryFile(prefix="spark-labs-grade-log-") as log:
+            tempfile.TemporaryFile(prefix="spark-labs-grade-log-") as log, contextlib.ExitStack() as stack:
         folders = {name: Path(sandbox) / name for name in ("work", "tmp", "runtime", "judge", "judge-runtime")}
         for folder in folders.values():
             folder.mkdir()
@@ -174,9 +174,14 @@ def run_judged(submission: Path, notebook: nbformat.NotebookNode, slots: list[di
                 cgroup = Cgroup.create(GROUP_PREFIX + token, limits.memory_limit, limits.max_processes)
             except OSError as exc:
                 return Execution(None, not_contained=f"could not create the submission's cgroup: {exc}")
+            # The learner's kernel is reached through Unix sockets in a folder outside the scratch, the one path
+            # both sides see: its TCP ports would be on the loopback of its own network namespace.
+            sockets = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spark-labs-kernel-",
+                                                                            dir=runs.parent)))
+            learner_env["SPARK_LABS_LEARNER_SOCKETS"] = str(sockets)
             wall = Wall(scratch=str(runs), disk_limit=limits.disk_limit, hidden=hidden, readable=readable,
                         submission=str(folders["work"] / submission.name), own_network=own_network,
-                        bind_tmp=not covers_python("/tmp") and Path("/tmp") not in runs.parents)
+                        sockets=str(sockets), bind_tmp=not covers_python("/tmp") and Path("/tmp") not in runs.parents)
             wall_file = Path(sandbox) / "wall.json"
             wall_file.write_text(json.dumps(wall.to_json()))
             learner_command = wall_command(module_command("learner_host"), wall_file, cgroup, own_network)
