@@ -25,6 +25,7 @@ import os
 import queue
 import subprocess
 import sys
+import threading
 import time
 from types import ModuleType, SimpleNamespace
 
@@ -116,8 +117,6 @@ class LearnerLink:
 
     def _read_host_line(self, timeout: float) -> str:
         answer: queue.Queue = queue.Queue()
-        import threading
-
         threading.Thread(target=lambda: answer.put(self.host.stdout.readline()), daemon=True).start()
         try:
             return answer.get(timeout=timeout).strip()

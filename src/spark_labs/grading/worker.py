@@ -27,11 +27,12 @@ import psutil
 from nbclient import NotebookClient
 from nbclient.util import run_sync
 
+from .assemble import GRADER_KEY  # the one place that marks a cell as the learner's
+
 START_JUDGE = ("from spark_labs.grading.judge import Judge as _Judge\n"
                "__spark_labs_judge__ = _Judge.from_environment(globals())\n"
                "del _Judge")
 CLOSE_JUDGE = "__spark_labs_judge__.close()"
-GRADER_KEY = "spark_labs_grader"
 STOP_GRACE_S = 5.0
 CAPPED_KEY = "spark_labs_grader_output_capped"
 
