@@ -19,6 +19,7 @@ _ERRORS = ("SparkLabsError", "ProfileError", "ModelNotFoundError", "Insufficient
 _LAZY = {
     "get_profile": "spark_labs.profiles",
     "plan": "spark_labs.profiles",
+    "split_model": "spark_labs.profiles",
     "launch": "spark_labs.engines",
     "ENGINES": "spark_labs.engines",
     "embedded_gguf_path": "spark_labs.models",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from rich.console import Console
@@ -9,6 +10,7 @@ from rich.table import Table
 
 from .cli_types import ArgumentParser
 from .engines import ENGINES
+from .engines.multinode import SECOND_NODE_ENV
 from .engines.readiness import ReadinessReaders, engine_readiness, page_cache_note
 from .errors import SparkLabsError
 from .hardware.detect import detect_hardware
@@ -46,7 +48,27 @@ def main(argv: list[str] | None = None) -> int:
     console.print(engines)
     if profile.name == "spark":
         print_readiness(console, profile, snapshot, model_problem=model_problems[profile.model_for(None).hf_id])
-    return 1 if any(model_problems.values()) else 0
+    node_problems = print_second_node(console) if os.environ.get(SECOND_NODE_ENV) else 0
+    return 1 if any(model_problems.values()) or node_problems else 0
+
+
+def print_second_node(console: Console, runner=None) -> int:
+    """Lab 07's two-node checks when ``SPARK_LABS_SECOND_NODE`` names node 2 (an ssh destination): each node
+    reachable, the same engine image, the split model's files, the fast link up. Returns how many failed."""
+    from .engines.multinode import node_checks, run_command, spark_plan
+    from .profiles import split_model
+
+    plan = spark_plan(split_model("spark").hf_id)
+    table = Table(title=f"two nodes (lab 07): {plan.head.label} + {plan.nodes[1].label}, link {plan.interface}")
+    for column in ("node", "check", "ok", "detail"):
+        table.add_column(column)
+    rows = node_checks(plan, runner or run_command)
+    for row in rows:
+        table.add_row(row.node, row.check, "[green]yes[/]" if row.ok else "[red]no[/]", row.detail)
+    console.print(table)
+    if missing := [row for row in rows if not row.ok]:
+        console.print(f"[red]lab 07 cannot start across two nodes: {len(missing)} problem(s) above[/]")
+    return len(missing)
 
 
 def print_models(console: Console, profile) -> dict[str, str | None]:

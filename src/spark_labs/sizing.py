@@ -75,15 +75,28 @@ class ModelShape:
         )
 
 
+def _local_config(name: str) -> dict[str, Any] | None:
+    """The ``config.json`` of a local model folder (``SPARK_LABS_MODEL=<folder>``, a learner's own model) as a
+    dict, or None when ``name`` is no such folder."""
+    import json
+    from pathlib import Path
+
+    path = Path(name).expanduser() / "config.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 # config.json of the course's reference models ship inside the package (the allow-list in
 # spark_labs.models.catalog, each with its source and the date it was checked), so sizing never needs the network.
 def embedded_config(name: str) -> dict[str, Any]:
-    """The shipped ``config.json`` of ``name`` (an id of :func:`spark_labs.models.catalog.catalog`) as a dict."""
+    """The shipped ``config.json`` of ``name`` (an id of :func:`spark_labs.models.catalog.catalog`) as a dict;
+    for a local model folder, the ``config.json`` in it."""
     from .models.catalog import catalog
 
-    if name not in catalog():
-        raise ProfileError(f"No embedded config for {name!r}; embedded: {', '.join(catalog())}")
-    return catalog()[name].config()
+    if name in catalog():
+        return catalog()[name].config()
+    if (config := _local_config(name)) is not None:
+        return config
+    raise ProfileError(f"No embedded config for {name!r}; embedded: {', '.join(catalog())}")
 
 
 LLAMA_3_1_8B = ModelShape.from_config(embedded_config("meta-llama/Llama-3.1-8B-Instruct"))
@@ -96,10 +109,12 @@ ShapeLike = ModelShape | Mapping[str, Any] | Any  # a shape, a config.json dict 
 
 
 def known_model(name: str) -> ModelShape:
-    try:
+    """The shape of a catalog model, or of a local model folder from its ``config.json``."""
+    if name in KNOWN_MODELS:
         return KNOWN_MODELS[name]
-    except KeyError:
-        raise ProfileError(f"No built-in shape for {name!r}: pass its config.json to ModelShape.from_config") from None
+    if (config := _local_config(name)) is not None:
+        return ModelShape.from_config(config, name=name)
+    raise ProfileError(f"No built-in shape for {name!r}: pass its config.json to ModelShape.from_config")
 
 
 def as_shape(model: ShapeLike) -> ModelShape:

@@ -5,8 +5,7 @@ then every answer goes through the real checkpoint cell on that run's data."""
 from __future__ import annotations
 
 import pytest
-
-from spark_labs.grading.rehearsal import Rehearsal
+from answers_support import assert_fails_naming
 
 SETUP = """quantization = BitsAndBytesConfig({config})
 model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=quantization, device_map="cpu")
@@ -47,15 +46,9 @@ def _answers(changes: dict) -> str:
     return f"answers = {({**RIGHT_ANSWERS, **changes})!r}"
 
 
-@pytest.fixture(scope="module")
-def lab():
-    with Rehearsal("00") as rehearsal:
-        yield rehearsal
-
-
 def test_the_reference_answers_pass_every_checkpoint(lab):
-    assert {c: lab.outcome(c).state for c in lab.reference.checkpoints} == dict.fromkeys(lab.reference.checkpoints,
-                                                                                       "passed")
+    failed = {c: lab.outcome(c).problem for c, state in lab.reference_states().items() if state != "passed"}
+    assert not failed, failed
 
 
 def test_the_right_answer_typed_by_hand_passes(lab):
@@ -65,13 +58,10 @@ def test_the_right_answer_typed_by_hand_passes(lab):
 
 @pytest.mark.parametrize("mistake", WRONG_00_1)
 def test_a_wrong_model_fails_naming_the_mistake(lab, mistake):
-    code, says = WRONG_00_1[mistake]
-    outcome = lab.answer("00.1", code)
-    assert outcome.state == "failed" and says in outcome.problem.message, outcome
+    assert_fails_naming(lab, "00.1", *WRONG_00_1[mistake])
 
 
 @pytest.mark.parametrize("mistake", WRONG_00_2)
 def test_a_wrong_quiz_answer_fails_naming_the_mistake(lab, mistake):
     changes, says = WRONG_00_2[mistake]
-    outcome = lab.answer("00.2", _answers(changes), also=("quiz.submit",))
-    assert outcome.state == "failed" and says in outcome.problem.message, outcome
+    assert_fails_naming(lab, "00.2", _answers(changes), says, also=("quiz.submit",))

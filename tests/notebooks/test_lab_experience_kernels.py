@@ -137,3 +137,66 @@ def test_spark_labs_labs_open_serves_the_course_map(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+# ---------- engines stop with the kernel that started them ----------
+
+STARTS_ENGINES = """
+from spark_labs import launch
+from spark_labs.engines import LocalRayCluster
+engine = launch("llamacpp", port="auto", progress=False)   # left running, as a learner's half-done cell does
+ray_nodes = LocalRayCluster(nodes=2, cpus=1).start()
+print(engine.pid, *(node.process.pid for node in ray_nodes.started))
+"""
+
+
+def _groups_alive(pgids: list[int]) -> list[int]:
+    import psutil
+
+    return [pgid for pgid in pgids if any(_pgid(p) == pgid for p in psutil.pids())]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _wait_all_gone(pgids: list[int], seconds: float) -> list[int]:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while (alive := _groups_alive(pgids)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return alive
+
+
+@pytest.mark.parametrize("how", ["restart", "shutdown"])
+def test_no_engine_outlives_the_kernel_that_started_it(how):
+    """A real Jupyter kernel starts a llama.cpp server and a two-node local Ray cluster and leaves them running;
+    JupyterLab's Kernel ▸ Restart (or Shut Down) must leave no process of either behind."""
+    pytest.importorskip("ray", reason="Ray comes with spark-labs[cluster]")
+    from jupyter_client.manager import KernelManager
+
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        lines = []
+        reply = client.execute_interactive(STARTS_ENGINES, timeout=240, output_hook=lambda msg: lines.append(
+            msg["content"].get("text", "")) if msg["msg_type"] == "stream" else None)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        groups = [int(pid) for pid in "".join(lines).split()]  # each is its process group's leader (a reaper)
+        assert len(groups) == 3 and _groups_alive(groups) == groups
+        if how == "restart":
+            manager.restart_kernel(now=False)
+        else:
+            manager.shutdown_kernel(now=False)
+        assert not _wait_all_gone(groups, 60), f"left running after the kernel's {how}: {_groups_alive(groups)}"
+    finally:
+        client.stop_channels()
+        if manager.is_alive():
+            manager.shutdown_kernel(now=True)

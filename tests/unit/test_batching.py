@@ -148,3 +148,43 @@ def test_knob_readings_from_made_up_runs():
     assert reading == {"spike_ratio": 10.0, "ttft_ratio": 1.5, "protects": "small"}
     with pytest.raises(KVCapacityError, match="does not fit max_model_len=512"):
         run_injection(None, None, long_prompt_tokens=600, max_model_len=512)
+
+
+def test_the_onset_is_the_first_level_that_waited_or_was_preempted():
+    """A preempted request goes back to the queue; the 5-a-second gauge can miss that, the counter cannot."""
+    import pandas as pd
+
+    from spark_labs.batching import measured_onset
+
+    levels = pd.DataFrame({"concurrency": [2, 3, 4], "max_waiting": [0.0, 0.0, 1.0], "preemptions": [0.0, 1.0, 2.0]})
+    assert measured_onset(levels) == 3
+    assert measured_onset(levels.assign(preemptions=0.0, max_waiting=0.0)) is None
+
+
+def test_the_pressure_chart_is_redrawn_while_a_level_runs():
+    import time
+
+    from spark_labs.batching.pressure import _while_redrawing
+
+    class Samples:
+        def frame(self):
+            return "frame"
+
+    drawn = []
+    assert _while_redrawing(lambda: time.sleep(0.35) or "done", Samples(), drawn.append, every_s=0.1) == "done"
+    assert len(drawn) >= 3
+    with pytest.raises(ZeroDivisionError):
+        _while_redrawing(lambda: 1 / 0, Samples(), drawn.append, every_s=0.1)
+
+
+def test_a_knee_on_the_log_axis_is_drawn_at_its_level_not_at_ten_to_its_power():
+    import math
+
+    import pandas as pd
+
+    from spark_labs.batching import knob_figure
+
+    table = pd.DataFrame({"concurrency": [2, 4, 8], "output_tok_per_s": [1, 2, 2], "max_waiting": [0, 0, 4]})
+    figure = knob_figure({"C": table}, {"C": 8})
+    assert figure.layout.xaxis.type == "log"
+    assert {shape.x0 for shape in figure.layout.shapes} == {math.log10(8)}

@@ -14,8 +14,9 @@ import nbformat
 import pytest
 from course import LABS, NAMES_AN_EXERCISE, ROOT
 
-from spark_labs.notebooks import ExerciseNotDone, require
+from spark_labs.notebooks import ExerciseNotDone, checkpoint, require
 from spark_labs.notebooks.build import BEGIN, END, build_notebook, strip_solution
+from spark_labs.notebooks.checkpoints import CheckpointFailed
 from spark_labs.prereq.handson import KNOWN_HARMLESS_WARNING, hide_known_bitsandbytes_warning
 from spark_labs.prereq.skills import Quiz
 from spark_labs.serve.logs import LogCollector, configure, log
@@ -39,6 +40,18 @@ def test_require_names_the_exercise_for_a_missing_variable_or_result():
         require(("05.2", "05.3"), "mine")
     with pytest.raises(ExerciseNotDone, match=r"^finish Exercise 01\.2 first: no engine has been measured yet$"):
         require("01.2", done=[], what="no engine has been measured yet")
+
+
+def test_a_failed_checkpoint_prints_its_line_once_and_shows_one_hint_not_a_traceback(capsys):
+    """In JupyterLab a failed checkpoint used to print its ❌ line, then again in an AssertionError traceback
+    through the library; now IPython shows one hint line (``_render_traceback_``) under the printed line."""
+    with pytest.raises(CheckpointFailed) as failed:
+        checkpoint("02.3", False, "right", "the capacity ignores whole blocks")
+    printed = capsys.readouterr().out
+    assert printed == "❌ Checkpoint 02.3 failed because the capacity ignores whole blocks\n"
+    assert isinstance(failed.value, AssertionError) and str(failed.value) == printed.strip()  # the grader reads it
+    shown = failed.value._render_traceback_()
+    assert len(shown) == 1 and "Exercise 02.3" in shown[0] and "❌" not in shown[0]
 
 
 def test_require_rejects_an_id_that_is_not_nn_m():

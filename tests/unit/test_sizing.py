@@ -70,6 +70,17 @@ def test_embedded_configs_need_no_network_and_feed_every_calculator():
         sizing.embedded_config("meta-llama/Llama-3.1-405B")
 
 
+def test_a_local_model_folder_is_sized_from_its_config_json(tmp_path):
+    # SPARK_LABS_MODEL=<folder> (a learner's own model) is the plan's model id: lab 01 sizes it by that name
+    config = sizing.embedded_config("HuggingFaceTB/SmolLM2-135M-Instruct")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert sizing.embedded_config(str(tmp_path)) == config
+    shape = sizing.known_model(str(tmp_path))
+    assert shape.name == str(tmp_path) and sizing.param_count(shape) == sizing.param_count(sizing.SMOLLM2_135M)
+    with pytest.raises(Exception, match="No built-in shape"):
+        sizing.known_model(str(tmp_path / "elsewhere"))
+
+
 def test_transformers_config_objects_and_models_are_accepted():
     from transformers import LlamaConfig
 

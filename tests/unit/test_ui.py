@@ -47,3 +47,33 @@ def test_ui_over_a_dead_address_answers_502_with_the_address():
         response = httpx.get(ui.url + "/api/tags")
     assert response.status_code == 502
     assert f"127.0.0.1:{port}" in response.json()["error"] and "spark-labs ui --ollama" in response.json()["error"]
+
+
+def test_chat_endpoint_starts_the_first_engine_installed_here(monkeypatch):
+    # A GPU without vLLM (the spark profile's first engine): lab 06 runs on the transformers server instead of failing.
+    import dataclasses
+
+    import spark_labs.engines as engines
+    import spark_labs.serve as serve
+    from spark_labs import plan
+    from spark_labs.engines import ENGINES
+    from spark_labs.engines.engine_spec import Availability
+    from spark_labs.ui import endpoint
+
+    installed = {"transformers", "llamacpp"}  # llama.cpp needs a GGUF, which a spark model does not have
+    for name, spec in ENGINES.items():
+        available = Availability(name in installed, "" if name in installed else "not installed")
+        monkeypatch.setitem(ENGINES, name, dataclasses.replace(spec, check_available=lambda a=available: a))
+    started = []
+
+    class Handle:
+        spec, served_name, base_url = ENGINES["transformers"], "m", "http://127.0.0.1:1"
+
+        def stop(self):
+            pass
+
+    monkeypatch.setattr(endpoint, "running_ollama", lambda url=None: None)
+    monkeypatch.setattr(engines, "launch", lambda name, *a, **k: started.append(name) or Handle())
+    monkeypatch.setattr(serve, "start_gateway", lambda **k: type("Gateway", (), {"url": "http://gw", "stop": None})())
+    chosen = endpoint.chat_endpoint(plan("06", "spark"))
+    assert started == ["transformers"] and chosen.kind == "gateway" and "transformers" in chosen.reason

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 
@@ -34,7 +36,8 @@ def cliff_figure(levels: pd.DataFrame, predicted_onset: int | None = None):
     fig.add_trace(go.Scatter(x=levels["concurrency"], y=levels["e2e_p50_s"], name="E2E p50", mode="lines+markers"))
     fig.add_trace(go.Scatter(x=levels["concurrency"], y=levels["e2e_p99_s"], name="E2E p99", mode="lines+markers"))
     if predicted_onset is not None:
-        fig.add_vline(x=predicted_onset, line_dash="dash", annotation_text="your predicted onset")
+        # shapes on a log axis take log10 of the value: x=4 would be drawn at 10⁴
+        fig.add_vline(x=math.log10(predicted_onset), line_dash="dash", annotation_text="your predicted onset")
     fig.update_xaxes(title_text="requests sent together", type="log")
     fig.update_yaxes(title_text="seconds")
     fig.update_layout(height=330, title="Latency as the KV cache runs out")
@@ -86,7 +89,9 @@ def knob_figure(levels: dict[str, pd.DataFrame], knees: dict[str, int | None]):
             fig.add_trace(go.Scatter(x=table["concurrency"], y=table[y], name=name, mode="lines+markers",
                                      line_color=color, showlegend=col == 1), row=1, col=col)
         if knees.get(name) is not None:
-            fig.add_vline(x=knees[name], line_dash="dash", line_color=color, annotation_text=f"knee: {name}")
+            # a shape on a log axis takes log10 of the value (x=8 alone would stretch the axis to 10⁸)
+            fig.add_vline(x=math.log10(knees[name]), line_dash="dash", line_color=color,
+                          annotation_text=f"knee: {name}")
     fig.update_xaxes(title_text="requests sent together", type="log")
     fig.update_layout(height=340, title="--max-num-seqs: past the knob, requests queue instead of running")
     return fig

@@ -5,8 +5,10 @@ vLLM cuts its KV space into blocks of ``block_size`` tokens; the number of block
 after it is divided by the per-block size (layers × KV heads × head dim × 2 × dtype bytes × block size).
 It reports that twice: the start-up line ``KV cache size: N tokens`` and the ``vllm:cache_config_info``
 gauge on ``/metrics``, whose labels carry ``num_gpu_blocks`` and ``block_size`` (the name says GPU even
-on the CPU build). We read the metric and keep the log line as a cross-check, so the learner's
-prediction is compared with the engine's own count, not with our arithmetic.
+on the CPU build). One of those blocks is vLLM's *null block*, a placeholder no request ever holds, so
+requests share ``num_blocks - 1`` of them, and ``vllm:kv_cache_usage_perc`` divides by that. We read the
+metric and keep the log line as a cross-check, so the learner's prediction is compared with the engine's
+own count, not with our arithmetic.
 
 On the CPU build ``VLLM_CPU_KVCACHE_SPACE`` only takes whole GiB — far more than the tiny model needs
 to show the cache filling up — so the lab sizes the space in bytes with ``--kv-cache-memory-bytes``,
@@ -43,7 +45,18 @@ class KVCapacity:
 
     @property
     def tokens(self) -> int:
+        """Every block's tokens: what vLLM's start-up line reports."""
         return self.num_blocks * self.block_size
+
+    @property
+    def usable_blocks(self) -> int:
+        """The blocks requests can hold: vLLM keeps one, the *null block*, as a placeholder (its KV usage
+        gauge divides by ``num_blocks - 1`` too)."""
+        return self.num_blocks - 1
+
+    @property
+    def usable_tokens(self) -> int:
+        return self.usable_blocks * self.block_size
 
 
 def parse_cache_info(metrics_text: str) -> KVCapacity:

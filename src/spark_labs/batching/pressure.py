@@ -16,6 +16,7 @@ import httpx
 import pandas as pd
 
 from ..bench.clients import BenchRequest, Target
+from ..bench.live import while_running
 from ..bench.load import Load, run_load
 from ..bench.prompts import synthetic_prompt
 from ..bench.server_metrics import Scrape
@@ -69,7 +70,9 @@ class GaugeSampler:
         self.sample()
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows)
+        # a copy first: the sampling thread appends while the notebook's thread redraws the chart, and pandas
+        # reading a list that grows under it fails now and then (IndexError)
+        return pd.DataFrame(list(self.rows))
 
 
 def pressure_requests(tokenizer, prompt_tokens: int, output_tokens: int, level: int) -> list[BenchRequest]:
@@ -116,9 +119,10 @@ def kv_pressure_sweep(target: Target, metrics_url: str, tokenizer, prompt_tokens
                       live=None, capacity_tokens: int | None = None,
                       interval_s: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run each level once; returns (one row per level, every gauge sample). ``live``: a callable given the
-    samples so far after each level (the notebook redraws its chart with it). ``capacity_tokens``: the
-    engine's KV capacity, to refuse levels it would take minutes to serve (see :func:`check_levels`);
-    ``interval_s``: seconds between gauge samples (a level shorter than a few samples can miss its peak)."""
+    samples so far, every second while a level runs and after it (the notebook redraws its chart with it).
+    ``capacity_tokens``: the engine's KV capacity, to refuse levels it would take minutes to serve (see
+    :func:`check_levels`); ``interval_s``: seconds between gauge samples (a level shorter than a few samples can
+    miss its peak)."""
     levels = check_levels(levels, prompt_tokens + output_tokens, max_model_len, capacity_tokens=capacity_tokens)
     sampler = GaugeSampler(metrics_url, interval_s)
     rows = []
@@ -126,9 +130,10 @@ def kv_pressure_sweep(target: Target, metrics_url: str, tokenizer, prompt_tokens
         sampler.label = level
         before = len(sampler.rows)
         with sampler:
-            run = run_load(target, pressure_requests(tokenizer, prompt_tokens, output_tokens, level),
-                           Load("concurrent", level, warmup=0, ramp_up=0), progress=False, timeout_s=timeout_s,
-                           server_metrics=False)
+            run = _while_redrawing(lambda level=level: run_load(
+                target, pressure_requests(tokenizer, prompt_tokens, output_tokens, level),
+                Load("concurrent", level, warmup=0, ramp_up=0), progress=False, timeout_s=timeout_s,
+                server_metrics=False), sampler, live)
         samples = pd.DataFrame(sampler.rows[before:])
         summary = run.summary.row()
         rows.append({"concurrency": level, "kv_tokens_asked": level * (prompt_tokens + output_tokens),
@@ -143,12 +148,21 @@ def kv_pressure_sweep(target: Target, metrics_url: str, tokenizer, prompt_tokens
     return pd.DataFrame(rows), sampler.frame()
 
 
+def _while_redrawing(work, sampler: GaugeSampler, live, every_s: float = 1.0):
+    """``work()`` while the live chart is redrawn every ``every_s`` (a chart redrawn only between levels stays
+    empty for the whole first level)."""
+    if live is None:
+        return work()
+    return while_running(work, lambda: live(sampler.frame()), every_s)
+
+
 def _wall_s(records) -> float:
     """From the first request sent to the last answer."""
     return (max(r.end_ns for r in records) - min(r.sent_ns for r in records)) / 1e9
 
 
 def measured_onset(levels: pd.DataFrame) -> int | None:
-    """The lowest concurrency at which the engine had requests waiting (None: none ever waited)."""
-    waited = levels[levels["max_waiting"] > 0]
+    """The lowest concurrency at which the engine had requests waiting, or preempted one (which sends it back
+    to the queue, even between two samples of the gauge); None: none ever waited."""
+    waited = levels[(levels["max_waiting"] > 0) | (levels["preemptions"] > 0)]
     return int(waited["concurrency"].min()) if not waited.empty else None

@@ -25,11 +25,11 @@ Which module does which job:
 """
 
 from .analysis import claims_vs_measured, find_knee
-from .checks import real_measurement_problems
+from .checks import measuring_loop_problems, real_measurement_problems
 from .clients import BenchRequest, Target
 from .experiments import add_engine, compare_engines, engine_workloads, measure, micro, new_report, sweep
 from .figures import timeline
-from .learner_functions import mark_knees, sweeps, ttft_tpot_table
+from .learner_functions import knee_problems, mark_knees, sweeps, ttft_tpot_problems, ttft_tpot_table, use_case_problems
 from .live import watch_while
 from .load import Load, RunResult, run_load
 from .metrics import DEFINITIONS, request_metrics, summarize
@@ -43,7 +43,7 @@ from .tokens import load_tokenizer
 
 __all__ = ["BenchRequest", "Chunk", "DEFINITIONS", "Load", "Report", "RequestRecord", "RunResult", "Scrape",
            "Target", "TokenCounts", "Workload", "add_engine", "bounds", "claims_vs_measured", "compare_engines",
-           "compare_start_regimes", "engine_workloads", "find_knee", "host_spec", "load_tokenizer",
-           "mark_knees", "measure", "micro", "new_report", "prompt_set", "real_measurement_problems",
-           "request_metrics", "run_load", "standard_workloads", "summarize", "sweep", "sweeps", "timeline",
-           "ttft_tpot_table", "watch_while"]
+           "compare_start_regimes", "engine_workloads", "find_knee", "host_spec", "knee_problems", "load_tokenizer",
+           "mark_knees", "measure", "measuring_loop_problems", "micro", "new_report", "prompt_set",
+           "real_measurement_problems", "request_metrics", "run_load", "standard_workloads", "summarize", "sweep",
+           "sweeps", "timeline", "ttft_tpot_problems", "ttft_tpot_table", "use_case_problems", "watch_while"]

@@ -97,6 +97,28 @@ def watch_while(work, metrics_url: str, interval_s: float = 0.5, live: bool = Tr
     """Run ``work()`` in a thread; sample ``metrics_url`` every ``interval_s`` until it returns, redrawing
     one chart in place. Returns ``(watcher, work's result)``; re-raises what ``work`` raised."""
     watcher = MetricsWatcher(metrics_url, interval_s)
+    handle = None
+    if live:
+        from IPython.display import display
+
+        handle = display(_bundle(watcher.figure()), raw=True, display_id=True)
+
+    def tick() -> None:
+        watcher.sample()
+        if handle is not None:
+            handle.update(_bundle(watcher.figure()), raw=True)
+
+    try:
+        result = while_running(work, tick, interval_s)
+    finally:
+        tick()
+    return watcher, result
+
+
+def while_running(work, tick, every_s: float):
+    """``work()`` in a thread while the caller's (the notebook's) thread calls ``tick()`` every ``every_s``
+    seconds: a chart redrawn only after the work stays empty while it runs. Returns what ``work`` returned;
+    re-raises what it raised."""
     outcome: dict = {}
 
     def run() -> None:
@@ -106,20 +128,10 @@ def watch_while(work, metrics_url: str, interval_s: float = 0.5, live: bool = Tr
             outcome["error"] = exc
 
     thread = threading.Thread(target=run, daemon=True)
-    handle = None
-    if live:
-        from IPython.display import display
-
-        handle = display(_bundle(watcher.figure()), raw=True, display_id=True)
     thread.start()
     while thread.is_alive():
-        watcher.sample()
-        if handle is not None:
-            handle.update(_bundle(watcher.figure()), raw=True)
-        thread.join(interval_s)
-    watcher.sample()
-    if handle is not None:
-        handle.update(_bundle(watcher.figure()), raw=True)
+        tick()
+        thread.join(every_s)
     if "error" in outcome:
         raise outcome["error"]
-    return watcher, outcome.get("result")
+    return outcome.get("result")

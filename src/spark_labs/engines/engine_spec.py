@@ -28,6 +28,32 @@ class Availability:
 
 
 @dataclass(frozen=True)
+class MultiNodeRecipe:
+    """How an engine serves one model across several machines over a Ray cluster (its source is cited where the
+    registry defines it). :mod:`spark_labs.engines.multinode` turns it into commands; it names no engine."""
+
+    parallel_flags: dict[str, str]  # "tensor" / "pipeline" -> the flag taking the number of nodes
+    backend_flag: str  # the flag choosing the distributed executor
+    backend: str  # its value for a Ray cluster
+    local_backend: str  # its value for ranks on one machine (no Ray)
+    link_env: tuple[str, ...]  # variables set to the fast link's interface name on every node (NCCL, Gloo, UCX, ...)
+    node_ip_env: tuple[str, ...]  # variables set to each node's own address on the link
+    head_ip_env: tuple[str, ...]  # variables set to the head node's address
+    fixed_env: dict[str, str]  # variables with one value on every node
+    container_flags: tuple[str, ...]  # `docker run` flags of a Ray node's container
+    container_mount: str  # where the host's HF cache is mounted inside it
+    serve_prefix: tuple[str, ...]  # the serving command inside the head's container (the model follows it)
+    # Given the number of ranks on this machine: what the engine's CPU build needs to run them side by side.
+    cpu_env: Callable[[int], dict[str, str]] | None = None
+    # Given (config.json dict, "tensor" | "pipeline", size): why the engine refuses that split, or None.
+    split_problem: Callable[[dict, str, int], str | None] | None = None
+    # Flags the engine's local (CPU) build cannot combine with a pipeline split, each with why.
+    pipeline_refused_flags: dict[str, str] = field(default_factory=dict)
+    # Log lines of a refused Ray start and what they mean (e.g. a CPU build without a Ray executor).
+    ray_hints: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     name: str  # key used everywhere: vllm, sglang, trtllm, llamacpp, ollama, transformers
     display_name: str
@@ -95,6 +121,8 @@ class EngineSpec:
     speculative_loop: bool = False
     # Request fields that make a temperature-0 answer plain greedy (a sampler default it applies otherwise).
     greedy_request_fields: dict[str, object] = field(default_factory=dict)
+    # Serving one model across several machines (Ray head + workers); None: one machine only.
+    multinode: MultiNodeRecipe | None = None
 
     def harness_args(self, max_model_len: int, device: str = "cpu") -> list[str]:
         """Flags for an engine the harness starts itself on a profile with ``max_model_len`` and ``device``."""

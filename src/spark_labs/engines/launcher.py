@@ -305,7 +305,20 @@ def launch(
         command = spec.local_command(model_arg, port=port, host=host, extra_args=extra_args,
                                      served_name=getattr(model_ref, "served_name", None))
     served_name = model_ref if isinstance(model_ref, str) else model_ref.served_name
+    handle = start_command(spec, command, host=host, port=port, served_name=served_name, model_arg=model_arg,
+                           env=env, docker=docker)
+    # What chat requests to this model must carry (Qwen3 with thinking off); benchmark targets read it.
+    handle.chat_extras = model_ref.chat_extras() if isinstance(model_ref, ModelRef) else {}
+    if wait:
+        handle.wait_ready(timeout=timeout or prof().sizes.timeout_s, progress=progress)
+    return handle
 
+
+def start_command(spec: EngineSpec, command: list[str], *, host: str, port: int, served_name: str,
+                  model_arg: str | None = None, env: Mapping[str, str | None] | None = None,
+                  docker: bool = False) -> EngineHandle:
+    """Start ``command`` (an engine's, already built) under the reaper, logging to a file of its own; the handle
+    is not waited on yet. :func:`launch` and the multi-node path (:mod:`.multinode`) both start engines here."""
     log_file = new_log_file(spec.name, port)
     log_path = Path(log_file.name)
     child_env = {**os.environ, **spec.env, **(env or {})}
@@ -322,11 +335,7 @@ def launch(
     finally:
         log_file.close()
     handle = EngineHandle(spec, command, host, port, log_path, process, served_name, model_arg, docker=docker)
-    # What chat requests to this model must carry (Qwen3 with thinking off); benchmark targets read it.
-    handle.chat_extras = model_ref.chat_extras() if isinstance(model_ref, ModelRef) else {}
     _LIVE_HANDLES.add(handle)
-    if wait:
-        handle.wait_ready(timeout=timeout or prof().sizes.timeout_s, progress=progress)
     return handle
 
 

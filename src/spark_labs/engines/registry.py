@@ -48,7 +48,7 @@ from pathlib import Path
 
 from ..errors import EngineNotInstalledError, EngineStartError
 from ..profiles import get_profile
-from .engine_spec import Availability, EngineSpec
+from .engine_spec import Availability, EngineSpec, MultiNodeRecipe
 
 # The wire protocols engines speak (EngineSpec.protocol). The second is Ollama's own API, which the gateway
 # (spark_labs.serve) offers too.
@@ -256,6 +256,74 @@ def _llamacpp_speculative(method: str, k: int) -> list[str]:
     return ["--draft_model", "prompt-lookup", "--draft_model_num_pred_tokens", str(k)]
 
 
+# --- vLLM across machines -----------------------------------------------------------------------------
+# NVIDIA's playbook nvidia/vllm/README.md, "Run on two Sparks" (read 2026-12-02): after nvidia/connect-two-sparks
+# (one QSFP cable, the "(Up)" interface of `ibdev2netdev`, e.g. enp1s0f1np1, addresses 192.168.100.10/.11), each
+# node runs vLLM's examples/online_serving/run_cluster.sh with the NGC image: a container with `--entrypoint
+# /bin/bash --network host --shm-size 10.24g --gpus all -v HF_HOME:/root/.cache/huggingface`, running `ray start
+# --block --head --node-ip-address=IP --port=6379` (node 1) or `ray start --block --address=HEAD:6379` (node 2),
+# with -e VLLM_HOST_IP=<own IP> (the script adds RAY_NODE_IP_ADDRESS / RAY_OVERRIDE_NODE_IP_ADDRESS from it),
+# UCX_NET_DEVICES, NCCL_SOCKET_IFNAME, OMPI_MCA_btl_tcp_if_include, GLOO_SOCKET_IFNAME, TP_SOCKET_IFNAME = the
+# interface, RAY_memory_monitor_refresh_ms=0 and MASTER_ADDR = the head's IP. Then, inside the head's
+# container: `vllm serve meta-llama/Llama-3.3-70B-Instruct --tensor-parallel-size 2 --max_model_len 2048`
+# (the 405B AWQ-INT4 step adds --max-model-len 256 --gpu-memory-utilization 1.0 --max-num-seqs 1).
+# spark-labs passes --distributed-executor-backend ray explicitly (vLLM picks Ray anyway when a Ray cluster
+# is running and the world is bigger than this node's GPUs).
+def _vllm_cpu_ranks_env(ranks: int) -> dict[str, str]:
+    """vLLM's CPU build runs each rank's OpenMP threads on cores of its own: `VLLM_CPU_OMP_THREADS_BIND` lists
+    one core range per rank, '|'-separated (without it, 2 ranks on one socket refuse: "Not enough allowed NUMA
+    nodes"); a small KV space, since every rank reserves its own."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    share = max(1, len(cores) // ranks)
+    groups = [cores[i * share:(i + 1) * share] or cores[-1:] for i in range(ranks)]
+    spans = [str(g[0]) if len(g) == 1 else f"{g[0]}-{g[-1]}" for g in groups]
+    return {"VLLM_CPU_OMP_THREADS_BIND": "|".join(spans), "VLLM_CPU_KVCACHE_SPACE": "1"}
+
+
+def _vllm_split_problem(config: dict, parallel: str, size: int) -> str | None:
+    """vLLM's own rules: tensor parallel shards attention heads (num_attention_heads % tp == 0) and the KV heads
+    (fewer KV heads than ranks are replicated, so tp % kv_heads == 0 then); pipeline parallel gives each rank
+    whole layers (at least one each)."""
+    heads = config.get("num_attention_heads", 0)
+    kv_heads = config.get("num_key_value_heads") or heads
+    layers = config.get("num_hidden_layers", 0)
+    if parallel == "tensor":
+        if heads % size:
+            return (f"tensor parallel {size} is refused: the model's {heads} attention heads do not split evenly over "
+                    f"{size} ranks (vLLM needs num_attention_heads % tensor_parallel_size == 0); use pipeline "
+                    "parallel, which splits layers instead")
+        if kv_heads % size and size % kv_heads:
+            return (f"tensor parallel {size} is refused: {kv_heads} KV heads neither split over nor replicate "
+                    f"evenly onto {size} ranks")
+    elif layers < size:
+        return f"pipeline parallel {size} is refused: the model has only {layers} layers for {size} stages"
+    return None
+
+
+VLLM_MULTINODE = MultiNodeRecipe(
+    parallel_flags={"tensor": "--tensor-parallel-size", "pipeline": "--pipeline-parallel-size"},
+    backend_flag="--distributed-executor-backend", backend="ray", local_backend="mp",
+    link_env=("UCX_NET_DEVICES", "NCCL_SOCKET_IFNAME", "OMPI_MCA_btl_tcp_if_include", "GLOO_SOCKET_IFNAME",
+              "TP_SOCKET_IFNAME"),
+    node_ip_env=("VLLM_HOST_IP", "RAY_NODE_IP_ADDRESS", "RAY_OVERRIDE_NODE_IP_ADDRESS"),
+    head_ip_env=("MASTER_ADDR",),
+    fixed_env={"RAY_memory_monitor_refresh_ms": "0"},
+    container_flags=("--entrypoint", "/bin/bash", "--network", "host", "--shm-size", "10.24g", "--gpus", "all"),
+    container_mount="/root/.cache/huggingface",
+    serve_prefix=("vllm", "serve"),
+    cpu_env=_vllm_cpu_ranks_env,
+    split_problem=_vllm_split_problem,
+    # Found on vllm-cpu 0.32.0: a later pipeline rank gets its intermediate-tensor buffers in the warm-up pass,
+    # which --enforce-eager skips, so the first request kills the engine core.
+    pipeline_refused_flags={"--enforce-eager": "vLLM's CPU build gives a later pipeline rank its buffers in the "
+                            "warm-up pass that --enforce-eager skips (the first request then fails with "
+                            "`assert self.intermediate_tensors is not None`); leave --enforce-eager out"},
+    ray_hints=(("does not support ray", "this vLLM build has no Ray executor for its platform: the CPU build "
+                "declares no Ray device (vllm.platforms' ray_device_key is empty), so its ranks cannot be Ray "
+                "actors; on one CPU machine use the 'mp' backend (local processes) instead"),),
+)
+
+
 VLLM = EngineSpec(
     name="vllm", display_name="vLLM", protocol=OPENAI_API, default_port=8000, ready_path="/health",
     model_format="hf", metrics_path="/metrics", docker_image="nvcr.io/nvidia/vllm:26.05.post1-py3",
@@ -281,6 +349,7 @@ VLLM = EngineSpec(
     spec_decode_counters={"drafts": "vllm:spec_decode_num_drafts", "draft_tokens": "vllm:spec_decode_num_draft_tokens",
                           "accepted": "vllm:spec_decode_num_accepted_tokens",
                           "accepted_per_position": "vllm:spec_decode_num_accepted_tokens_per_pos"},
+    multinode=VLLM_MULTINODE,
 )
 
 SGLANG = EngineSpec(

@@ -53,10 +53,15 @@ def replace_blocks(source: str, answers: list[str]) -> str:
 class Rehearsal:
     """A lab run kept open so answers can be pushed through its checkpoints (see the module's docstring)."""
 
-    def __init__(self, lab: str, solutions: Path | None = None, limits: Limits | None = None):
+    def __init__(self, lab: str, solutions: Path | None = None, limits: Limits | None = None,
+                 through: str | None = None):
+        """``through``: run the lab only as far as this checkpoint's cell (the exercises up to it are all the
+        answers need; what follows may cost minutes of engine time)."""
         self.reference: Reference = load_reference(find_reference(solutions or ROOT_SOLUTIONS, lab))
         self.limits = limits or Limits(contained=False)
         self.assembled = assemble(self.reference, self.reference.notebook)
+        cells = self.assembled.notebook.cells
+        self.last_cell = self.assembled.checkpoint_cells[through] if through else len(cells) - 1
         self._stack = contextlib.ExitStack()
         self.token = uuid.uuid4().hex
 
@@ -76,7 +81,7 @@ class Rehearsal:
         self._stack.callback(self._stop)
         self._stack.enter_context(self.client.setup_kernel(env={**env, PLAN_ENV: str(folder / "judge" / "plan.json")},
                                                            cwd=str(folder / "judge")))
-        for index, cell in enumerate(self.assembled.notebook.cells):
+        for index, cell in enumerate(self.assembled.notebook.cells[:self.last_cell + 1]):
             self.client.execute_cell(cell, index)
         return self
 
@@ -92,6 +97,11 @@ class Rehearsal:
     def outcome(self, exercise: str) -> CheckpointOutcome:
         """What the exercise's checkpoint decided in the run so far."""
         return checkpoint_outcome(self.assembled.notebook, self.assembled.checkpoint_cells[exercise], exercise)
+
+    def reference_states(self) -> dict[str, str]:
+        """Each checkpoint's state after the reference run ('passed' for every one when the lab is sound)."""
+        return {exercise: self.outcome(exercise).state for exercise in self.reference.checkpoints
+                if self.assembled.checkpoint_cells[exercise] <= self.last_cell}
 
     def _slot(self, exercise: str) -> tuple[int, int]:
         for index, cell in enumerate(self.assembled.notebook.cells):
@@ -120,10 +130,13 @@ class Rehearsal:
                 ran.append(self._run_cell(between))
         return cell_problems(nbformat.v4.new_notebook(cells=ran))
 
-    def answer(self, exercise: str, code: str | list[str], also: tuple[str, ...] = ()) -> CheckpointOutcome:
+    def answer(self, exercise: str, code: str | list[str], also: tuple[str, ...] = (),
+               restore: bool = True) -> CheckpointOutcome:
         """Run the exercise with ``code`` (one string per solution block) and its checkpoint; what it decided.
         ``also``: text found in reference cells between them that must run again too (cells that use the
-        exercise's result before its checkpoint does)."""
+        exercise's result before its checkpoint does). ``restore=False`` leaves this answer's results in place
+        instead of running the reference's answer again: for an exercise that takes minutes (it measures
+        engines), when no later answer needs the reference's results."""
         _, slot = self._slot(exercise)
         original = self.assembled.slots[slot]["source"]
         answers = [code] if isinstance(code, str) else list(code)
@@ -136,4 +149,5 @@ class Rehearsal:
             # the cause to report: the checkpoint then only says the exercise is not done.
             return CheckpointOutcome(exercise, "failed", raised[0]) if raised else outcome
         finally:
-            self._run_exercise(exercise, original, also)  # the reference's answer again, for the next answer
+            if restore:
+                self._run_exercise(exercise, original, also)  # the reference's answer again, for the next answer

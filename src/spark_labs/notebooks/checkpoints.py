@@ -61,6 +61,19 @@ def ids_called(source: str) -> list[str]:
     return [match.group("id") for match in _CALL.finditer(source)]
 
 
+class CheckpointFailed(AssertionError):
+    """A strict checkpoint that failed: the cell turns red and Run All stops there."""
+
+    def __init__(self, result: CheckpointResult):
+        self.result = result
+        super().__init__(result.line)
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a library traceback: the ❌ line printed just above says why, once.
+        exercise = self.result.checkpoint
+        return [f"↑ fix Exercise {exercise} (the line above says what is wrong), then run its cell and this one again"]
+
+
 def checkpoint(checkpoint_id: str, passed: bool, detail_ok: str, detail_fail: str = "",
                strict: bool = True) -> CheckpointResult:
     """Print the stable checkpoint line; with ``strict`` a failure raises so the cell turns red."""
@@ -68,5 +81,5 @@ def checkpoint(checkpoint_id: str, passed: bool, detail_ok: str, detail_fail: st
                               detail_ok if passed else (detail_fail or detail_ok))
     print(result.line)
     if strict and not result.passed:
-        raise AssertionError(result.line)
+        raise CheckpointFailed(result)
     return result

@@ -1,7 +1,9 @@
-"""Speculative decoding: the textbook model (theory), drafts (prompt lookup), a verification loop that
-counts acceptance per step (runner, accounting), and the baseline-vs-speculative table (bench)."""
+"""Speculative decoding: the textbook model (theory), drafts (prompt lookup), the greedy verify rule (verify),
+a verification loop that counts acceptance per step (runner, accounting), and the baseline-vs-speculative table
+(bench)."""
 
 from .accounting import Acceptance
+from .checks import crossover_mistakes, formula_mistakes, mechanism_mistakes, prediction_mistakes
 from .comparison import Draft, format_table, measure_workload, to_frame
 from .drafts import prompt_lookup_draft
 from .early_exit import EarlyExitDraft
@@ -11,8 +13,10 @@ from .server_counters import server_acceptance_by_workload
 from .spark import spark_setups
 from .theory import alpha_from_tokens_per_step, expected_speedup, expected_tokens_per_step
 from .under_load import crossover, run_sweep, speedup_figure
+from .verify import StepError, greedy_verify
 
-__all__ = ["Acceptance", "Draft", "EarlyExitDraft", "SpecModel", "alpha_from_tokens_per_step", "crossover",
-           "expected_speedup", "expected_tokens_per_step", "format_table", "measure_workload",
+__all__ = ["Acceptance", "Draft", "EarlyExitDraft", "SpecModel", "StepError", "alpha_from_tokens_per_step",
+           "crossover", "crossover_mistakes", "expected_speedup", "expected_tokens_per_step", "format_table",
+           "formula_mistakes", "greedy_verify", "measure_workload", "mechanism_mistakes", "prediction_mistakes",
            "prompt_lookup_draft", "run_lookup_sweep", "run_sweep", "server_acceptance_by_workload", "spark_setups",
            "speedup_figure", "to_frame"]

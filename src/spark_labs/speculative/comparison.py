@@ -108,19 +108,34 @@ def to_frame(rows: Sequence[SpecRow]):
     return pd.DataFrame([vars(r) for r in rows])
 
 
-def format_table(rows: Sequence[SpecRow]) -> str:
-    """Plain-text table: one line per (workload, draft, k); k = 0 is the baseline."""
+def format_table(rows: Sequence[SpecRow], formula: bool = True) -> str:
+    """Plain-text table: one line per (workload, draft, k); k = 0 is the baseline. ``formula=False`` leaves out
+    the formula's speed-up (where the learner computes it)."""
     width = max([len(r.draft) for r in rows] + [5])
-    head = (f"{'workload':<11} {'draft':<{width}} {'k':>2} {'tokens':>6} {'alpha':>5} {'accept':>6} {'tok/step':>8} "
-            f"{'E(a,k)':>6} {'tok/s':>6} {'speed-up':>8} {'formula':>7} {'c':>6} {'verify':>6} {'same':>4}")
+    fields = ["workload", "draft", "k", "tokens", "alpha", "accept", "tok/step", "E(a,k)", "tok/s", "speed-up",
+              "formula", "c", "verify", "same"]
+    shape = {"workload": "<11", "draft": f"<{width}", "k": ">2", "tokens": ">6", "alpha": ">5", "accept": ">6",
+             "tok/step": ">8", "E(a,k)": ">6", "tok/s": ">6", "speed-up": ">8", "formula": ">7", "c": ">6",
+             "verify": ">6", "same": ">4"}
+    if not formula:
+        fields.remove("formula")
+
+    def line(values: dict) -> str:
+        return " ".join(f"{values[f]:{shape[f]}}" for f in fields)
+
+    head = line({f: f for f in fields})
     lines = [head, "-" * len(head)]
     for r in rows:
         if r.k == 0:
-            lines.append(f"{r.workload:<11} {'-':<{width}} {'-':>2} {r.tokens:>6} {'':>5} {'':>6} {1.0:>8.2f} {'':>6} "
-                         f"{r.decode_tok_s:>6.1f} {1.0:>7.2f}x {'':>7} {'':>6} {1.0:>6.2f} {'ref':>4}")
+            lines.append(line({"workload": r.workload, "draft": "-", "k": "-", "tokens": r.tokens, "alpha": "",
+                               "accept": "", "tok/step": f"{1.0:.2f}", "E(a,k)": "", "tok/s": f"{r.decode_tok_s:.1f}",
+                               "speed-up": f"{1.0:.2f}x", "formula": "", "c": "", "verify": f"{1.0:.2f}",
+                               "same": "ref"}))
             continue
-        lines.append(f"{r.workload:<11} {r.draft:<{width}} {r.k:>2} {r.tokens:>6} {r.alpha:>5.2f} "
-                     f"{r.acceptance_rate:>6.2f} {r.tokens_per_step:>8.2f} {r.formula_tokens_per_step:>6.2f} "
-                     f"{r.decode_tok_s:>6.1f} {r.speedup:>7.2f}x {r.formula_speedup:>6.2f}x {r.draft_cost_c:>6.4f} "
-                     f"{r.verify_cost:>6.2f} {'yes' if r.identical else 'NO':>4}")
+        lines.append(line({"workload": r.workload, "draft": r.draft, "k": r.k, "tokens": r.tokens,
+                           "alpha": f"{r.alpha:.2f}", "accept": f"{r.acceptance_rate:.2f}",
+                           "tok/step": f"{r.tokens_per_step:.2f}", "E(a,k)": f"{r.formula_tokens_per_step:.2f}",
+                           "tok/s": f"{r.decode_tok_s:.1f}", "speed-up": f"{r.speedup:.2f}x",
+                           "formula": f"{r.formula_speedup:.2f}x", "c": f"{r.draft_cost_c:.4f}",
+                           "verify": f"{r.verify_cost:.2f}", "same": "yes" if r.identical else "NO"}))
     return "\n".join(lines)

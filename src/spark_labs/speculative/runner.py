@@ -6,6 +6,10 @@ draft`` and keeps the longest prefix the target itself would have produced. Same
 code, same timer: the only difference between baseline and speculative is the draft, so their ratio is the
 speed-up of speculation and nothing else. Greedy verification is lossless by construction: the output is
 the target's own argmax sequence, which :func:`check_lossless` confirms token for token.
+
+The two rules that make it speculation are arguments: ``drafter`` (what to propose) and ``verify`` (what a
+step emits, :func:`.verify.greedy_verify` by default). The loop keeps the plumbing: the KV cache cropped to
+what was accepted, the end-of-sequence token, the length asked for and the acceptance counts.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from .accounting import Acceptance
 from .drafts import prompt_lookup_draft
+from .verify import StepError, Verifier, emitted_accepted, greedy_verify, token_ids
 
 Drafter = Callable[[Sequence[int], int], list[int]]
 
@@ -91,12 +96,19 @@ class SpecModel:
         out = self.model(input_ids=inputs, past_key_values=cache, use_cache=True)
         return out.logits[0].argmax(dim=-1).tolist(), out.past_key_values
 
+    def _vocab_size(self) -> int | None:
+        embeddings = getattr(self.model, "get_input_embeddings", lambda: None)()
+        return getattr(embeddings, "num_embeddings", None)
+
     def generate(self, prompt_ids: Sequence[int], max_new_tokens: int, k: int = 0,
-                 drafter: Drafter | None = None) -> Generation:
+                 drafter: Drafter | None = None, verify: Verifier | None = None) -> Generation:
         """Greedy generation; with ``k`` > 0 each step verifies up to ``k`` drafted tokens in one pass.
 
         ``drafter`` proposes the draft from the sequence so far (default: prompt lookup); ``k`` = 0 is the
-        baseline, one target pass per token.
+        baseline, one target pass per token. ``verify(draft, predictions)`` returns the tokens a step emits,
+        given the target's greedy token at each position of the pass (one more than drafted); default
+        :func:`greedy_verify`. A drafter's or a rule's answer that no step can use (not token ids, an empty or
+        too long list, drafted tokens out of order) raises :class:`StepError` naming the step and the mistake.
         """
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
@@ -104,6 +116,7 @@ class SpecModel:
             raise ValueError(f"k (draft tokens per step) cannot be negative, got {k}")
         draft_fn = drafter or prompt_lookup_draft
         eos = self.tokenizer.eos_token_id
+        vocab = self._vocab_size()
         stats = Acceptance(k=k)
         with self.torch.inference_mode():
             start = time.perf_counter()
@@ -115,15 +128,23 @@ class SpecModel:
             start = time.perf_counter()
             while len(out) < max_new_tokens and out[-1] != eos:
                 tick = time.perf_counter()
-                draft = draft_fn(sequence, k)[:k] if k else []
+                draft = draft_fn(sequence, k) if k else []
+                if draft_fn is not prompt_lookup_draft:  # another's drafter: check its answer is token ids
+                    draft = token_ids(draft, f"step {stats.steps + 1}: the drafter's draft", vocab)
                 # Never draft past the length asked for: those tokens would be thrown away anyway.
-                draft = draft[: max_new_tokens - len(out) - 1]
+                draft = draft[:k][: max_new_tokens - len(out) - 1]
                 drafting += time.perf_counter() - tick
                 predictions, cache = self._forward([sequence[-1]] + draft, cache)
-                accepted = 0
-                while accepted < len(draft) and draft[accepted] == predictions[accepted]:
-                    accepted += 1
-                emitted = draft[:accepted] + [predictions[accepted]]
+                if verify is None:
+                    emitted = greedy_verify(draft, predictions)
+                    accepted = len(emitted) - 1
+                else:
+                    try:
+                        emitted, accepted = emitted_accepted(verify(list(draft), list(predictions)), draft,
+                                                             predictions, vocab)
+                    except StepError as exc:
+                        raise StepError(f"step {stats.steps + 1} (after {len(out)} generated tokens): {exc}") \
+                            from None
                 # The cache now holds the pending token and the whole draft; keep the accepted part only.
                 if len(draft) > accepted:
                     cache.crop(accepted - len(draft))  # negative: drop that many from the end

@@ -1,5 +1,6 @@
 """The Ollama API a lab's chat talks to: real Ollama where the profile has it, else the gateway's Ollama
-routes in front of the profile's first engine (llama.cpp on the tiny profile).
+routes in front of the profile's first engine installed here (llama.cpp on the tiny profile; on a GPU without
+vLLM's or the other engines' installs, spark-labs' own transformers server).
 
     endpoint = chat_endpoint(plan("06"))
     endpoint.url, endpoint.model      # an Ollama API root and a model it serves
@@ -43,7 +44,8 @@ def running_ollama(url: str | None = None) -> tuple[str, list[str]] | None:
 
 def chat_endpoint(lab, **gateway_settings) -> ChatEndpoint:
     """Real Ollama on the spark profile when it answers and serves a model; otherwise start the profile's
-    first engine and the gateway in front of it (``gateway_settings`` are GatewaySettings fields)."""
+    first engine that is installed here (the first one when none is, so its launch names the fix) and the
+    gateway in front of it (``gateway_settings`` are GatewaySettings fields)."""
     if lab.profile.name == "spark":
         found = running_ollama()
         if found and found[1]:
@@ -52,10 +54,13 @@ def chat_endpoint(lab, **gateway_settings) -> ChatEndpoint:
                "Ollama serves no model yet (`ollama pull llama3.1:8b`)")
     else:
         why = f"profile {lab.profile.name} has no Ollama binary"
-    from ..engines import engine_args, launch
+    from ..engines import ENGINES, engine_args, launch
     from ..serve import start_gateway
 
-    name = lab.engines[0]
+    # GGUF engines need the model as a GGUF file, which only the embedded model has
+    usable = [name for name in lab.engines if ENGINES[name].availability()
+              and (ENGINES[name].model_format != "gguf" or lab.model.embedded)]
+    name = usable[0] if usable else lab.engines[0]
     engine = launch(name, lab.model, port="auto", lab=lab.lab, progress=False,
                     extra_args=engine_args(name, lab.sizes.max_model_len))
     try:

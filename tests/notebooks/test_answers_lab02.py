@@ -1,0 +1,150 @@
+"""Lab 02's checkpoints against the answers learners type: the reference's pass, each wrong one fails and its
+message names the mistake. Lab 02 runs once (a rehearsal: the grader's two kernels, three real vLLM engines,
+the real sweeps), then every answer goes through the real checkpoint cell on that run's data."""
+
+from __future__ import annotations
+
+import pytest
+from answers_support import assert_fails_naming
+
+WASTE = """batches = [lengths[i:i + batch_size] for i in range(0, len(lengths), batch_size)]
+{body}"""
+RIGHT = {
+    "02.1": WASTE.format(body="held = sum(batch_size * max(batch) for batch in batches)\n"
+                              "return 1 - sum(lengths) / held"),
+    "02.2": 'head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]\n'
+            'return 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * head_dim * dtype_bytes',
+    "02.3": "blocks = kv_bytes // (bytes_per_token * block_size)\nreturn (blocks - 1) * block_size",
+    "02.4": "per_request = -(-(prompt_tokens + output_tokens) // block_size)\n"
+            "for level in sorted(levels):\n    if level * per_request > num_blocks - 1:\n        return level\n"
+            "return None",
+    "02.5": "cached = shared_tokens // block_size * block_size\n"
+            "return (n_requests - 1) * cached / (n_requests * (shared_tokens + own_tokens))",
+    "02.6": 'spike = large["itl_max_during_prefill_ms"] / small["itl_max_during_prefill_ms"]\n'
+            'ttft = small["long_ttft_ms"] / large["long_ttft_ms"]\n'
+            'return spike, ttft, "small" if spike > 1 else "large"',
+}
+ONSET = ("per_request = {per}\nfor level in sorted(levels):\n    if level * per_request {op} {space}:\n"
+         "        return level\nreturn {none}")
+BLOCKS = "-(-(prompt_tokens + output_tokens) // block_size)"
+BYTES = 'return {factor}config["num_hidden_layers"] * config["{heads}"] * {head_dim} * dtype_bytes{unit}'
+HEAD_DIM = 'config.get("head_dim") or config["hidden_size"] // config["{by}"]'
+SPIKE = 'large["itl_max_during_prefill_ms"] / small["itl_max_during_prefill_ms"]'
+TTFT = 'small["long_ttft_ms"] / large["long_ttft_ms"]'
+
+WRONG = {
+    "02.1": {
+        "a partial batch holds only its requests' slots": (
+            WASTE.format(body="return 1 - sum(lengths) / sum(len(b) * max(b) for b in batches)"),
+            "a partial last batch still holds all its slots"),
+        "lengths sorted first": (
+            "lengths = sorted(lengths)\n" + RIGHT["02.1"], "requests are batched in arrival order"),
+        "a batch lasts its average length": (
+            WASTE.format(body="return 1 - sum(lengths) / sum(batch_size * sum(b) / len(b) for b in batches)"),
+            "not its average one"),
+        "the busy share instead of the idle one": (
+            WASTE.format(body="return sum(lengths) / sum(batch_size * max(b) for b in batches)"),
+            "the question asks for the idle share"),
+        "idle slot-steps counted, not divided": (
+            WASTE.format(body="return sum(batch_size * max(b) for b in batches) - sum(lengths)"),
+            "that is a count of idle slot-steps"),
+        "per-batch shares averaged": (
+            WASTE.format(body="return sum(1 - sum(b) / (batch_size * max(b)) for b in batches) / len(batches)"),
+            "each batch's idle share averaged"),
+    },
+    "02.2": {
+        "K only": (BYTES.format(factor="", heads="num_key_value_heads",
+                                head_dim=f"({HEAD_DIM.format(by='num_attention_heads')})", unit=""),
+                   "counts K or V only"),
+        "all attention heads": (BYTES.format(factor="2 * ", heads="num_attention_heads",
+                                             head_dim=f"({HEAD_DIM.format(by='num_attention_heads')})", unit=""),
+                                "only the KV heads"),
+        "bits": (BYTES.format(factor="2 * ", heads="num_key_value_heads",
+                              head_dim=f"({HEAD_DIM.format(by='num_attention_heads')})", unit=" * 8"),
+                 "that is bits, not bytes"),
+        "head_dim assumed in every config": (
+            BYTES.format(factor="2 * ", heads="num_key_value_heads", head_dim="config['head_dim']", unit=""),
+            "which some configs leave out"),
+        "head dim from the KV heads": (
+            BYTES.format(factor="2 * ", heads="num_key_value_heads",
+                         head_dim=f"({HEAD_DIM.format(by='num_key_value_heads')})", unit=""),
+            "not by the KV heads"),
+    },
+    "02.3": {
+        "token by token, no null block": ("return kv_bytes // bytes_per_token",
+                                          "counts tokens in a partial block and forgets the null block"),
+        "token by token": ("return kv_bytes // bytes_per_token - block_size", "vLLM hands out whole blocks only"),
+        "the null block forgotten": ("return kv_bytes // (bytes_per_token * block_size) * block_size",
+                                     "one of them is the null block"),
+        "blocks, not tokens": ("return kv_bytes // (bytes_per_token * block_size) - 1", "that is a number of blocks"),
+        "rounded up": ("blocks = -(-kv_bytes // (bytes_per_token * block_size))\nreturn (blocks - 1) * block_size",
+                       "round the block count down"),
+        "true division": ("return kv_bytes / bytes_per_token", "not a whole number of tokens"),
+    },
+    "02.4": {
+        "the null block counted": (ONSET.format(per=BLOCKS, op=">", space="num_blocks", none="None"),
+                                   "counts the null block"),
+        "tokens, not whole blocks": (
+            ONSET.format(per="prompt_tokens + output_tokens", op=">", space="(num_blocks - 1) * block_size",
+                         none="None"), "a request holds whole blocks"),
+        "the prompt only": (ONSET.format(per="-(-prompt_tokens // block_size)", op=">", space="num_blocks - 1",
+                                         none="None"), "forgets the output"),
+        "full counts as too full": (ONSET.format(per=BLOCKS, op=">=", space="num_blocks - 1", none="None"),
+                                    "a level that needs exactly the blocks there are still fits"),
+        "the last level that fits": (
+            f"per_request = {BLOCKS}\nfits = [level for level in levels if level * per_request <= num_blocks - 1]\n"
+            "return max(fits) if fits else None", "the last level at which everything still fits"),
+        "the largest level when none runs out": (
+            ONSET.format(per=BLOCKS, op=">", space="num_blocks - 1", none="max(levels)"), "None, not a level"),
+    },
+    "02.5": {
+        "no block rounding": ("return (n_requests - 1) * shared_tokens / (n_requests * (shared_tokens + own_tokens))",
+                              "only whole blocks are cached"),
+        "the first request hits too": ("cached = shared_tokens // block_size * block_size\n"
+                                       "return cached / (shared_tokens + own_tokens)",
+                                       "the first request finds an empty cache"),
+        "own tokens not queried": ("cached = shared_tokens // block_size * block_size\n"
+                                   "return (n_requests - 1) * cached / (n_requests * shared_tokens)",
+                                   "its own question included"),
+        "rounded up": ("cached = -(-shared_tokens // block_size) * block_size\n"
+                       "return (n_requests - 1) * cached / (n_requests * (shared_tokens + own_tokens))",
+                       "rounded the shared prefix up"),
+        "a percentage": ("cached = shared_tokens // block_size * block_size\n"
+                         "return 100 * (n_requests - 1) * cached / (n_requests * (shared_tokens + own_tokens))",
+                         "that is a percentage"),
+    },
+    "02.6": {
+        "spike ratio upside down": (f'spike = {SPIKE}\nreturn 1 / spike, {TTFT}, "small" if spike > 1 else "large"',
+                                    "the spike ratio is upside down"),
+        "TTFT ratio upside down": (f'spike = {SPIKE}\nreturn spike, 1 / ({TTFT}), "small" if spike > 1 else "large"',
+                                   "the TTFT ratio is upside down"),
+        "the median gap": ('spike = large["itl_p50_ms"] / small["itl_p50_ms"]\n'
+                           f'return spike, {TTFT}, "small" if {SPIKE} > 1 else "large"', "uses the median gap"),
+        "the other budget": (f'spike = {SPIKE}\nreturn spike, {TTFT}, "large" if spike > 1 else "small"',
+                             "the one under which their worst gap was shorter"),
+        "percentages": (f'spike = {SPIKE}\nreturn 100 * spike, 100 * {TTFT}, "small" if spike > 1 else "large"',
+                        "those are percentages"),
+    },
+}
+CASES = [(exercise, mistake) for exercise, mistakes in WRONG.items() for mistake in mistakes]
+
+
+def test_the_reference_answers_pass_every_checkpoint(lab):
+    failed = {c: lab.outcome(c).problem for c, state in lab.reference_states().items() if state != "passed"}
+    assert not failed, failed
+
+
+@pytest.mark.parametrize("exercise", RIGHT)
+def test_the_right_answer_typed_by_hand_passes(lab, exercise):
+    outcome = lab.answer(exercise, RIGHT[exercise])
+    assert outcome.passed, outcome
+
+
+@pytest.mark.parametrize(("exercise", "mistake"), CASES, ids=[f"{e}-{m}" for e, m in CASES])
+def test_a_wrong_answer_fails_naming_the_mistake(lab, exercise, mistake):
+    assert_fails_naming(lab, exercise, *WRONG[exercise][mistake])
+
+
+def test_every_exercise_has_three_wrong_answers_or_more(lab):
+    assert set(WRONG) == set(lab.reference.checkpoints)
+    assert all(len(mistakes) >= 3 for mistakes in WRONG.values())
