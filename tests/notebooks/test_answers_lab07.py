@@ -10,26 +10,28 @@ from answers_support import assert_fails_naming
 # 07.1 is the lab's only exercise and comes first: the split engines measured after it are not needed here
 REHEARSE_THROUGH = "07.1"
 
-RIGHT_NODES = """import math
-def my_nodes_needed(weights_gb, kv_gb, node_gb, usable):
-    return max(1, math.ceil((weights_gb + kv_gb) / (node_gb * usable) - 1e-9))"""
-RIGHT_TOKEN = """def my_per_token_ms(weights_gb, bandwidth_gbs, nodes, parallel, layers, hop_ms):
-    stream = weights_gb / bandwidth_gbs * 1000
-    if parallel == "tensor":
-        return stream / nodes + (2 * layers * hop_ms if nodes > 1 else 0.0)
-    return stream + (nodes - 1) * hop_ms"""
+# The exercise cell holds two solution blocks, the bodies of my_nodes_needed and my_per_token_ms: an answer is
+# the pair of bodies (Rehearsal.answer puts each in its block).
+NODES = "import math\n\nreturn max(1, math.ceil({total} / {usable} - 1e-9))"
+TOKEN = ("stream_ms = weights_gb / bandwidth_gbs{unit}\nif parallel == \"tensor\":\n"
+         "    return stream_ms / nodes + ({reduces} * layers * hop_ms if nodes > 1 else 0.0)\n"
+         "return stream_ms{bubble} + (nodes - 1) * hop_ms")
+
+
+def answer(total="(weights_gb + kv_gb)", usable="(node_gb * usable)", unit=" * 1000", reduces="2",
+           bubble="") -> list[str]:
+    return [NODES.format(total=total, usable=usable), TOKEN.format(unit=unit, reduces=reduces, bubble=bubble)]
+
 
 WRONG_07_1 = {
-    "weights only": (RIGHT_NODES.replace("(weights_gb + kv_gb)", "weights_gb") + "\n" + RIGHT_TOKEN,
-                     "KV cache needs memory"),
-    "the whole node usable": (RIGHT_NODES.replace("(node_gb * usable)", "node_gb") + "\n" + RIGHT_TOKEN, "usable"),
-    "rounded to the nearest": (RIGHT_NODES.replace("math.ceil((weights_gb + kv_gb) / (node_gb * usable) - 1e-9)",
-                                                   "round((weights_gb + kv_gb) / (node_gb * usable))")
-                               + "\n" + RIGHT_TOKEN, "round up"),
-    "one all-reduce per layer": (RIGHT_NODES + "\n" + RIGHT_TOKEN.replace("2 * layers", "layers"), "not one"),
-    "no bubble": (RIGHT_NODES + "\n" + RIGHT_TOKEN.replace("return stream + (nodes - 1)",
-                                                           "return stream / nodes + (nodes - 1)"), "bubble"),
-    "seconds": (RIGHT_NODES + "\n" + RIGHT_TOKEN.replace("* 1000", ""), "milliseconds"),
+    "weights only": (answer(total="weights_gb"), "KV cache needs memory"),
+    "the whole node usable": (answer(usable="node_gb"), "usable"),
+    "rounded to the nearest": ([NODES.replace("math.ceil({total} / {usable} - 1e-9)", "round({total} / {usable})")
+                                .format(total="(weights_gb + kv_gb)", usable="(node_gb * usable)"), answer()[1]],
+                               "round up"),
+    "one all-reduce per layer": (answer(reduces="1"), "not one"),
+    "no bubble": (answer(bubble=" / nodes"), "bubble"),
+    "seconds": (answer(unit=""), "milliseconds"),
 }
 
 
@@ -39,7 +41,7 @@ def test_the_reference_answers_pass_every_checkpoint(lab):
 
 
 def test_the_right_answer_typed_by_hand_passes(lab):
-    assert lab.answer("07.1", RIGHT_NODES + "\n" + RIGHT_TOKEN).passed
+    assert lab.answer("07.1", answer()).passed
 
 
 @pytest.mark.parametrize("mistake", WRONG_07_1)

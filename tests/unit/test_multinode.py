@@ -281,3 +281,14 @@ def test_a_pipeline_split_with_enforce_eager_is_refused_before_anything_starts()
     lab 07): the launcher says so instead of starting an engine that cannot answer."""
     with pytest.raises(MultiNodeError, match="leave --enforce-eager out"):
         launch_local("vllm", "/nonexistent-model", parallel="pipeline", size=2, extra_args=["--enforce-eager"])
+
+
+def test_a_slip_is_named_only_when_it_explains_every_wrong_point():
+    """Forgetting the unusable share and forgetting the KV cache give the same count on some points; the message
+    used to blame the KV cache for a learner who had only forgotten the unusable share."""
+    import math
+
+    whole_node = split_mistakes(lambda w, kv, n, u: max(1, math.ceil((w + kv) / n)), per_token_ms)
+    assert "usable" in whole_node[0] and "KV cache" not in whole_node[0], whole_node
+    weights_only = split_mistakes(lambda w, kv, n, u: max(1, math.ceil(w / (n * u))), per_token_ms)
+    assert "KV cache" in weights_only[0], weights_only
