@@ -2,9 +2,10 @@
 message names the mistake. Lab 04 runs once (a rehearsal: the grader's two kernels, the real model, llama.cpp
 and vLLM where installed), then every answer goes through the real checkpoint cell on that run's data.
 
-04.1 has two solution blocks (the body of ``my_tokens_per_step``, then of ``my_speedup``); 04.2 fills the
-``predicted`` column of the run's measured ``speculative`` table; 04.3 is the body of ``my_crossover``, run on
-the checkpoint's made-up tables and this run's measured ones."""
+04.1 has two solution blocks (the body of ``my_tokens_per_step``, then of ``my_speedup``); so has 04.2 (the body
+of ``my_draft``, then of ``my_verify``), checked on made-up token lists and then in the loop on the lab's model;
+04.3 fills the ``predicted`` column of the run's measured ``speculative`` table; 04.4 is the body of
+``my_crossover``, run on the checkpoint's made-up tables and this run's measured ones."""
 
 from __future__ import annotations
 
@@ -34,7 +35,50 @@ WRONG_04_1 = {
     "k + 1 draft passes": ([RIGHT_TOKENS, "return my_tokens_per_step(alpha, k) / ((k + 1) * c + 1)"],
                            "counted k + 1 times"),
 }
+# 04.2: typed by hand, unlike the reference (a list of matches, a zip)
+RIGHT_DRAFT = """for n in (3, 2, 1):
+    tail = tokens[-n:]
+    starts = [i for i in range(len(tokens) - n) if tokens[i:i + n] == tail]
+    if starts:
+        return tokens[starts[-1] + n:starts[-1] + n + k]
+return []"""
+RIGHT_VERIFY = """out = []
+for guess, target in zip(draft, predictions):
+    if guess != target:
+        return out + [target]
+    out.append(guess)
+return out + [predictions[len(draft)]]"""
+
+
+def _draft(starts: str = "range(len(tokens) - n - 1, -1, -1)", ngrams: str = "(3, 2, 1)",
+           follow: str = "tokens[start + n:start + n + k]") -> str:
+    return (f"for n in {ngrams}:\n    tail = tokens[-n:]\n    for start in {starts}:\n"
+            f"        if tokens[start:start + n] == tail:\n            return {follow}\nreturn []")
+
+
 WRONG_04_2 = {
+    "the oldest earlier match": ([_draft(starts="range(len(tokens) - n)"), RIGHT_VERIFY], "oldest earlier occurrence"),
+    "the tail found at its own place": ([_draft(starts="range(len(tokens) - n, -1, -1)"), RIGHT_VERIFY],
+                                        "at their own place"),
+    "more than k tokens": ([_draft(follow="tokens[start + n:]"), RIGHT_VERIFY], "more than k tokens"),
+    "the match right before the tail missed": ([_draft(starts="reversed(range(len(tokens) - n - 1))"), RIGHT_VERIFY],
+                                               "only earlier occurrence sits at the very end"),
+    "shortest n-gram first": ([_draft(ngrams="(1, 2, 3)"), RIGHT_VERIFY], "does not prefer the longer n-gram"),
+    "no bonus token": ([RIGHT_DRAFT, "out = []\nfor guess, target in zip(draft, predictions):\n"
+                                     "    if guess != target:\n        return out + [target]\n"
+                                     "    out.append(guess)\nreturn out"], "no bonus token"),
+    "keeps tokens after the first mismatch": (
+        [RIGHT_DRAFT, "return [d for d, p in zip(draft, predictions) if d == p] + [predictions[-1]]"],
+        "keeps going after the first disagreement"),
+    "off by one": ([RIGHT_DRAFT, "out = []\nfor i, guess in enumerate(draft):\n    if guess != predictions[i + 1]:\n"
+                                 "        return out + [predictions[i + 1]]\n    out.append(guess)\n"
+                                 "return out + [predictions[-1]]"], "off by one"),
+    "the drafted token instead of the target's": (
+        [RIGHT_DRAFT, "out = []\nfor guess, target in zip(draft, predictions):\n    out.append(guess)\n"
+                      "    if guess != target:\n        return out\nreturn out + [predictions[-1]]"],
+        "emits the draft where the target's predictions belong"),
+}
+WRONG_04_3 = {
     "draft cost left out": ('speculative["predicted"] = [my_speedup(r.alpha, r.k, 0)\n'
                             '                            for r in speculative.itertuples()]',
                             "ignores the draft cost"),
@@ -50,11 +94,11 @@ WRONG_04_2 = {
     "one value for all rows": ('speculative["predicted"] = my_speedup(speculative.alpha.mean(), 4, 0.0)',
                                "one value for every row"),
 }
-RIGHT_04_2 = ('speculative["predicted"] = speculative.apply(lambda row: my_speedup(row["alpha"], int(row["k"]), '
+RIGHT_04_3 = ('speculative["predicted"] = speculative.apply(lambda row: my_speedup(row["alpha"], int(row["k"]), '
               'row["draft_cost_c"]), axis=1)')
-RIGHT_04_3 = "slower = table[table['speedup'] < 1]\nreturn None if slower.empty else int(slower['concurrency'].min())"
+RIGHT_04_4 = "slower = table[table['speedup'] < 1]\nreturn None if slower.empty else int(slower['concurrency'].min())"
 LOSING = "losing = table[table.speedup < 1]\n"
-WRONG_04_3 = {
+WRONG_04_4 = {
     "raises where it never lost": ("return int(table.loc[table.speedup < 1, 'concurrency'].min())",
                                    "never lost there, so the answer is None"),
     "first losing row": (LOSING + "return int(losing.concurrency.iloc[0]) if len(losing) else None",
@@ -79,8 +123,9 @@ def test_the_reference_answers_pass_every_checkpoint(lab):
 
 def test_the_right_answers_typed_by_hand_pass(lab):
     assert lab.answer("04.1", [RIGHT_TOKENS, RIGHT_SPEEDUP]).passed
-    assert lab.answer("04.2", RIGHT_04_2).passed
+    assert lab.answer("04.2", [RIGHT_DRAFT, RIGHT_VERIFY]).passed
     assert lab.answer("04.3", RIGHT_04_3).passed
+    assert lab.answer("04.4", RIGHT_04_4).passed
 
 
 @pytest.mark.parametrize("mistake", WRONG_04_1)
@@ -89,10 +134,15 @@ def test_a_wrong_formula_fails_naming_the_mistake(lab, mistake):
 
 
 @pytest.mark.parametrize("mistake", WRONG_04_2)
-def test_a_wrong_prediction_fails_naming_the_mistake(lab, mistake):
+def test_a_wrong_drafter_or_verify_rule_fails_naming_the_mistake(lab, mistake):
     assert_fails_naming(lab, "04.2", *WRONG_04_2[mistake])
 
 
 @pytest.mark.parametrize("mistake", WRONG_04_3)
-def test_a_wrong_crossover_fails_naming_the_mistake(lab, mistake):
+def test_a_wrong_prediction_fails_naming_the_mistake(lab, mistake):
     assert_fails_naming(lab, "04.3", *WRONG_04_3[mistake])
+
+
+@pytest.mark.parametrize("mistake", WRONG_04_4)
+def test_a_wrong_crossover_fails_naming_the_mistake(lab, mistake):
+    assert_fails_naming(lab, "04.4", *WRONG_04_4[mistake])
