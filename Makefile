@@ -79,7 +79,7 @@ test-unit: install
 test-integration: install browser
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-# LAB=02: only lab 02's nbval and untouched-learner runs.
+# LAB=02: only lab 02's nbval, untouched-learner run and wrong-answer suite.
 test-notebooks: install browser
 	$(PY) -m pytest tests/notebooks $(if $(LAB),--lab $(LAB)) $(PYTEST_ARGS)
 
