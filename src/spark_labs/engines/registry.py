@@ -436,6 +436,15 @@ def resolve_engine(engine: str | EngineSpec) -> EngineSpec:
     raise EngineNotInstalledError(f"Unknown engine {engine!r}. Known engines: {', '.join(sorted(ENGINES))}.")
 
 
+def first_runnable_engine(lab) -> str:
+    """The first of ``lab``'s engines installed here that can load its model (GGUF engines need the embedded
+    model, the only one shipped as GGUF); the first engine when none is, so that its launch names the fix. On a
+    GPU without vLLM's install this is spark-labs' own transformers server, not a failed start."""
+    usable = [name for name in lab.engines if ENGINES[name].availability()
+              and (ENGINES[name].model_format != "gguf" or lab.model.embedded)]
+    return usable[0] if usable else lab.engines[0]
+
+
 def engine_args(engine: str | EngineSpec, max_model_len: int, device: str | None = None) -> list[str]:
     """Flags for ``engine`` when the harness or a lab starts it itself (:meth:`EngineSpec.harness_args`);
     ``device`` defaults to the active profile's."""

@@ -54,13 +54,10 @@ def chat_endpoint(lab, **gateway_settings) -> ChatEndpoint:
                "Ollama serves no model yet (`ollama pull llama3.1:8b`)")
     else:
         why = f"profile {lab.profile.name} has no Ollama binary"
-    from ..engines import ENGINES, engine_args, launch
+    from ..engines import engine_args, first_runnable_engine, launch
     from ..serve import start_gateway
 
-    # GGUF engines need the model as a GGUF file, which only the embedded model has
-    usable = [name for name in lab.engines if ENGINES[name].availability()
-              and (ENGINES[name].model_format != "gguf" or lab.model.embedded)]
-    name = usable[0] if usable else lab.engines[0]
+    name = first_runnable_engine(lab)
     engine = launch(name, lab.model, port="auto", lab=lab.lab, progress=False,
                     extra_args=engine_args(name, lab.sizes.max_model_len))
     try:
