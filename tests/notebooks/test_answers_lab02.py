@@ -5,7 +5,7 @@ the real sweeps), then every answer goes through the real checkpoint cell on tha
 from __future__ import annotations
 
 import pytest
-from answers_support import assert_fails_naming
+from answers_support import assert_fails_naming, wrong_cases
 
 WASTE = """batches = [lengths[i:i + batch_size] for i in range(0, len(lengths), batch_size)]
 {body}"""
@@ -126,7 +126,6 @@ WRONG = {
                         "those are percentages"),
     },
 }
-CASES = [(exercise, mistake) for exercise, mistakes in WRONG.items() for mistake in mistakes]
 
 
 def test_the_reference_answers_pass_every_checkpoint(lab):
@@ -140,7 +139,7 @@ def test_the_right_answer_typed_by_hand_passes(lab, exercise):
     assert outcome.passed, outcome
 
 
-@pytest.mark.parametrize(("exercise", "mistake"), CASES, ids=[f"{e}-{m}" for e, m in CASES])
+@pytest.mark.parametrize(("exercise", "mistake"), wrong_cases(WRONG))
 def test_a_wrong_answer_fails_naming_the_mistake(lab, exercise, mistake):
     assert_fails_naming(lab, exercise, *WRONG[exercise][mistake])
 

@@ -11,6 +11,7 @@ the real gateway (the streamed pieces, /metrics, the burst's statuses) is the re
 from __future__ import annotations
 
 import pytest
+from answers_support import assert_fails_naming, wrong_cases
 
 CHUNK = ('{"object": "chat.completion.chunk", "model": model,\n'
          '             "choices": [{"index": 0, "delta": {"content": piece.text}, "finish_reason": None}]}')
@@ -103,7 +104,6 @@ WRONG = {
         "> 1 instead of >= 1": (bucket_body(admit="self.tokens > 1"), "refuses it (> 1 where ≥ 1 is meant)"),
     },
 }
-CASES = [(exercise, mistake) for exercise, mistakes in WRONG.items() for mistake in mistakes]
 
 
 def test_the_reference_answers_pass_every_checkpoint(lab):
@@ -117,11 +117,9 @@ def test_the_right_answer_typed_by_hand_passes(lab, exercise):
     assert outcome.passed, outcome
 
 
-@pytest.mark.parametrize(("exercise", "mistake"), CASES, ids=[f"{e}-{m}" for e, m in CASES])
+@pytest.mark.parametrize(("exercise", "mistake"), wrong_cases(WRONG))
 def test_a_wrong_answer_fails_naming_the_mistake(lab, exercise, mistake):
-    code, says = WRONG[exercise][mistake]
-    outcome = lab.answer(exercise, code)
-    assert outcome.state == "failed" and says in outcome.problem.message, outcome
+    assert_fails_naming(lab, exercise, *WRONG[exercise][mistake])
 
 
 def test_every_exercise_has_three_wrong_answers_or_more(lab):

@@ -10,6 +10,7 @@ this run measured in Chromium."""
 from __future__ import annotations
 
 import pytest
+from answers_support import assert_fails_naming, wrong_cases
 
 
 def reader(skip: str = "if not line.strip():\n    continue\n", error: str = "raise RuntimeError(event['error'])",
@@ -64,7 +65,6 @@ WRONG = {
         "no wait": ("predicted_lag_ms = 0", "so it waits"),
     },
 }
-CASES = [(exercise, mistake) for exercise, mistakes in WRONG.items() for mistake in mistakes]
 
 
 def test_the_reference_answers_pass_every_checkpoint(lab):
@@ -78,11 +78,9 @@ def test_the_right_answer_typed_by_hand_passes(lab, exercise):
     assert outcome.passed, outcome
 
 
-@pytest.mark.parametrize(("exercise", "mistake"), CASES, ids=[f"{e}-{m}" for e, m in CASES])
+@pytest.mark.parametrize(("exercise", "mistake"), wrong_cases(WRONG))
 def test_a_wrong_answer_fails_naming_the_mistake(lab, exercise, mistake):
-    code, says = WRONG[exercise][mistake]
-    outcome = lab.answer(exercise, code)
-    assert outcome.state == "failed" and says in outcome.problem.message, outcome
+    assert_fails_naming(lab, exercise, *WRONG[exercise][mistake])
 
 
 def test_every_exercise_has_three_wrong_answers_or_more(lab):
