@@ -9,18 +9,22 @@ from answers_support import assert_fails_naming, wrong_cases
 
 WASTE = """batches = [lengths[i:i + batch_size] for i in range(0, len(lengths), batch_size)]
 {body}"""
+SCHEDULER = """retire = [row for row, request in running.items() if request["made"] {retire} request["max_tokens"]]
+free = [row for row in range(slots) if {free}]
+return {{"retire": retire, "admit": [(row, request["id"]) for row, request in zip(free, {waiting})]}}"""
 RIGHT = {
     "02.1": WASTE.format(body="held = sum(batch_size * max(batch) for batch in batches)\n"
                               "return 1 - sum(lengths) / held"),
-    "02.2": 'head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]\n'
+    "02.2": SCHEDULER.format(retire=">=", free="row not in running or row in retire", waiting="waiting"),
+    "02.3": 'head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]\n'
             'return 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * head_dim * dtype_bytes',
-    "02.3": "blocks = kv_bytes // (bytes_per_token * block_size)\nreturn (blocks - 1) * block_size",
-    "02.4": "per_request = -(-(prompt_tokens + output_tokens) // block_size)\n"
+    "02.4": "blocks = kv_bytes // (bytes_per_token * block_size)\nreturn (blocks - 1) * block_size",
+    "02.5": "per_request = -(-(prompt_tokens + output_tokens) // block_size)\n"
             "for level in sorted(levels):\n    if level * per_request > num_blocks - 1:\n        return level\n"
             "return None",
-    "02.5": "cached = shared_tokens // block_size * block_size\n"
+    "02.6": "cached = shared_tokens // block_size * block_size\n"
             "return (n_requests - 1) * cached / (n_requests * (shared_tokens + own_tokens))",
-    "02.6": 'spike = large["itl_max_during_prefill_ms"] / small["itl_max_during_prefill_ms"]\n'
+    "02.7": 'spike = large["itl_max_during_prefill_ms"] / small["itl_max_during_prefill_ms"]\n'
             'ttft = small["long_ttft_ms"] / large["long_ttft_ms"]\n'
             'return spike, ttft, "small" if spike > 1 else "large"',
 }
@@ -53,6 +57,26 @@ WRONG = {
             "each batch's idle share averaged"),
     },
     "02.2": {
+        "> instead of >=: never retires": (
+            SCHEDULER.format(retire=">", free="row not in running or row in retire", waiting="waiting"),
+            "have all their tokens (made == max_tokens) but still hold their rows"),
+        "retired a token early": (SCHEDULER.format(retire='>= -1 +', free="row not in running or row in retire",
+                                                   waiting="waiting"), "lost tokens"),
+        "rows freed this call not refilled": (
+            SCHEDULER.format(retire=">=", free="row not in running", waiting="waiting"),
+            "a row this call retires is free for a waiting request in the same call"),
+        "newest first": (SCHEDULER.format(retire=">=", free="row not in running or row in retire",
+                                          waiting="waiting[::-1]"), "in arrival order"),
+        "static in disguise": (
+            'if any(r["made"] < r["max_tokens"] for r in running.values()):\n'
+            '    return {"retire": [], "admit": []}\n'
+            'return {"retire": list(running), "admit": [(row, r["id"]) for row, r in zip(range(slots), waiting)]}',
+            "that is static batching"),
+        "one admission per call": (SCHEDULER.format(retire=">=", free="row not in running or row in retire",
+                                                     waiting="waiting[:1]"),
+                                    "give every free row a waiting request"),
+    },
+    "02.3": {
         "K only": (BYTES.format(factor="", heads="num_key_value_heads",
                                 head_dim=f"({HEAD_DIM.format(by='num_attention_heads')})", unit=""),
                    "counts K or V only"),
@@ -70,7 +94,7 @@ WRONG = {
                          head_dim=f"({HEAD_DIM.format(by='num_key_value_heads')})", unit=""),
             "not by the KV heads"),
     },
-    "02.3": {
+    "02.4": {
         "token by token, no null block": ("return kv_bytes // bytes_per_token",
                                           "counts tokens in a partial block and forgets the null block"),
         "token by token": ("return kv_bytes // bytes_per_token - block_size", "vLLM hands out whole blocks only"),
@@ -81,7 +105,7 @@ WRONG = {
                        "round the block count down"),
         "true division": ("return kv_bytes / bytes_per_token", "not a whole number of tokens"),
     },
-    "02.4": {
+    "02.5": {
         "the null block counted": (ONSET.format(per=BLOCKS, op=">", space="num_blocks", none="None"),
                                    "counts the null block"),
         "tokens, not whole blocks": (
@@ -97,7 +121,7 @@ WRONG = {
         "the largest level when none runs out": (
             ONSET.format(per=BLOCKS, op=">", space="num_blocks - 1", none="max(levels)"), "None, not a level"),
     },
-    "02.5": {
+    "02.6": {
         "no block rounding": ("return (n_requests - 1) * shared_tokens / (n_requests * (shared_tokens + own_tokens))",
                               "only whole blocks are cached"),
         "the first request hits too": ("cached = shared_tokens // block_size * block_size\n"
@@ -113,7 +137,7 @@ WRONG = {
                          "return 100 * (n_requests - 1) * cached / (n_requests * (shared_tokens + own_tokens))",
                          "that is a percentage"),
     },
-    "02.6": {
+    "02.7": {
         "spike ratio upside down": (f'spike = {SPIKE}\nreturn 1 / spike, {TTFT}, "small" if spike > 1 else "large"',
                                     "the spike ratio is upside down"),
         "TTFT ratio upside down": (f'spike = {SPIKE}\nreturn spike, 1 / ({TTFT}), "small" if spike > 1 else "large"',

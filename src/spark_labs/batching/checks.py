@@ -137,6 +137,60 @@ def check_wasted_fraction(function: Callable, lengths: list[int], batch_size: in
                  describe=lambda args: f"lengths {args[0]} in batches of {args[1]}")
 
 
+# ---------- 02.2: the scheduler ----------
+
+def _ids(frame) -> str:
+    shown = [int(i) for i in frame["request"]][:4]
+    return ", ".join(map(str, shown)) + (" …" if len(frame) > 4 else "")
+
+
+def scheduler_verdict(runs: dict) -> Verdict:
+    """A continuous-batching policy judged from what it did (``{case: PolicyRun}``, runs on the real step):
+    every request got all its tokens, nobody held a row after its last token, no row stood empty while a
+    request waited, requests were admitted in arrival order. The first broken rule names the mistake."""
+    for case, run in runs.items():
+        req, steps = run.requests, run.steps
+        short = req[req["output_tokens"] < req["asked_tokens"]]
+        if len(short):
+            first = short.iloc[0]
+            return Verdict(False, f"{case}: request {int(first['request'])} was retired with "
+                                  f"{int(first['output_tokens'])} of its {int(first['asked_tokens'])} tokens (requests "
+                                  f"{_ids(short)} lost tokens): retire a request once `made` reaches `max_tokens`, "
+                                  "not before")
+        idle_waits = steps[(steps["empty"] > 0) & (steps["waiting"] > 0)]
+        # after the first step, did any admission happen while some earlier request still held a row?
+        refills = [s for s in req["admitted_step"].unique() if s > 0
+                   and ((req["admitted_step"] < s) & (req["retired_step"] > s)).any()]
+        # rows held by finished requests, or empty, while someone waited
+        blocked = steps[((steps["held_done"] > 0) | (steps["empty"] > 0)) & (steps["waiting"] > 0)]
+        if len(blocked) and not refills and req["admitted_step"].nunique() > 1:
+            return Verdict(False, f"{case}: you admit only once every row is free — that is static batching: "
+                                  f"at {len(blocked)} engine step(s) a row was idle while requests waited. "
+                                  "A row freed by a finished request can take the next waiting one at once")
+        late = req[req["retired_step"] > req["done_step"] + 1]
+        if len(late):
+            first = late.iloc[0]
+            extra = int(first['retired_step'] - first['done_step'] - 1)
+            return Verdict(False, f"{case}: request {int(first['request'])} held its row for {extra} engine "
+                                  f"step(s) after its last token (requests {_ids(late)} did): retire a request "
+                                  "in the first call that sees it has all its tokens")
+        if len(idle_waits):
+            first = idle_waits.iloc[0]
+            freed_here = int((req["retired_step"] == first['step']).sum())
+            fix = ("a row this call retires is free for a waiting request in the same call" if freed_here
+                   else "give every free row a waiting request, not only some of them")
+            return Verdict(False, f"{case}: at engine step {int(first['step'])} {int(first['empty'])} row(s) stood "
+                                  f"empty while {int(first['waiting'])} request(s) waited: {fix}")
+        by_step = [int(x) for x in req["admitted_step"]]
+        jumped = [(by_step[j], j, i) for j in range(len(by_step)) for i in range(j) if by_step[i] > by_step[j]]
+        if jumped:
+            step, j, i = min(jumped)
+            return Verdict(False, f"{case}: at engine step {step} request {j} took a row while request {i}, which "
+                                  "arrived earlier, was still waiting: waiting requests take free rows in arrival "
+                                  "order")
+    return Verdict(True, "")
+
+
 # ---------- 02.2 ----------
 
 def _head_dim(c):

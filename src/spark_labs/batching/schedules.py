@@ -115,21 +115,37 @@ def batching_summary(timeline: pd.DataFrame) -> dict[str, float]:
             "e2e_p99_s": float(e2e.quantile(0.99))}
 
 
+def compare_timelines(timelines: dict[str, pd.DataFrame], steps: dict[str, int | None]) -> pd.DataFrame:
+    """One row per run: throughput, E2E, how long requests held a slot and the part of it they were already
+    done (``idle_share``), and the engine steps the run took (None where the engine does not report it)."""
+    rows = {}
+    for name, timeline in timelines.items():
+        held = (timeline["end_s"] - timeline["start_s"]).sum()
+        idle = (timeline["end_s"] - timeline["useful_end_s"]).sum()
+        rows[name] = {**batching_summary(timeline), "held_slot_s": held, "idle_share": idle / held,
+                      "engine_steps": steps.get(name)}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def policy_comparison(static_run, your_run, engine_records, lengths,
+                      engine: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Lab 02's side-by-side: two policies on the same batched step (:class:`~.slot_loop.PolicyRun`s), then
+    ``engine`` (its harness records) serving the same workload with as many requests in flight."""
+    slots = static_run.slots
+    runs = {f"static batches of {slots} (same step)": static_run, f"your scheduler, {slots} rows (same step)": your_run}
+    timelines = {name: measured_timeline(run.timeline(), name) for name, run in runs.items()}
+    timelines[f"{engine}, {slots} at a time"] = measured_timeline(vllm_timeline(engine_records, lengths), engine)
+    return compare_timelines(timelines, {name: run.n_steps for name, run in runs.items()}), timelines
+
+
 def batching_comparison(static_run: pd.DataFrame, continuous_records, lengths,
                         batch_size: int) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """Lab 02's side-by-side: one row per schedule (throughput, E2E, slot-steps) and the two timelines.
-
-    ``held_slot_s`` is the time requests held a slot and ``idle_share`` the part of it they were already
-    done; ``schedule_steps`` is how many batch steps each schedule needs for these lengths, engine apart."""
+    """Lab 02 before its scheduler exercise: transformers ``generate`` in static batches against vLLM (kept for
+    learners' saved copies of that notebook); ``schedule_steps`` are the schedules' steps for these lengths."""
     timelines = {f"static: transformers generate, batches of {batch_size}": measured_timeline(static_run, "static"),
                  f"continuous: vLLM, {batch_size} at a time": measured_timeline(
                      vllm_timeline(continuous_records, lengths), "continuous")}
     steps = [idle_slot_steps(static_schedule(lengths, batch_size), batch_size)["steps"],
              idle_slot_steps(continuous_schedule(lengths, batch_size), batch_size)["steps"]]
-    rows = {}
-    for (name, timeline), n_steps in zip(timelines.items(), steps):
-        held = (timeline["end_s"] - timeline["start_s"]).sum()
-        idle = (timeline["end_s"] - timeline["useful_end_s"]).sum()
-        rows[name] = {**batching_summary(timeline), "held_slot_s": held, "idle_share": idle / held,
-                      "schedule_steps": n_steps}
-    return pd.DataFrame.from_dict(rows, orient="index"), timelines
+    table = compare_timelines(timelines, dict(zip(timelines, steps)))
+    return table.rename(columns={"engine_steps": "schedule_steps"}), timelines
