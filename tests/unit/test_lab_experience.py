@@ -236,3 +236,26 @@ def test_a_generated_lab_opens_with_the_metadata_its_kernel_reports():
     assert "--ServerApp.contents_manager_class=spark_labs.notebooks.lab_server.CourseContents" in \
         jupyter_command(Path("labs"), uid=1)
     assert CourseContents.__name__ == "CourseContents"
+
+
+@pytest.mark.parametrize("name", LABS)
+def test_every_name_an_exercise_must_set_is_given_to_the_learner(name):
+    """An exercise whose answer a later cell reads by name says that name, in its text or in the code the
+    learner's copy keeps (06.3's variable was once named only in a hint)."""
+    cells = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4).cells
+    for i, cell in enumerate(cells):
+        contract = cell.get("metadata", {}).get("spark_labs", {})
+        if "exercise" not in contract:
+            continue
+        text, j = "", i - 1
+        while j >= 0 and cells[j].cell_type == "markdown":
+            text, j = cells[j].source + text, j - 1
+        kept, inside = [], False
+        for line in cell.source.splitlines():
+            if BEGIN.match(line) or END.match(line):
+                inside = BEGIN.match(line) is not None
+            elif not inside:
+                kept.append(line)
+        kept_code = "\n".join(kept)
+        for output in contract.get("outputs", {}):
+            assert output in text or output in kept_code, f"{contract['exercise']}: `{output}` is never named"
