@@ -228,3 +228,17 @@ def test_prepare_model_prints_the_export_path_on_stdout(capsys):
     captured = capsys.readouterr()
     assert captured.out.strip() == str(prepare_embedded_model())
     assert "embedded GGUF:" in captured.err and "HF export ready after" in captured.err
+
+
+def test_a_local_model_is_mounted_once_and_an_hf_id_not_at_all(tmp_path):
+    from spark_labs.engines.engine_spec import mount_local_model
+
+    folder = tmp_path / "models" / "llama"
+    folder.mkdir(parents=True)
+    base = ["docker", "run", "-v", "/cache:/cache", "image:1", "serve"]
+    assert mount_local_model(base + [str(folder)], str(folder), "image:1") == \
+        ["docker", "run", "-v", "/cache:/cache", "-v", f"{folder}:{folder}:ro", "image:1", "serve", str(folder)]
+    already = ["docker", "run", "-v", f"{tmp_path}:{tmp_path}", "image:1", "serve", str(folder)]
+    assert mount_local_model(already, str(folder), "image:1") == already  # a mounted parent holds it
+    assert mount_local_model(base + ["meta-llama/Llama-3.1-8B"], "meta-llama/Llama-3.1-8B", "image:1") == \
+        base + ["meta-llama/Llama-3.1-8B"]

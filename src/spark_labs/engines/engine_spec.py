@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -186,10 +187,25 @@ class EngineSpec:
             model_arg = model
         else:  # GGUF engines mount a local file; HF engines download the id inside the container
             model_arg = self.model_arg(model) if self.model_format == "gguf" else model.hf_id
-        return self.build_docker(
+        image = image or self.docker_image
+        command = self.build_docker(
             model=model_arg, port=port or self.default_port, extra_args=list(extra_args),
-            served_name=served_name or _served_name(model), image=image or self.docker_image, **options,
+            served_name=served_name or _served_name(model), image=image, **options,
         )
+        return mount_local_model(command, model_arg, image)
+
+
+def mount_local_model(command: list[str], model_arg: str, image: str) -> list[str]:
+    """A model given as a folder or file on this machine (``SPARK_LABS_MODEL=/models/llama``) exists in the
+    container only if it is mounted: mount it read-only at the same path, unless a volume already holds it."""
+    path = Path(model_arg)
+    if not path.is_absolute() or not path.exists():
+        return command  # an HF id: the engine downloads it into the mounted HF cache
+    inside = [volume.split(":")[1] for flag, volume in zip(command, command[1:]) if flag == "-v"]
+    if any(path == Path(mounted) or Path(mounted) in path.parents for mounted in inside):
+        return command
+    at = command.index(image)
+    return [*command[:at], "-v", f"{path}:{path}:ro", *command[at:]]
 
 
 def _served_name(model: ModelRef | str) -> str:
