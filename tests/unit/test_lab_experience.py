@@ -210,6 +210,8 @@ def test_lab_settings_are_merged_into_existing_overrides(tmp_path):
     settings = json.loads(write_overrides(tmp_path).read_text())
     assert settings["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}
     assert settings["@jupyter-widgets/jupyterlab-manager:plugin"] == {"saveState": True}
+    # no news pop-up on a machine that may have no internet (it covered the notebook in JupyterLab 4)
+    assert settings["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
 
 
 def test_labs_open_from_the_wrong_folder_says_what_to_do(tmp_path, capsys):

@@ -25,6 +25,8 @@ from pathlib import Path
 OVERRIDES = {
     "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True},
     "@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Markdown Preview"}},
+    # A lab machine may have no internet: no news or update checks, and no pop-up asking about them.
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
 }
 COURSE_MAP = "README.md"
 
