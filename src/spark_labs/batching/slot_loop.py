@@ -209,9 +209,10 @@ CHECK_CASES = {"lengths [1, 6, 2, 2, 5, 1]": [1, 6, 2, 2, 5, 1], "lengths [3, 3,
 
 
 def check_scheduler(policy: Policy, decoder, prompts: Sequence[Sequence[int]], lab_run: PolicyRun | None = None):
-    """Run ``policy`` on the small cases (on ``decoder``, the lab's real step) and judge those runs and
-    ``lab_run`` with :func:`~spark_labs.batching.checks.scheduler_verdict`. A policy whose answer the loop
-    cannot carry out fails with the loop's sentence; NotImplementedError (an unfinished exercise) propagates."""
+    """Run ``policy`` on the small cases (on ``decoder``, the lab's real step: seconds) and judge those runs, and
+    ``lab_run`` if given, with :func:`~spark_labs.batching.checks.scheduler_verdict`. A policy whose answer the
+    loop cannot carry out fails with the loop's sentence; NotImplementedError (an unfinished exercise)
+    propagates. Lab 02 checks the small cases before it spends half a minute on its own 16 requests."""
     from .checks import Verdict, scheduler_verdict
 
     runs = {} if lab_run is None else {"the lab's workload": lab_run}
