@@ -414,6 +414,9 @@ TRANSFORMERS = EngineSpec(
         _python_module_available("transformers", "tiny and spark: pip install transformers (make install)")
         and _python_module_available("spark_labs.serve", "tiny and spark: reinstall spark-labs (make install)")),
     aliases=("hf",), native_on_spark=True, speculative_loop=True,
+    # the server sizes every slot's cache row from it (without it: the model's context, capped at 4096, so a
+    # 4096-token prompt workload found no room)
+    context_length_flag="--max-model-len",
     slow_on_cpu="HF generate serves one request at a time",
     # spark_labs.serve's series: the same names for this server and for the production gateway.
     histograms={"ttft": "spark_labs_time_to_first_token_seconds", "e2e": "spark_labs_e2e_request_latency_seconds"},
