@@ -5,7 +5,9 @@ gateway's Ollama routes, the chat UI in Chromium), then every answer goes throug
 06.1 is the body of ``read_ndjson``, run on the checkpoint's made-up streams (blank keep-alive lines, an error
 line, a line after ``done``); 06.2 has two blocks (the bodies of ``decode_tok_s`` and ``server_ttft_s``), run on
 made-up final objects and this run's real one; 06.3 sets ``predicted_lag_ms``, compared with the render lag
-this run measured in Chromium."""
+this run measured in Chromium; 06.5 is the body of ``relay_chat``: the self-check on made-up streams, then the
+UI with that relay started again and a long answer stopped in Chromium, the gateway's gauge deciding whether
+the engine stopped."""
 
 from __future__ import annotations
 
@@ -20,6 +22,22 @@ def reader(skip: str = "if not line.strip():\n    continue\n", error: str = "rai
     return "for line in lines:\n" + "\n".join("    " + row if row else row for row in body.splitlines())
 
 
+# The run stops at 06.5's checkpoint: the lab's last cell stops the engine and both chat UIs, which every answer
+# to 06.5 needs running (its checkpoint stops a real answer in Chromium).
+REHEARSE_THROUGH = "06.5"
+RELAY = "{open}async for chunk in upstream.aiter_raw():\n{pad}    {check}\n{pad}    await send(chunk)\n{close}"
+# the cells between 06.5's exercise and its checkpoint: your UI started again, the Stop in Chromium, the gauge
+AFTER_RELAY = ("relay_mistakes(relay_chat)", "def stop_half_way", "spark_labs_requests_in_flight")
+
+
+def relay(check: str = "if browser_left.is_set():\n        return", close: str = "finally") -> str:
+    """A relay as learners write it: ``close`` "finally" (right), "after" (only after the loop), "never"."""
+    if close == "finally":
+        return RELAY.format(open="try:\n    ", pad="    ", check=check.replace("\n", "\n    "),
+                            close="finally:\n    await upstream.aclose()")
+    return RELAY.format(open="", pad="", check=check, close="await upstream.aclose()" if close == "after" else "")
+
+
 TOK_S = 'return final["eval_count"] / (final["eval_duration"] / 1e9)'
 TTFT_S = 'return (final["load_duration"] + final["prompt_eval_duration"]) / 1e9'
 
@@ -30,6 +48,7 @@ RIGHT = {
     "06.2": ['return final["eval_count"] * 1e9 / final["eval_duration"]',
              'return (final["load_duration"] + final["prompt_eval_duration"]) * 1e-9'],
     "06.3": "predicted_lag_ms = (1000 / 60) / 2",
+    "06.5": relay(check="if browser_left.is_set():\n        break"),
 }
 WRONG = {
     "06.1": {
@@ -64,6 +83,13 @@ WRONG = {
         "microseconds": ("predicted_lag_ms = 1_000_000 / 60 / 2", "that is microseconds"),
         "no wait": ("predicted_lag_ms = 0", "so it waits"),
     },
+    "06.5": {
+        # the gateway's own gauge, not only the self-check: the engine really went on generating
+        "never looks at browser_left": (relay(check="pass"), "the engine kept generating the story"),
+        "stops reading but never closes": (relay(close="never"), "left the connection to the engine open"),
+        "closes after the loop, not in a finally": (
+            relay(check="if browser_left.is_set():\n        break", close="after"), "a finally block"),
+    },
 }
 
 
@@ -72,15 +98,19 @@ def test_the_reference_answers_pass_every_checkpoint(lab):
     assert not failed, failed
 
 
+def _also(exercise: str) -> tuple[str, ...]:
+    return AFTER_RELAY if exercise == "06.5" else ()
+
+
 @pytest.mark.parametrize("exercise", RIGHT)
 def test_the_right_answer_typed_by_hand_passes(lab, exercise):
-    outcome = lab.answer(exercise, RIGHT[exercise])
+    outcome = lab.answer(exercise, RIGHT[exercise], also=_also(exercise))
     assert outcome.passed, outcome
 
 
 @pytest.mark.parametrize(("exercise", "mistake"), wrong_cases(WRONG))
 def test_a_wrong_answer_fails_naming_the_mistake(lab, exercise, mistake):
-    assert_fails_naming(lab, exercise, *WRONG[exercise][mistake])
+    assert_fails_naming(lab, exercise, *WRONG[exercise][mistake], also=_also(exercise))
 
 
 def test_every_exercise_has_three_wrong_answers_or_more(lab):

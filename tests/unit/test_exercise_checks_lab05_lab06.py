@@ -409,3 +409,63 @@ def test_the_lag_tolerance_is_one_frame_above_the_measured_median_and_nothing_be
     assert lag_mistakes(8.3, [120.0, 130.0, 140.0]) == []  # a busy machine: the lag holds more than the frame wait
     assert lag_mistakes(8.3, [0.2, 0.3, 0.4]) == []  # headless Chromium drew at once: still within one frame
     assert lag_mistakes(40.0, [20.0, 22.0, 25.0]) and not lag_mistakes(38.0, [20.0, 22.0, 25.0])
+
+
+# ---------- 06.5: the relay's stop path, on made-up streams ----------
+
+async def _relay_right(upstream, send, browser_left):
+    try:
+        async for chunk in upstream.aiter_raw():
+            if browser_left.is_set():
+                return
+            await send(chunk)
+    finally:
+        await upstream.aclose()
+
+
+async def _relay_never_looks(upstream, send, browser_left):
+    try:
+        async for chunk in upstream.aiter_raw():
+            await send(chunk)
+    finally:
+        await upstream.aclose()
+
+
+async def _relay_never_closes(upstream, send, browser_left):
+    async for chunk in upstream.aiter_raw():
+        if browser_left.is_set():
+            return
+        await send(chunk)
+
+
+async def _relay_closes_after_the_loop(upstream, send, browser_left):
+    async for chunk in upstream.aiter_raw():
+        if browser_left.is_set():
+            break
+        await send(chunk)
+    await upstream.aclose()
+
+
+async def _relay_waits_for_the_browser(upstream, send, browser_left):
+    async for chunk in upstream.aiter_raw():
+        await send(chunk)
+    await browser_left.wait()
+
+
+@pytest.mark.parametrize(("relay", "says"), [
+    (_relay_never_looks, "read the engine's whole answer"),
+    (_relay_never_closes, "left the connection to the engine open"),
+    (_relay_closes_after_the_loop, "a finally block"),
+    (_relay_waits_for_the_browser, "still running 5 s after"),
+])
+def test_a_relay_that_does_not_stop_the_engine_is_named(relay, says):
+    from spark_labs.ui import relay_mistakes
+
+    problems = relay_mistakes(relay)
+    assert problems and says in problems[0], problems
+
+
+def test_the_right_relay_and_the_course_relay_pass_the_self_check():
+    from spark_labs.ui import relay_mistakes, relay_until_stop
+
+    assert relay_mistakes(_relay_right) == [] and relay_mistakes(relay_until_stop) == []

@@ -5,8 +5,9 @@ names the mistakes in a learner's answers to lab 06's exercises."""
 
 from .app import CSP, create_ui_app, start_ui
 from .browser import run_in_browser
-from .checks import lag_mistakes, reader_mistakes, speed_mistakes
+from .checks import lag_mistakes, reader_mistakes, relay_mistakes, speed_mistakes
 from .endpoint import chat_endpoint
+from .relay import relay_until_stop
 
-__all__ = ["CSP", "chat_endpoint", "create_ui_app", "lag_mistakes", "reader_mistakes", "run_in_browser",
-           "speed_mistakes", "start_ui"]
+__all__ = ["CSP", "chat_endpoint", "create_ui_app", "lag_mistakes", "reader_mistakes", "relay_mistakes",
+           "relay_until_stop", "run_in_browser", "speed_mistakes", "start_ui"]

@@ -42,7 +42,8 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "n
 def create_ui_app(ollama_url: str, host: str = "127.0.0.1", allowed_hosts: Iterable[str] = (), **limits) -> Starlette:
     """The UI over the Ollama API at ``ollama_url`` (server root, e.g. ``http://127.0.0.1:11434``), served on
     ``host`` (the address it listens on) and answering to ``allowed_hosts`` besides localhost names and that
-    address. ``limits``: OllamaRelay's ``max_request_bytes`` / ``max_response_bytes``."""
+    address. ``limits``: OllamaRelay's ``max_request_bytes`` / ``max_response_bytes``, and ``relay``: a chat
+    stream's stop path (default :func:`.relay.relay_until_stop`)."""
     relay = OllamaRelay(ollama_url, **limits)
 
     async def page(request: Request) -> Response:

@@ -10,6 +10,7 @@ render-lag prediction is compared with the lag the lab measured in Chromium, wit
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import numbers
@@ -219,3 +220,87 @@ def lag_mistakes(predicted, lags_ms: list[float]) -> list[str]:
                 f"measured in the browser (median {measured:.1f} ms over {len(lags_ms)} answers): the frame wait is "
                 "part of that lag, so it cannot be much longer"]
     return []
+
+
+# ---------- 06.5: the relay's stop path ----------
+
+class MadeUpUpstream:
+    """Stands in for the engine's streaming response (``httpx.Response``) in the relay's self-check: made-up
+    NDJSON chunks from ``aiter_raw()``, a count of the chunks read and whether ``aclose()`` was called. The
+    real stop path is proven in Chromium against the gateway, whose own gauge says whether the engine stopped."""
+
+    def __init__(self, n_chunks: int):
+        self.chunks = [json.dumps(_chunk(f" piece{i}")).encode() + b"\n" for i in range(n_chunks)]
+        self.read = 0
+        self.closed = False
+
+    async def aiter_raw(self):
+        for chunk in self.chunks:
+            if self.closed:
+                return
+            self.read += 1
+            yield chunk
+            await asyncio.sleep(0)  # a real stream gives the event loop a turn between chunks
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def _relay_case(relay: Callable, n_chunks: int, leave_after: int | None, send_fails: bool) -> dict:
+    """Run ``relay`` on made-up chunks; the browser leaves (or its send fails) after ``leave_after`` chunks."""
+    upstream, left, got = MadeUpUpstream(n_chunks), asyncio.Event(), []
+
+    async def send(chunk: bytes) -> None:
+        if leave_after is not None and len(got) >= leave_after:
+            if send_fails:
+                raise ConnectionResetError("the browser closed the connection")
+            return
+        got.append(chunk)
+        if leave_after is not None and len(got) == leave_after and not send_fails:
+            left.set()  # the Stop button: the next chunk has nobody to go to
+
+    raised = None
+    try:
+        await asyncio.wait_for(relay(upstream, send, left), timeout=5)
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - what the learner's relay raised is part of the answer
+        raised = exc
+    return {"got": got, "chunks": upstream.chunks, "read": upstream.read, "closed": upstream.closed,
+            "raised": raised}
+
+
+def relay_mistakes(relay: Callable) -> list[str]:
+    """Checkpoint 06.5's self-check of the learner's ``relay_chat(upstream, send, browser_left)`` on made-up
+    streams ([] when it is right): a whole answer relayed (httpx closes a stream read to its end by itself);
+    Stop noticed within one chunk and the connection closed; the connection closed when sending to the browser
+    fails."""
+    from ..event_loop import run_sync
+
+    whole = run_sync(lambda: _relay_case(relay, 5, None, False))
+    if isinstance(whole["raised"], asyncio.TimeoutError):
+        return ["relay_chat was still running 5 s after a 5-chunk answer had ended: return once the engine's "
+                "chunks run out (an answer can end without the browser ever leaving)"]
+    if whole["raised"] is not None:
+        return [f"relay_chat raised {type(whole['raised']).__name__} ({whole['raised']}) on a 5-chunk answer"]
+    if whole["got"] != whole["chunks"]:
+        return [f"the browser got {len(whole['got'])} of the answer's 5 chunks"
+                + (" in another order" if sorted(whole["got"]) == sorted(whole["chunks"]) else "")
+                + ": pass every chunk on, as it comes"]
+    stopped = run_sync(lambda: _relay_case(relay, 40, 3, False))
+    if stopped["read"] >= 40:
+        return ["after the browser left, relay_chat read the engine's whole answer (40 of 40 chunks): the engine "
+                "generated every token for nobody — look at browser_left between chunks and stop"]
+    if stopped["read"] > 4:
+        return [f"relay_chat read {stopped['read'] - 3} chunks after the browser left: stop at the first chunk "
+                "after browser_left is set"]
+    if not stopped["closed"]:
+        return ["relay_chat stopped reading when the browser left but left the connection to the engine open: "
+                "whether the engine stops then depends on Python's garbage collector finding the abandoned stream, "
+                "not on your code — close it (await upstream.aclose())"]
+    failing = run_sync(lambda: _relay_case(relay, 40, 3, True))
+    if not failing["closed"]:
+        return ["when sending to the browser failed (it closed the connection), the connection to the engine "
+                "stayed open: close it whatever way the relay ends (a finally block)"]
+    return []
+
