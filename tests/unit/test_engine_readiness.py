@@ -112,3 +112,17 @@ def test_a_model_that_cannot_be_loaded_here_stops_every_hf_engine_but_not_the_gg
         stopped = "the model cannot be loaded here (see its line above)" in row.problems
         assert stopped is (ENGINES[name].model_format == "hf"), name
     assert not rows["transformers"].ready and rows["llamacpp"].ready
+
+
+def test_a_ready_engine_leaves_no_failed_progress_bar():
+    """tqdm marks a bar closed below its total as failed (red in a notebook, and left on screen); a start's bar
+    counts up to the timeout, so a start that succeeded must end at its own time. A failed start stays below."""
+    from tqdm import tqdm
+
+    from spark_labs.engines.launcher import _close_bar
+
+    ready, failed = tqdm(total=240, disable=True), tqdm(total=240, disable=True)
+    ready.n = failed.n = 48
+    _close_bar(ready, complete=True)
+    _close_bar(failed, complete=False)
+    assert ready.n == ready.total == 48 and failed.n < failed.total

@@ -110,6 +110,7 @@ class EngineHandle:
         deadline = self.started_at + timeout
         last_seen = "no answer yet"
         bar = _progress_bar(f"starting {self.spec.display_name}", timeout) if progress else None
+        ready = False
         try:
             with httpx.Client(timeout=2.0) as client:
                 while True:
@@ -136,9 +137,10 @@ class EngineHandle:
                     time.sleep(0.25)
             if self.spec.after_ready is not None:
                 self.spec.after_ready(self)
+            ready = True
         finally:
             if bar is not None:
-                bar.close()
+                _close_bar(bar, ready)
         self.ready_after_s = time.monotonic() - self.started_at
         return self.ready_after_s
 
@@ -240,6 +242,14 @@ def _progress_bar(description: str, total: float):
 
     return tqdm(total=round(total), desc=description, unit="s", leave=False,
                 bar_format="{desc}: {n:.0f}/{total:.0f} s {bar}")
+
+
+def _close_bar(bar, complete: bool) -> None:
+    """Close a start's progress bar. Its total is the timeout, so a start that succeeds ends below it, which a
+    notebook bar shows as a failure (red, and left on screen): a ready engine's bar ends at its own time."""
+    if complete:
+        bar.total = bar.n
+    bar.close()
 
 
 def launch(
