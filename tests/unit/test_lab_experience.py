@@ -209,7 +209,7 @@ def test_lab_settings_are_merged_into_existing_overrides(tmp_path):
     path.write_text(json.dumps({"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}))
     settings = json.loads(write_overrides(tmp_path).read_text())
     assert settings["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}
-    assert settings["@jupyter-widgets/jupyterlab-manager:plugin"] == {"saveState": True}
+    assert settings["@jupyter-widgets/jupyterlab-manager:plugin"] == {"saveState": False}
     # no news pop-up on a machine that may have no internet (it covered the notebook in JupyterLab 4)
     assert settings["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
 
@@ -232,9 +232,12 @@ def test_a_generated_lab_opens_with_the_metadata_its_kernel_reports():
     fill_kernel_metadata(generated)
     assert generated["language_info"] == IPythonKernel.language_info
     assert generated["kernelspec"]["name"] == "python3" and generated["kernelspec"]["display_name"]
-    saved = {"kernelspec": {"name": "python3"}, "language_info": {"name": "python", "version": "3.12.1"}}
+    saved = {"kernelspec": {"name": "python3", "display_name": "Python 3"},  # as nbclient records it
+             "language_info": {"name": "python", "version": "3.12.1"}}
     fill_kernel_metadata(saved)
     assert saved["language_info"]["version"] == "3.12.1"  # a learner's saved file stays as saved
+    # but names the kernel as JupyterLab will once it starts it, so the notebook does not open as modified
+    assert saved["kernelspec"]["display_name"] == generated["kernelspec"]["display_name"] != "Python 3"
     assert "--ServerApp.contents_manager_class=spark_labs.notebooks.lab_server.CourseContents" in \
         jupyter_command(Path("labs"), uid=1)
     assert CourseContents.__name__ == "CourseContents"

@@ -23,7 +23,11 @@ import sys
 from pathlib import Path
 
 OVERRIDES = {
-    "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True},
+    # JupyterLab's default, stated because an earlier course version turned it on: saved widget state made
+    # every notebook with a progress bar open as modified and, once reopened, show "Error displaying widget:
+    # model not found" for each bar (measured in JupyterLab 4 with all cells rendered); without saved state a
+    # finished bar simply stays blank.
+    "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": False},
     "@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Markdown Preview"}},
     # A lab machine may have no internet: no news or update checks, and no pop-up asking about them.
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
@@ -52,17 +56,22 @@ def jupyter_command(labs: Path, uid: int | None = None) -> list[str]:
 
 
 def fill_kernel_metadata(metadata: dict) -> None:
-    """Give a generated notebook (python3 kernel, no interpreter version) the kernel metadata this
-    environment's kernel reports; a notebook that already names a version is left as saved."""
+    """Give a python3 notebook this environment's kernelspec, and a generated one (no interpreter version) its
+    language_info too; a notebook that names a version keeps it as saved.
+
+    JupyterLab rewrites the kernelspec to the running kernel's as it starts it, and a notebook whose kernelspec
+    it rewrote opens marked as modified: a solution recorded by nbclient says "Python 3", the kernel here
+    "Python 3 (ipykernel)". Matching it at load leaves an unchanged notebook unmodified."""
     spec = metadata.get("kernelspec") or {}
-    if spec.get("name") != "python3" or "version" in (metadata.get("language_info") or {}):
+    if spec.get("name") != "python3":
         return
     from ipykernel.ipkernel import IPythonKernel
     from jupyter_client.kernelspec import KernelSpecManager
 
     local = KernelSpecManager().get_kernel_spec("python3")
     metadata["kernelspec"] = {"display_name": local.display_name, "language": local.language, "name": "python3"}
-    metadata["language_info"] = dict(IPythonKernel.language_info)
+    if "version" not in (metadata.get("language_info") or {}):
+        metadata["language_info"] = dict(IPythonKernel.language_info)
 
 
 def _course_contents_class():
