@@ -268,14 +268,19 @@ class _DisconnectWatch:
         self.watcher = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:
-        # Once the body is read, the only message the server still sends is http.disconnect.
-        while (await self.receive())["type"] != "http.disconnect":
-            pass
+        await client_disconnected(self.receive)
         self.left = True
         self.task.cancel()
 
     def stop(self) -> None:
         self.watcher.cancel()
+
+
+async def client_disconnected(receive) -> None:
+    """Return once the client has closed its connection. Call it after the request body is read: the only
+    message the server still sends then is ``http.disconnect``."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 @asynccontextmanager

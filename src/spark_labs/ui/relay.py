@@ -22,7 +22,7 @@ import httpx
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from ..serve.generation import ClientLeft, cancelled_if_client_leaves
+from ..serve.generation import ClientLeft, cancelled_if_client_leaves, client_disconnected
 
 ROUTES = {("GET", "/api/tags"), ("GET", "/api/version"), ("POST", "/api/chat")}
 MAX_REQUEST_BYTES = 4 << 20  # a chat filling a 128k-token context is ~0.5 MiB of JSON
@@ -83,9 +83,7 @@ class RelayedStream:
         browser_left = asyncio.Event()
 
         async def watch() -> None:
-            # Once the body is read, the only message the server still sends is http.disconnect.
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            await client_disconnected(receive)
             browser_left.set()
 
         async def to_browser(chunk: bytes) -> None:
