@@ -59,7 +59,7 @@ browser:
 #   tests/unit         starts no process (enforced): runs in parallel on every core (UNIT_ARGS)
 #   tests/integration  real engines on the embedded model, gateway, Chromium, CLI, mkdocs: serial, since
 #                      engines share the cores and start once per session
-#   tests/notebooks    nbval of every solution, untouched-learner runs, grading, JupyterLab: serial
+#   tests/notebooks    each lab run once (rehearsal + nbval comparison), answers, grading, JupyterLab: serial
 # pytest's addopts prints the 25 slowest tests of every run.
 UNIT_ARGS ?= -n auto
 LAB       ?=
@@ -79,7 +79,7 @@ test-unit: install
 test-integration: install browser
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-# LAB=02: only lab 02's nbval, untouched-learner run and wrong-answer suite.
+# LAB=02: only lab 02's run, its comparison with the recording, untouched-learner run and answers.
 test-notebooks: install browser
 	$(PY) -m pytest tests/notebooks $(if $(LAB),--lab $(LAB)) $(PYTEST_ARGS)
 

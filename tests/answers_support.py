@@ -18,3 +18,18 @@ def wrong_cases(wrong: dict[str, dict]) -> list:
 
     return [pytest.param(exercise, mistake, id=f"{exercise}-{mistake}")
             for exercise, mistakes in wrong.items() for mistake in mistakes]
+
+
+# The two tests every tests/notebooks/test_answers_labNN.py imports (pytest collects them there, on its ``lab``).
+def test_the_reference_answers_pass_every_checkpoint(lab):
+    failed = {c: lab.outcome(c).problem for c, state in lab.reference_states().items() if state != "passed"}
+    assert not failed, failed
+
+
+def test_the_run_matches_the_recording(lab):
+    """nbval's comparison, with the course's sanitize file, on the rehearsal's run of the reference: the lab's
+    recorded outputs still hold as far as the rehearsal ran. This is what nbval of the solution would check,
+    without running the lab a second time; test_solutions_nbval runs nbval proper on the labs rehearsed only
+    in part."""
+    drift = lab.drift()
+    assert not drift, "\n".join(drift)

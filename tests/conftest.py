@@ -2,7 +2,8 @@
 
 - ``unit/``: starts no process (enforced there); runs in parallel (``make test-unit``).
 - ``integration/``: real engines on the embedded model, the gateway, Chromium, CLI subprocesses, mkdocs.
-- ``notebooks/``: nbval of the solutions, untouched-learner runs, grading, kernels and JupyterLab.
+- ``notebooks/``: each lab run once and compared with its recording, untouched-learner runs, grading,
+  kernels and JupyterLab.
 
 The folder is the truth: each tier's conftest marks its tests (``-m integration``, ``-m notebook``, ``-m unit``).
 Helpers shared across tiers (``gateway_support.py``, ``submission_fixtures.py``, ``engine_flags/``) live here in

@@ -1,6 +1,7 @@
-"""The notebooks tier: nbval of the solutions, untouched-learner runs, grading, real kernels and JupyterLab.
+"""The notebooks tier: each lab run once (its rehearsal, compared with the recording the way nbval compares),
+untouched-learner runs, grading, real kernels and JupyterLab.
 Every test here is marked ``notebook``. ``--lab NN`` (``make test-notebooks LAB=NN``) keeps only lab NN's
-nbval, untouched-learner runs and wrong-answer suite."""
+run, untouched-learner runs and wrong-answer suite."""
 
 from __future__ import annotations
 

@@ -6,7 +6,11 @@ run last and measure the profile's first engine only, so they cost about a minut
 from __future__ import annotations
 
 import pytest
-from answers_support import assert_fails_naming
+from answers_support import (
+    assert_fails_naming,
+    test_the_reference_answers_pass_every_checkpoint,  # noqa: F401 (collected here)
+    test_the_run_matches_the_recording,  # noqa: F401
+)
 
 TTFT = "(record.content_chunks[0].t_ns - record.scheduled_ns) / 1e9"
 E2E = "(record.end_ns - record.scheduled_ns) / 1e9"
@@ -99,11 +103,6 @@ WRONG_01_2 = {  # each measures the first engine only: one minute instead of fou
     "micro without the profile's sizes": (answer_01_2(micro=""), "the profile's sizes are"),
     "decode-heavy left out": (answer_01_2(workloads='("prefill-heavy",)'), "no decode-heavy run"),
 }
-
-
-def test_the_reference_answers_pass_every_checkpoint(lab):
-    failed = {c: lab.outcome(c).problem for c, state in lab.reference_states().items() if state != "passed"}
-    assert not failed, failed
 
 
 def test_the_right_answers_typed_by_hand_pass(lab):

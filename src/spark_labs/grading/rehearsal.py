@@ -103,6 +103,13 @@ class Rehearsal:
         return {exercise: self.outcome(exercise).state for exercise in self.reference.checkpoints
                 if self.assembled.checkpoint_cells[exercise] <= self.last_cell}
 
+    def drift(self) -> list[str]:
+        """The cells run so far whose outputs nbval would not accept against the lab's recording (see
+        :func:`spark_labs.notebooks.drift.output_drift`); answers run copies of cells, so this is the first run."""
+        from ..notebooks.drift import output_drift
+
+        return output_drift(self.reference.notebook, self.assembled.notebook.cells[:self.last_cell + 1])
+
     def _slot(self, exercise: str) -> tuple[int, int]:
         for index, cell in enumerate(self.assembled.notebook.cells):
             slot = cell.metadata.get(GRADER_KEY, {}).get("slot")
