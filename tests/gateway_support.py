@@ -54,11 +54,16 @@ def scrape(gateway, name: str, **labels: str) -> float:
     return metric(httpx.get(gateway.metrics_url, timeout=10).text, name, **labels)
 
 
+_HELD_PORTS: list[socket.socket] = []
+
+
 def closed_port() -> int:
-    """A port nothing listens on (bound then released): connecting to it is refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port where connecting is refused, for the whole test process: bound but never listening, and held.
+    (Released at once, the next server bound to port 0 here, the UI under test itself, could be given it.)"""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(s)
+    return s.getsockname()[1]
 
 
 class _LoopThread:

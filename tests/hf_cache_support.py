@@ -32,13 +32,6 @@ def cache_model(hub: Path, repo_id: str, files: tuple[str, ...] = COMPLETE) -> P
     return snapshot
 
 
-def closed_port() -> int:
-    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # The real Hub's answers to an unauthenticated / authenticated HEAD of a file, by kind of repository: Qwen3-8B is
 # public there and Llama-3.1-8B-Instruct gated (licence); any other id here is missing.
 PUBLIC, GATED, MISSING = "Qwen/Qwen3-8B", "meta-llama/Llama-3.1-8B-Instruct", "missing/model"

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from hf_cache_support import GATED, closed_port, stand_in_hub
+from gateway_support import closed_port
+from hf_cache_support import GATED, stand_in_hub
 
 SPARK_LABS = Path(sys.executable).parent / "spark-labs"  # the venv's script, as a user types it
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from gateway_support import closed_port
 
 from spark_labs import cli
 
@@ -53,12 +54,6 @@ def refused(capsys, *argv: str) -> str:
     assert code == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     return err.strip()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again when the socket is
 
 
 # --- ranges ---------------------------------------------------------------------------------------------------

@@ -13,13 +13,13 @@ import json
 import time
 
 import pytest
+from gateway_support import closed_port
 from hf_cache_support import (
     BAD_TOKEN,
     GATED,
     MISSING,
     PUBLIC,
     cache_model,
-    closed_port,
     silent_hub,
     stand_in_hub,
 )
