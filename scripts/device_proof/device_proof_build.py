@@ -51,6 +51,10 @@ CONFIGS = {
     # freezing: weights become constants, so inductor concatenates q/k/v and gate/up into one matmul each
     "reduce-overhead+freezing": {"mode": "reduce-overhead", "options": {"freezing": True}},
     "max-autotune+freezing": {"mode": "max-autotune", "options": {"freezing": True}},
+    # + attention as matmul/softmax for inductor to fuse, instead of cuDNN's flash kernel (one query a layer)
+    "max-autotune+freezing+math-attention": {"mode": "max-autotune", "options": {"freezing": True},
+                                             "attention": "math"},
+    "reduce-overhead+math-attention": {"mode": "reduce-overhead", "attention": "math"},
 }
 
 

@@ -74,6 +74,10 @@ def test_static_cache_decoder_matches_generate_and_refuses_overlong_requests(mod
     reference = model.generate(torch.tensor([list(ids)]), max_new_tokens=8, do_sample=False)[0, len(ids):]
     assert new == reference.tolist()[: len(new)] and "Paris" in tokenizer.decode(new)
     assert decoder.generate(list(ids), 8, eos_token_id=tokenizer.eos_token_id) == new, "the cache is reset"
+    math = StaticCacheDecoder(model, max_cache_len=64, compile=False, attention="math")
+    assert math.generate(list(ids), 8, eos_token_id=tokenizer.eos_token_id) == new  # float32: the same tokens
+    with pytest.raises(ValueError, match="attention='flash'"):
+        StaticCacheDecoder(model, max_cache_len=64, compile=False, attention="flash")
     timing = decoder.timed(list(ids), 6)
     assert timing.new_tokens == 6 and timing.prefill_s > 0 and timing.decode_tok_s > 0
     with pytest.raises(CacheTooShortError, match="max_cache_len=64"):

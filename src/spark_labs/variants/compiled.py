@@ -61,6 +61,9 @@ class StaticCacheDecoder:
     ``compile=False`` gives the same loop eagerly: the fair baseline, since only compilation differs.
     ``mode`` (a ``torch.compile`` mode) or ``options`` (inductor settings, e.g. ``{"max_autotune": True,
     "freezing": True}``) choose how the step's kernels are built; on CUDA the decoder adds the graph itself.
+    ``attention="math"`` traces the decode step's attention as plain matmul + softmax (PyTorch's math SDPA
+    backend) for the compiler to fuse, instead of calling a flash kernel built for long queries: a decode
+    step has one query per layer, and the fused kernels are shorter (gpt-fast decodes the same way).
     Every generation runs on the decoder's own single thread, whichever thread asks: one cache allows one
     generation at a time, so callers are serialised there.
     """
@@ -70,7 +73,7 @@ class StaticCacheDecoder:
     read_every = 8
 
     def __init__(self, model, max_cache_len: int, compile: bool = True, mode: str | None = None,
-                 free_memory: float | None = None, options: dict | None = None):
+                 free_memory: float | None = None, options: dict | None = None, attention: str | None = None):
         import torch
         from transformers import StaticCache
 
@@ -79,6 +82,9 @@ class StaticCacheDecoder:
         check_cache_fits(model.config, max_cache_len, dtype_name(model.dtype), free_memory)
         self.max_cache_len = max_cache_len
         self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
+        if attention not in (None, "math"):
+            raise ValueError(f"attention={attention!r}: None (the model's own SDPA choice) or 'math'")
+        self.attention = attention
         self._step, self.cuda_graphs = compile_step(self._decode_step, self.device, compile, mode, options)
         self.compiled = compile
         self._graph = None  # recorded by the first generation, once the cache has its tensors
@@ -89,8 +95,13 @@ class StaticCacheDecoder:
 
     # --- the fixed-shape step (what gets compiled)
     def _decode_step(self, token, position):
-        logits = self.model(input_ids=token, position_ids=position.unsqueeze(0), cache_position=position,
-                            past_key_values=self.cache, use_cache=True).logits
+        import contextlib
+
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel([SDPBackend.MATH]) if self.attention == "math" else contextlib.nullcontext():
+            logits = self.model(input_ids=token, position_ids=position.unsqueeze(0), cache_position=position,
+                                past_key_values=self.cache, use_cache=True).logits
         return logits[:, -1, :].float()
 
     def _prefill(self, ids):
