@@ -42,6 +42,49 @@ def test_scheduler_gauges_and_prefix_counters_move_under_real_requests(vllm_engi
     assert row["hit_tokens"] == 2 * shared
 
 
+def test_the_spark_section_runs_its_engines_through_the_launcher_and_reads_their_counters(vllm_engine):
+    """Lab 02 §6's spark path (``capacity_at_fractions``, ``prefix_caches_compared``) on the session's real vLLM
+    CPU server, through a **launch stand-in that hands back that running engine** (named so: no GPU or Docker
+    here to start each container) and records what the section asked it to start. What the section reads
+    (block count, prefix counters) comes from the real engine."""
+    import contextlib
+
+    from spark_labs import plan
+    from spark_labs.batching import capacity_at_fractions, prefix_caches_compared, read_kv_capacity
+    from spark_labs.batching.prefix import shared_prefix_requests
+    from spark_labs.bench.tokens import load_tokenizer
+
+    asked = []
+
+    @contextlib.contextmanager
+    def the_running_engine(engine, model, **options):
+        asked.append((engine, model, options))
+        yield vllm_engine
+
+    lab = plan("02")
+    capacity = capacity_at_fractions(lab, (0.9, 0.7), docker=True, launch=the_running_engine)
+    real = read_kv_capacity(vllm_engine)
+    assert capacity["blocks"].tolist() == [real.num_blocks] * 2
+    assert capacity["usable tokens"].tolist() == [real.usable_tokens] * 2
+    assert [a[2]["extra_args"] for a in asked] == [["--gpu-memory-utilization", "0.9"],
+                                                   ["--gpu-memory-utilization", "0.7"]]
+    assert all(a[0] == "vllm" and a[1] == lab.model and a[2]["docker"] for a in asked)
+
+    asked.clear()
+    block = real.block_size
+    requests = shared_prefix_requests(load_tokenizer(), 2 * block, 8, 3, 2, seed=11)
+    table = prefix_caches_compared(lab, requests, {"vLLM, prefix caching": ("vllm", ()),
+                                                   "SGLang, no radix cache": ("sglang", ("--disable-radix-cache",))},
+                                   docker=True, launch=the_running_engine)
+    assert [(a[0], a[2]["extra_args"]) for a in asked] == [("vllm", []), ("sglang", ["--disable-radix-cache"])]
+    vllm_row = table.loc["vLLM, prefix caching"]
+    assert vllm_row["failed"] == 0 and vllm_row["hit_tokens"] == 2 * (2 * block)  # a cold prefix: 2nd and 3rd hit
+    assert 0 < vllm_row["hit_rate"] < 1
+    # the stand-in hands vLLM to the SGLang row too: SGLang's counter names are not on vLLM's /metrics, so the
+    # row reads zero queries and no hit rate, rather than vLLM's numbers under SGLang's name
+    assert table.loc["SGLang, no radix cache", "queried_tokens"] == 0
+
+
 # ---------- static vs continuous batching (schedules, no engine) ----------
 
 

@@ -188,3 +188,63 @@ def test_a_knee_on_the_log_axis_is_drawn_at_its_level_not_at_ten_to_its_power():
     figure = knob_figure({"C": table}, {"C": 8})
     assert figure.layout.xaxis.type == "log"
     assert {shape.x0 for shape in figure.layout.shapes} == {math.log10(8)}
+
+
+def test_vllms_logged_kv_memory_is_read_and_its_absence_is_none():
+    from spark_labs.batching.on_spark import logged_kv_gib
+
+    line = "(EngineCore_DP0 pid=212) INFO 12-02 10:11:12 [gpu_worker.py:298] Available KV cache memory: 54.68 GiB"
+    assert logged_kv_gib("loading...\n" + line + "\nKV cache size: 447,952 tokens") == 54.68
+    assert logged_kv_gib("KV cache size: 1,808 tokens") is None
+
+
+class StubMetrics:
+    """A /metrics page served from a thread (an engine's text, for the parsing around it)."""
+
+    def __init__(self, text: str):
+        import http.server
+
+        body = text.encode()
+
+        class Page(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+
+    def __enter__(self) -> str:
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+SGLANG_METRICS = """# HELP sglang:prompt_tokens_total Number of prefill tokens processed.
+# TYPE sglang:prompt_tokens_total counter
+sglang:prompt_tokens_total{model_name="m"} 1200.0
+# HELP sglang:cached_tokens_total Number of cached prompt tokens.
+# TYPE sglang:cached_tokens_total counter
+sglang:cached_tokens_total{model_name="m"} 768.0
+"""
+
+
+def test_each_engines_prefix_counters_are_read_under_its_own_names():
+    """SGLang's counters from its documented /metrics text (no SGLang here); vLLM's are read the same way in
+    tests/integration/test_batching_engines.py."""
+    from spark_labs.batching.prefix import prefix_counters
+    from spark_labs.engines import resolve_engine
+
+    with StubMetrics(SGLANG_METRICS) as url:
+        assert prefix_counters(url, resolve_engine("sglang").prefix_cache_counters) == {"queries": 1200.0,
+                                                                                        "hits": 768.0}
+        assert prefix_counters(url) == {"queries": 0.0, "hits": 0.0}  # vLLM's names: not on SGLang's page

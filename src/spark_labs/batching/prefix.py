@@ -2,12 +2,15 @@
 prefix-cache counters read before and after.
 
 vLLM counts, in tokens, how much of each new prompt it looked up in its cache (``prefix_cache_queries``)
-and how much it found there (``prefix_cache_hits``); the hit rate of a run is the ratio of the two
-counters' increases over the run. Prompts are sized with the model's tokenizer and sent to the
+and how much it found there (``prefix_cache_hits``); SGLang counts the prompt tokens it processed and
+how many of them came from its radix cache. The hit rate of a run is the ratio of the two counters'
+increases over the run. Prompts are sized with the model's tokenizer and sent to the
 completions route, so the shared part is exactly ``shared_tokens`` long and no chat template moves it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import httpx
 import pandas as pd
@@ -17,14 +20,15 @@ from ..bench.load import Load, run_load
 from ..bench.metrics import request_metrics
 from ..bench.prompts import synthetic_prompt
 from ..bench.server_metrics import Scrape
+from ..engines import resolve_engine
 
-QUERIES, HITS = "vllm:prefix_cache_queries", "vllm:prefix_cache_hits"
 
-
-def prefix_counters(metrics_url: str) -> dict[str, float]:
-    """The engine's prefix-cache counters now, in tokens."""
+def prefix_counters(metrics_url: str, counters: Mapping[str, str] | None = None) -> dict[str, float]:
+    """The engine's prefix-cache counters now, in tokens. ``counters``: the engine's series for "queries" and
+    "hits" (:attr:`~spark_labs.engines.EngineSpec.prefix_cache_counters`); vLLM's by default."""
+    names = counters or resolve_engine("vllm").prefix_cache_counters
     scrape = Scrape.parse(httpx.get(metrics_url, timeout=10).text)
-    return {"queries": scrape.counters.get(QUERIES, 0.0), "hits": scrape.counters.get(HITS, 0.0)}
+    return {key: scrape.counters.get(names[key], 0.0) for key in ("queries", "hits")}
 
 
 def shared_prefix_requests(tokenizer, shared_tokens: int, question_tokens: int, n: int, output_tokens: int,
@@ -38,12 +42,14 @@ def shared_prefix_requests(tokenizer, shared_tokens: int, question_tokens: int, 
             for i in range(n)]
 
 
-def run_prefix_workload(target: Target, metrics_url: str, requests: list[BenchRequest]) -> dict:
+def run_prefix_workload(target: Target, metrics_url: str, requests: list[BenchRequest],
+                        counters: Mapping[str, str] | None = None) -> dict:
     """Send the requests one after another (TTFT is then the prefill alone, not a queue) and return the
-    TTFT distribution with the counter increases the run caused."""
-    before = prefix_counters(metrics_url)
+    TTFT distribution with the counter increases the run caused (``counters``: as for
+    :func:`prefix_counters`)."""
+    before = prefix_counters(metrics_url, counters)
     run = run_load(target, requests, Load("sequential", warmup=0), progress=False, server_metrics=False)
-    after = prefix_counters(metrics_url)
+    after = prefix_counters(metrics_url, counters)
     row = run.summary.row()
     return {"requests": run.summary.completed, "failed": run.summary.failed,
             "ttft_p50_ms": row["ttft_p50"] * 1e3, "ttft_first_ms": _first_ttft_ms(run),

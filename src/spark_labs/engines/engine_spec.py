@@ -104,6 +104,9 @@ class EngineSpec:
     # for the server-side cross-check. Counters are named without their ``_total`` suffix.
     histograms: dict[str, str] = field(default_factory=dict)
     counters: dict[str, str] = field(default_factory=dict)
+    # Its prefix-cache counters, in tokens, named without ``_total``: "queries" (prompt tokens looked up)
+    # and "hits" (found in the cache); empty when it publishes none.
+    prefix_cache_counters: dict[str, str] = field(default_factory=dict)
     # Flags that make the engine put its own per-request timings into each response (exact server-side
     # percentiles for ``spark-labs bench accuracy``); empty when it has none.
     per_request_metrics_args: tuple[str, ...] = ()

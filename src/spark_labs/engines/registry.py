@@ -343,6 +343,7 @@ VLLM = EngineSpec(
                 "itl": "vllm:inter_token_latency_seconds", "e2e": "vllm:e2e_request_latency_seconds"},
     counters={"requests": "vllm:request_success", "prompt_tokens": "vllm:prompt_tokens",
               "output_tokens": "vllm:generation_tokens"},
+    prefix_cache_counters={"queries": "vllm:prefix_cache_queries", "hits": "vllm:prefix_cache_hits"},
     per_request_metrics_args=("--enable-per-request-metrics",),
     module_stars=(4, 4),
     speculative_methods=("ngram",), build_speculative=_vllm_speculative,
@@ -364,6 +365,8 @@ SGLANG = EngineSpec(
     histograms={"ttft": "sglang:time_to_first_token_seconds", "itl": "sglang:inter_token_latency_seconds",
                 "e2e": "sglang:e2e_request_latency_seconds"},
     counters={"prompt_tokens": "sglang:prompt_tokens", "output_tokens": "sglang:generation_tokens"},
+    # every prompt token it prefilled, and those its radix cache supplied (docs: "Production Metrics")
+    prefix_cache_counters={"queries": "sglang:prompt_tokens", "hits": "sglang:cached_tokens"},
     module_stars=(4, 4),
 )
 
