@@ -82,6 +82,8 @@ WRONG = {
                                     "give every free row a waiting request"),
     },
     "02.3": {
+        "the course's own function": ("from spark_labs.sizing import kv_bytes_per_token as course\n"
+                                      "return course(config)", "Exercise 02.3 is yours to write"),
         "K only": (BYTES.format(factor="", heads="num_key_value_heads",
                                 head_dim=f"({HEAD_DIM.format(by='num_attention_heads')})", unit=""),
                    "counts K or V only"),

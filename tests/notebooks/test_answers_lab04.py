@@ -19,6 +19,8 @@ from answers_support import (
 RIGHT_TOKENS = "if alpha == 1:\n    return k + 1.0\nreturn (1 - alpha ** (k + 1)) / (1 - alpha)"
 RIGHT_SPEEDUP = "return my_tokens_per_step(alpha, k) / (k * c + 1)"
 WRONG_04_1 = {
+    "the course's formula": (["from spark_labs.speculative import expected_tokens_per_step as course\n"
+                              "return course(alpha, k)", RIGHT_SPEEDUP], "Exercise 04.1 is yours to write"),
     "closed form without the alpha = 1 case": (["return (1 - alpha ** (k + 1)) / (1 - alpha)", RIGHT_SPEEDUP],
                                                "ZeroDivisionError at α = 1"),
     "no bonus token (k terms)": (["return sum(alpha ** i for i in range(k))", RIGHT_SPEEDUP], "no bonus token"),

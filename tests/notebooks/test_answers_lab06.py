@@ -91,6 +91,9 @@ WRONG = {
     "06.5": {
         # the gateway's own gauge, not only the self-check: the engine really went on generating
         "never looks at browser_left": (relay(check="pass"), "the engine kept generating the story"),
+        "the course's relay": ("from spark_labs.ui import relay_until_stop\n"
+                               "await relay_until_stop(upstream, send, browser_left)",
+                               "Exercise 06.5 is yours to write"),
         "stops reading but never closes": (relay(close="never"), "left the connection to the engine open"),
         "closes after the loop, not in a finally": (
             relay(check="if browser_left.is_set():\n        break", close="after"), "a finally block"),

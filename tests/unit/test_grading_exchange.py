@@ -232,3 +232,33 @@ def test_what_a_learner_wrote_reaches_the_scores_file_and_an_instructors_score_s
     changed = merge_scores(rows, reference, scores)
     assert score_label(changed, "ana", "00.a") == "2/3 (answer changed since scored)"
     assert changed[("ana", "00.a")]["learner_answer"] == "A different answer."
+
+
+GIVEN = {"kv_bytes_per_token": "02.3", "relay_until_stop": "06.5", "TokenBucket": "05.3"}
+
+
+@pytest.mark.parametrize(("source", "found"), [
+    ("from spark_labs.sizing import kv_bytes_per_token as k\nk({})", "kv_bytes_per_token"),
+    ("import spark_labs.sizing as s\ns.kv_bytes_per_token({})", "kv_bytes_per_token"),
+    ("import spark_labs\nspark_labs.ui.relay.relay_until_stop", "relay_until_stop"),
+    ("from spark_labs import ui\nui.relay_until_stop", "relay_until_stop"),  # a re-export
+    ("from spark_labs.sizing import *\ndef mine(c):\n    return kv_bytes_per_token(c)", "kv_bytes_per_token"),
+    ("from spark_labs.serve.limits import TokenBucket\nclass MyTokenBucket(TokenBucket):\n    pass", "TokenBucket"),
+])
+def test_a_learner_cell_taking_the_courses_own_answer_is_found(source, found):
+    from spark_labs.grading.contract import library_answers_used
+
+    assert library_answers_used(source, GIVEN) == [(found, GIVEN[found])]
+
+
+@pytest.mark.parametrize("source", [
+    "def kv_bytes_per_token(config, dtype_bytes=2):\n    return 2 * config['n'] * dtype_bytes",  # the same name, theirs
+    "from spark_labs.sizing import *\ndef kv_bytes_per_token(c):\n    return 2",
+    "import json\njson.kv_bytes_per_token",  # not the package
+    "from spark_labs.bench import Load\nLoad()",  # the package, not an answer
+    "this is not python(",  # running it reports the syntax error
+])
+def test_a_learners_own_code_is_not_taken_for_the_courses_answer(source):
+    from spark_labs.grading.contract import library_answers_used
+
+    assert library_answers_used(source, GIVEN) == []

@@ -184,6 +184,10 @@ def assemble(reference: Reference, submission: nbformat.NotebookNode) -> Assembl
     if changed:
         notes.append("cells outside the exercises ran as the course wrote them, not as changed in the "
                      "submission: " + ", ".join(changed))
+    given = {name: c.exercise for c in reference.contracts.values() for name in c.given_answers}
+    for slot in slots:
+        if slot["kind"] != "learner_side":  # the course's own code there may use them
+            slot["given_answers"] = given
     notebook = nbformat.v4.new_notebook(cells=out, metadata={
         "kernelspec": reference.notebook.metadata.get("kernelspec", {}), "language_info": {"name": "python"}})
     return Assembled(notebook, slots, checkpoint_cells, notes, written)

@@ -12,7 +12,11 @@ An exercise cell of a reference notebook (one holding ``# BEGIN SOLUTION``) decl
   (``function``), kept in the learner's kernel and reached through it (``object``: a running server), or
   rebuilt by the judge from the settings they carry (``quantized_model``);
 * ``"replay": false`` when the reference's statements after the learner's part cannot run in the judge
-  (they use a class the learner wrote).
+  (they use a class the learner wrote);
+* ``"given_answers"``: names of the course's own functions that compute this exercise's answer (the library
+  needs them for its checks and later sections). A learner cell that imports one of them from the package, or
+  reads it off a package module, fails with a message saying the exercise is theirs to write
+  (:func:`library_answers_used`).
 
 A cell whose given code must run next to the learner's objects (it wires them into an app) is declared
 ``{"learner_side": true, "inputs": ..., "outputs": ...}``: the reference's code runs in the learner's kernel,
@@ -51,6 +55,7 @@ class Contract:
     setup: str = ""
     after: str = ""
     learner_side: bool = False
+    given_answers: tuple[str, ...] = ()
 
     def slot(self, source: str, kind: str) -> dict:
         """What the judge needs to run this cell with ``source`` on the learner's side."""
@@ -142,4 +147,47 @@ def read_contract(cell, index: int, lab: str, where: str) -> Contract | None:
     setup, after = split_statements(cell.source, where)
     if declared.get("replay") is False:
         after = ""
-    return Contract(index, exercise, inputs, outputs, setup, after)
+    given = declared.get("given_answers", [])
+    if not isinstance(given, list) or not all(isinstance(name, str) and name.isidentifier() for name in given):
+        raise ContractError(f"{where}: given_answers must be a list of the package's function names")
+    return Contract(index, exercise, inputs, outputs, setup, after, given_answers=tuple(given))
+
+
+PACKAGE = "spark_labs"
+
+
+def _root_name(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def library_answers_used(source: str, given: dict[str, str]) -> list[tuple[str, str]]:
+    """``(name, exercise)`` for each of the course's own answers (``given``: name -> exercise) that ``source``
+    takes from the package: ``from spark_labs… import name`` (any alias), ``module.name`` on a name bound to a
+    package module, or a bare ``name`` after a star import from the package that the cell does not define
+    itself. A static check: it stops the obvious shortcut, not a learner set on hiding one."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []  # running the cell reports it
+    modules, used, star = set(), set(), False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(alias.asname or alias.name.split(".")[0] for alias in node.names
+                           if alias.name.split(".")[0] == PACKAGE)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == PACKAGE:
+            for alias in node.names:
+                if alias.name == "*":
+                    star = True
+                elif alias.name in given:
+                    used.add(alias.name)
+                else:
+                    modules.add(alias.asname or alias.name)  # a module (or another name, harmless)
+    defined = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in given and _root_name(node) in modules:
+            used.add(node.attr)
+        elif star and isinstance(node, ast.Name) and node.id in given and node.id not in defined:
+            used.add(node.id)
+    return sorted((name, given[name]) for name in used)

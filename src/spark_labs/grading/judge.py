@@ -30,6 +30,7 @@ import time
 from types import ModuleType, SimpleNamespace
 
 from .boundary import CANNOT_CONTAIN
+from .contract import library_answers_used
 from .exchange import ModuleRef, from_plain, pack
 
 PLAN_ENV = "SPARK_LABS_JUDGE_PLAN"
@@ -337,6 +338,8 @@ class Judge:
                   if self.namespace.get(name) is not None}
         if inputs:
             link.execute(f"{SIDE}.receive(globals(), {pack(inputs)!r})", silent=True)
+        if used := library_answers_used(slot["source"], slot.get("given_answers", {})):
+            raise LearnerCellError(shortcut_message(used), [])
         reply, outputs = link.execute(slot["source"])
         if link.capped:
             self.capped_slots.append(index)
@@ -382,6 +385,13 @@ class Judge:
         report = self.link.close() if self.link is not None else {}
         return json.dumps({**report, "failure": self.failure, "not_contained": self.not_contained,
                            "capped_slots": self.capped_slots})
+
+
+def shortcut_message(used: list[tuple[str, str]]) -> str:
+    name, exercise = used[0]
+    return (f"Exercise {exercise} is yours to write: this cell takes the course's own `{name}` from spark_labs, "
+            f"which computes the answer, so it is not run and earns nothing. Write the steps in your own code "
+            f"(the exercise's hints show how).")
 
 
 def _show(outputs: list[dict]) -> LearnerCellError | None:
