@@ -134,3 +134,21 @@ def test_docker_refusing_the_port_is_reported_in_its_own_words_stand_in(docker_s
     with pytest.raises(EngineStartError, match="(?s)exited with code 125 while starting.*port is already allocated"):
         launch("vllm", str(prepare_embedded_model()), port="auto", docker=True, profile="spark", timeout=30,
                progress=False)
+
+
+def test_tensorrt_llms_speculative_options_file_reaches_the_container_stand_in(docker_stand_in, tmp_path,
+                                                                                monkeypatch):
+    """Lab 04 §4's TensorRT-LLM set-ups pass a YAML file: the stand-in, like a container, sees only mounted host
+    paths, so the engine starts only because the launcher mounted the file."""
+    from spark_labs.engines import resolve_engine
+
+    monkeypatch.setenv("SPARK_LABS_CACHE", str(tmp_path / "cache"))
+    model = str(prepare_embedded_model())
+    flags = resolve_engine("trtllm").speculative_args("draft", 4, "nvidia/Llama-3.1-8B-Instruct-FP4")
+    engine = launch("trtllm", model, port="auto", docker=True, profile="spark", timeout=60, progress=False,
+                    extra_args=flags)
+    try:
+        run = docker_stand_in()[0]
+        assert f"{flags[1]}:{flags[1]}:ro" in run and run[run.index(flags[0]) + 1] == flags[1]
+    finally:
+        engine.stop()

@@ -216,3 +216,43 @@ def test_vllm_ngram_speculation_counts_acceptance_and_keeps_greedy_output(vllm_e
 
 
 # --- when it stops paying: the concurrency sweep's table -------------------------------------------------
+
+
+def test_a_spark_setup_is_started_through_the_launcher_and_measured_on_both_sides(vllm_engine):
+    """Lab 04 §4's ``run_spark_setup`` on the session's real vLLM CPU server, through a **launch stand-in that
+    lends that running engine to both sides** (no GPU, containers or 70B downloads here; the server itself runs
+    without speculation, so its counters see no drafts). What the set-up asked the launcher for is recorded;
+    every figure in the table is measured."""
+    import json
+
+    from spark_labs import plan
+    from spark_labs.speculative import SETUPS, run_spark_setup
+
+    class Lent:
+        def __init__(self, handle):
+            self._handle = handle
+
+        def __getattr__(self, name):
+            return getattr(self._handle, name)
+
+        def stop(self):  # the sweep stops each side; the session engine stays for the other tests
+            pass
+
+    asked = []
+
+    def lend(engine, model, **options):
+        asked.append((engine, model, options))
+        return Lent(vllm_engine)
+
+    table = run_spark_setup(plan("04"), "vLLM draft-target", k=4, workloads=("code-edit",), concurrencies=(1,),
+                            max_tokens=8, requests_per_stream=1, progress=False, launch=lend, log=lambda _: None)
+    setup = SETUPS["vLLM draft-target"]
+    (spec_engine, spec_model, spec_options), (plain_engine, plain_model, plain_options) = asked
+    assert spec_engine == plain_engine == "vllm" and spec_model == plain_model == setup.target
+    assert spec_options["docker"] and plain_options["docker"]
+    config = spec_options["extra_args"][spec_options["extra_args"].index("--speculative-config") + 1]
+    assert json.loads(config) == {"model": setup.draft, "num_speculative_tokens": 4}
+    assert "--speculative-config" not in plain_options["extra_args"]
+    row = table.iloc[0]
+    assert row["setup"] == "vLLM draft-target" and row["workload"] == "code-edit" and row["concurrency"] == 1
+    assert row["speedup"] > 0 and row["same output"] == 1.0  # the same greedy server on both sides

@@ -215,3 +215,51 @@ def test_eager_on_the_command_line_for_another_engine_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["command", "sglang", "--docker", "--eager"])
     assert exit_.value.code == 2 and "SGLang has no such switch" in capsys.readouterr().err
+
+
+# --- lab 04 §4: the speculative set-ups, each engine's flags as the launcher passes them ---------------------
+def _speculative_command(name: str) -> list[str]:
+    from spark_labs.speculative import SETUPS
+
+    setup = SETUPS[name]
+    flags = ENGINES[setup.engine].speculative_args(setup.method, 4, setup.draft)
+    return _after_image(spark_command(setup.engine, setup.target, extra_args=flags), setup.engine)
+
+
+@pytest.mark.parametrize("name, method", [("vLLM EAGLE-3", "eagle3"), ("vLLM draft-target", None)])
+def test_vllm_speculative_setups_parse_with_vllm_serves_own_parser(vllm_serve_parser, name, method):
+    from spark_labs.speculative import SETUPS
+
+    args = vllm_serve_parser.parse_args(_speculative_command(name)[2:])
+    assert args.model_tag == SETUPS[name].target
+    assert args.speculative_config == {**({"method": method} if method else {}), "model": SETUPS[name].draft,
+                                       "num_speculative_tokens": 4}
+
+
+def test_sglang_eagle3_setup_has_only_options_sglangs_parser_has():
+    """Limit: against the snapshot of SGLang 0.5.23's parser, as above."""
+    from spark_labs.speculative import SETUPS
+
+    args = vars(_sglang_parser().parse_args(_speculative_command("SGLang EAGLE3")[3:]))
+    assert args["--speculative-algorithm"] == "EAGLE3"
+    assert args["--speculative-draft-model-path"] == SETUPS["SGLang EAGLE3"].draft
+    assert (args["--speculative-num-steps"], args["--speculative-eagle-topk"],
+            args["--speculative-num-draft-tokens"]) == ("4", "1", "5")  # a chain of k, k + 1 verified
+
+
+@pytest.mark.parametrize("name, decoding", [("TensorRT-LLM Eagle", "Eagle"),
+                                            ("TensorRT-LLM DraftTarget", "DraftTarget")])
+def test_trtllm_speculative_setups_pass_the_playbooks_options_file_mounted(name, decoding, tmp_path, monkeypatch):
+    """trtllm-serve takes speculation from a YAML file only: the file is written, passed with an option its
+    source has, and mounted read-only at the same path so the container can read it."""
+    from spark_labs.speculative import SETUPS
+
+    monkeypatch.setenv("SPARK_LABS_CACHE", str(tmp_path))
+    command = spark_command("trtllm", SETUPS[name].target,
+                            extra_args=ENGINES["trtllm"].speculative_args(SETUPS[name].method, 4, SETUPS[name].draft))
+    args = vars(_trtllm_parser().parse_args(_after_image(command, "trtllm")[1:]))
+    options = Path(args["--extra_llm_api_options"])
+    assert options.parent.parent == tmp_path and f"{options}:{options}:ro" in command
+    assert options.read_text().splitlines()[:4] == [
+        "speculative_config:", f"  decoding_type: {decoding}", "  max_draft_len: 4",
+        f"  speculative_model_dir: {SETUPS[name].draft}"]

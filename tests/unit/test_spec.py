@@ -150,8 +150,11 @@ def test_engine_speculative_flags_are_the_engines_own():
 
 
 @pytest.mark.parametrize("engine, method, k, message", [
-    ("vllm", "medusa", 4, "'medusa' is not available for vLLM: the methods spark-labs can start it with are: ngram"),
-    ("trtllm", "ngram", 4, "spark-labs starts it without speculation only"),
+    ("vllm", "medusa", 4, "'medusa' is not available for vLLM: the methods spark-labs can start it with are: "
+                          "ngram, eagle3, draft"),
+    ("trtllm", "ngram", 4, "the methods spark-labs can start it with are: eagle3, draft"),
+    ("ollama", "ngram", 4, "spark-labs starts it without speculation only"),
+    ("sglang", "eagle3", 4, "needs its draft: the draft model or EAGLE-3 head"),
     ("llamacpp", "ngram", 0, "draft length k must be a whole number >= 1"),
 ])
 def test_unsupported_speculative_config_names_what_the_engine_supports(engine, method, k, message):

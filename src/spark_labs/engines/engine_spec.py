@@ -116,7 +116,7 @@ class EngineSpec:
     # Speculative decoding the launcher can switch on: method names (spark-labs' words) and a builder
     # (method, draft length k) -> the engine's own flags. Empty: none that starts from flags alone.
     speculative_methods: tuple[str, ...] = ()
-    build_speculative: Callable[[str, int], list[str]] | None = None
+    build_speculative: Callable[[str, int, str | None], list[str]] | None = None
     # The engine's spec-decode counters on /metrics (drafts, draft_tokens, accepted, accepted_per_position
     # labelled by ``position``), named without ``_total``; empty when it reports no acceptance.
     spec_decode_counters: dict[str, str] = field(default_factory=dict)
@@ -143,19 +143,22 @@ class EngineSpec:
             return model.quantization.lower()
         return model.dtype
 
-    def speculative_args(self, method: str, k: int) -> list[str]:
-        """Flags that start this engine with speculative ``method`` drafting ``k`` tokens per step."""
+    def speculative_args(self, method: str, k: int, draft: str | None = None) -> list[str]:
+        """Flags that start this engine with speculative ``method`` drafting ``k`` tokens per step: "ngram"
+        (prompt lookup), or "draft" / "eagle3" with ``draft``, the draft model or EAGLE-3 head (an HF id)."""
         from ..errors import EngineError
 
         if method not in self.speculative_methods:
             offer = (f"the methods spark-labs can start it with are: {', '.join(self.speculative_methods)}"
                      if self.speculative_methods else "spark-labs starts it without speculation only")
             raise EngineError(f"speculative method {method!r} is not available for {self.display_name}: {offer} "
-                              "(draft-model and EAGLE-3 set-ups need a draft checkpoint; docs/speculative.md "
-                              "lists the Spark commands)")
+                              "(docs/speculative.md lists the Spark set-ups)")
         if int(k) != k or k < 1:
             raise EngineError(f"the draft length k must be a whole number >= 1 (e.g. 4), got {k!r}")
-        return self.build_speculative(method, int(k))
+        if method != "ngram" and not draft:
+            raise EngineError(f"speculative method {method!r} needs its draft: the draft model or EAGLE-3 head "
+                              "trained for the target (an HF id), e.g. draft='nvidia/Llama-3.1-8B-Instruct-FP4'")
+        return self.build_speculative(method, int(k), draft)
 
     def availability(self) -> Availability:
         if self.check_available is None:
@@ -195,15 +198,18 @@ class EngineSpec:
             model=model_arg, port=port or self.default_port, extra_args=list(extra_args),
             served_name=served_name or _served_name(model), image=image, **options,
         )
-        return mount_local_model(command, model_arg, image)
+        for path in (model_arg, *extra_args):
+            command = mount_local_model(command, str(path), image)
+        return command
 
 
 def mount_local_model(command: list[str], model_arg: str, image: str) -> list[str]:
-    """A model given as a folder or file on this machine (``SPARK_LABS_MODEL=/models/llama``) exists in the
-    container only if it is mounted: mount it read-only at the same path, unless a volume already holds it."""
+    """A model given as a folder or file on this machine (``SPARK_LABS_MODEL=/models/llama``), or any other
+    host path the engine is given (TensorRT-LLM's speculative options file), exists in the container only if
+    it is mounted: mount it read-only at the same path, unless a volume already holds it."""
     path = Path(model_arg)
     if not path.is_absolute() or not path.exists():
-        return command  # an HF id: the engine downloads it into the mounted HF cache
+        return command  # an HF id (the engine downloads it into the mounted HF cache), a flag, a number
     inside = [volume.split(":")[1] for flag, volume in zip(command, command[1:]) if flag == "-v"]
     if any(path == Path(mounted) or Path(mounted) in path.parents for mounted in inside):
         return command

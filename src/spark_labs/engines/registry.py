@@ -37,6 +37,7 @@ install without a GPU.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -244,13 +245,44 @@ def _llamacpp_spark(context: int, parser: str | None, docker: bool) -> list[str]
     return ["-c", str(context)] if docker else ["--n_gpu_layers", "-1", "--n_ctx", str(context)]
 
 
-def _vllm_speculative(method: str, k: int) -> list[str]:
-    # vLLM's n-gram proposer looks up the last 1-3 tokens in the sequence (prompt lookup), as spec.drafts does.
-    config = {"method": method, "num_speculative_tokens": k, "prompt_lookup_max": 3, "prompt_lookup_min": 1}
+def _vllm_speculative(method: str, k: int, draft: str | None = None) -> list[str]:
+    if method == "ngram":
+        # vLLM's n-gram proposer looks up the last 1-3 tokens in the sequence (prompt lookup), as spec.drafts does.
+        config = {"method": method, "num_speculative_tokens": k, "prompt_lookup_max": 3, "prompt_lookup_min": 1}
+    else:  # a draft model, or an EAGLE-3 head trained for the target ("method" names the head's kind)
+        config = {**({"method": "eagle3"} if method == "eagle3" else {}), "model": draft, "num_speculative_tokens": k}
     return ["--speculative-config", json.dumps(config)]
 
 
-def _llamacpp_speculative(method: str, k: int) -> list[str]:
+def _sglang_speculative(method: str, k: int, draft: str | None = None) -> list[str]:
+    # EAGLE-3 as the playbook pairs it: a chain of k drafted tokens (top-1 at each step), k + 1 verified.
+    return ["--speculative-algorithm", "EAGLE3", "--speculative-draft-model-path", draft,
+            "--speculative-num-steps", str(k), "--speculative-eagle-topk", "1",
+            "--speculative-num-draft-tokens", str(k + 1)]
+
+
+def trtllm_yaml(decoding_type: str, draft_dir: str, max_draft_len: int) -> str:
+    """The ``--extra_llm_api_options`` file of the playbook: speculative_config plus its KV-cache setting."""
+    return (f"speculative_config:\n  decoding_type: {decoding_type}\n  max_draft_len: {max_draft_len}\n"
+            f"  speculative_model_dir: {draft_dir}\nkv_cache_config:\n  free_gpu_memory_fraction: 0.9\n")
+
+
+TRTLLM_DECODING = {"eagle3": "Eagle", "draft": "DraftTarget"}
+
+
+def _trtllm_speculative(method: str, k: int, draft: str | None = None) -> list[str]:
+    # trtllm-serve takes speculation only from a YAML file; it is written under the course's cache and, being a
+    # host path in the command, mounted into the container by the launcher (engine_spec.mount_local_paths).
+    from ..paths import cache_dir
+
+    text = trtllm_yaml(TRTLLM_DECODING[method], draft, k)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    path = cache_dir("trtllm") / f"{TRTLLM_DECODING[method].lower()}-k{k}-{digest}.yml"
+    path.write_text(text)
+    return ["--extra_llm_api_options", str(path)]
+
+
+def _llamacpp_speculative(method: str, k: int, draft: str | None = None) -> list[str]:
     # llama-cpp-python's server turns any --draft_model value into LlamaPromptLookupDecoding (n-gram drafts
     # from the prompt); it has no other draft kind and reports no acceptance counts.
     return ["--draft_model", "prompt-lookup", "--draft_model_num_pred_tokens", str(k)]
@@ -346,7 +378,7 @@ VLLM = EngineSpec(
     prefix_cache_counters={"queries": "vllm:prefix_cache_queries", "hits": "vllm:prefix_cache_hits"},
     per_request_metrics_args=("--enable-per-request-metrics",),
     module_stars=(4, 4),
-    speculative_methods=("ngram",), build_speculative=_vllm_speculative,
+    speculative_methods=("ngram", "eagle3", "draft"), build_speculative=_vllm_speculative,
     spec_decode_counters={"drafts": "vllm:spec_decode_num_drafts", "draft_tokens": "vllm:spec_decode_num_draft_tokens",
                           "accepted": "vllm:spec_decode_num_accepted_tokens",
                           "accepted_per_position": "vllm:spec_decode_num_accepted_tokens_per_pos"},
@@ -368,6 +400,7 @@ SGLANG = EngineSpec(
     # every prompt token it prefilled, and those its radix cache supplied (docs: "Production Metrics")
     prefix_cache_counters={"queries": "sglang:prompt_tokens", "hits": "sglang:cached_tokens"},
     module_stars=(4, 4),
+    speculative_methods=("eagle3",), build_speculative=_sglang_speculative,
 )
 
 TRTLLM = EngineSpec(
@@ -380,6 +413,7 @@ TRTLLM = EngineSpec(
         "the TensorRT-LLM container (spark-labs engine command trtllm --docker)"),
     aliases=("tensorrtllm", "trtllmserve"), build_spark_args=_trtllm_spark,
     module_stars=(5, 3),
+    speculative_methods=tuple(TRTLLM_DECODING), build_speculative=_trtllm_speculative,
 )
 
 LLAMACPP = EngineSpec(

@@ -144,25 +144,31 @@ def speedup_figure(table: pd.DataFrame, marks: dict[str, int | None] | None = No
 def run_sweep(plan, engine: str | None = None, k: int = 4, workloads: Sequence[str] = ("code-edit",),
               concurrencies: Sequence[int] = SWEEP_CONCURRENCY, max_tokens: int = 48, requests_per_stream: int = 2,
               speculative_engine=None, progress=True, timeout: float = 420,
-              log: Callable[[str], None] = print) -> tuple[pd.DataFrame, list[LevelRun], list[LevelRun]]:
-    """Start ``engine`` with n-gram speculation (or use ``speculative_engine``, already running with it), sweep
-    the levels, stop it; then the same without speculation. Returns the speed-up table and both sides' runs.
-    ``engine`` defaults to the first engine whose server counts acceptance (vLLM)."""
-    from ..engines import engine_args, launch, resolve_engine
+              log: Callable[[str], None] = print, *, method: str = "ngram", model: str | None = None,
+              draft: str | None = None, docker: bool = False,
+              launch: Callable | None = None) -> tuple[pd.DataFrame, list[LevelRun], list[LevelRun]]:
+    """Start ``engine`` with speculation (``method``: n-gram prompt lookup, or a ``draft`` model / EAGLE-3 head
+    for ``model``), or use ``speculative_engine``, already running with it; sweep the levels, stop it; then the
+    same without speculation. Returns the speed-up table and both sides' runs. ``engine`` defaults to the first
+    engine whose server counts acceptance (vLLM); an engine without such counters gets no α column values.
+    ``docker``: start the engine's container (the spark profile)."""
+    from ..engines import engine_args, resolve_engine
+    from ..engines import launch as launch_engine
     from .modes import UNDER_LOAD, engines_measured_by
 
+    launch = launch or launch_engine
     levels = _check_levels(concurrencies)
     engine = engine or engines_measured_by(UNDER_LOAD)[0]
     spec = resolve_engine(engine)
     flags = engine_args(engine, plan.sizes.max_model_len, plan.profile.device)
-    speculative_flags = spec.speculative_args("ngram", k)  # refuses an engine without it before anything starts
+    speculative_flags = spec.speculative_args(method, k, draft)  # refuses an engine without it before any start
     sides: dict[str, list[LevelRun]] = {}
     for side in ("speculative", "baseline"):
         handle = speculative_engine if side == "speculative" and speculative_engine is not None else launch(
-            engine, plan.model, port="auto", lab=plan.lab, timeout=timeout, progress=progress is True,
-            extra_args=flags + (speculative_flags if side == "speculative" else []))
+            engine, model or plan.model, port="auto", lab=plan.lab, timeout=timeout, progress=progress is True,
+            docker=docker, extra_args=flags + (speculative_flags if side == "speculative" else []))
         try:
-            log(f"{spec.display_name} {'with n-gram speculation, k = ' + str(k) if side == 'speculative' else 'plain'}"
+            log(f"{spec.display_name} {f'with {method} speculation, k = {k}' if side == 'speculative' else 'plain'}"
                 f" ready at {handle.url}")
             target = Target.from_engine(handle)
             sides[side] = [measure_level(target, w, c, max_tokens, requests_per_stream,
