@@ -194,8 +194,19 @@ def test_vllms_logged_kv_memory_is_read_and_its_absence_is_none():
     from spark_labs.batching.on_spark import logged_kv_gib
 
     line = "(EngineCore_DP0 pid=212) INFO 12-02 10:11:12 [gpu_worker.py:298] Available KV cache memory: 54.68 GiB"
-    assert logged_kv_gib("loading...\n" + line + "\nKV cache size: 447,952 tokens") == 54.68
-    assert logged_kv_gib("KV cache size: 1,808 tokens") is None
+    assert logged_kv_gib("loading...\n" + line + "\nKV cache size: 447,952 tokens", "vllm") == 54.68
+    assert logged_kv_gib("KV cache size: 1,808 tokens", "vllm") is None
+    assert logged_kv_gib(line, "sglang") is None  # an engine that logs no such line
+
+
+def test_the_prefix_settings_come_from_each_engines_own_flags():
+    from spark_labs import get_profile
+    from spark_labs.batching.on_spark import prefix_settings
+
+    assert prefix_settings(get_profile("spark").engines) == {
+        "vLLM, prefix caching": ("vllm", ()), "vLLM, no prefix caching": ("vllm", ("--no-enable-prefix-caching",)),
+        "SGLang, radix cache": ("sglang", ()), "SGLang, no radix cache": ("sglang", ("--disable-radix-cache",))}
+    assert prefix_settings(["llamacpp", "ollama"]) == {}  # nothing they can switch off from a flag
 
 
 class StubMetrics:
@@ -247,4 +258,6 @@ def test_each_engines_prefix_counters_are_read_under_its_own_names():
     with StubMetrics(SGLANG_METRICS) as url:
         assert prefix_counters(url, resolve_engine("sglang").prefix_cache_counters) == {"queries": 1200.0,
                                                                                         "hits": 768.0}
-        assert prefix_counters(url) == {"queries": 0.0, "hits": 0.0}  # vLLM's names: not on SGLang's page
+        # unnamed, the counters are those of the engine whose series the page carries, never vLLM's zeros
+        assert prefix_counters(url) == {"queries": 1200.0, "hits": 768.0}
+        assert prefix_counters(url, resolve_engine("vllm").prefix_cache_counters) == {"queries": 0.0, "hits": 0.0}

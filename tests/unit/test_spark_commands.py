@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -240,15 +241,15 @@ def test_sglang_eagle3_setup_has_only_options_sglangs_parser_has():
     """Limit: against the snapshot of SGLang 0.5.23's parser, as above."""
     from spark_labs.speculative import SETUPS
 
-    args = vars(_sglang_parser().parse_args(_speculative_command("SGLang EAGLE3")[3:]))
+    args = vars(_sglang_parser().parse_args(_speculative_command("SGLang EAGLE-3")[3:]))
     assert args["--speculative-algorithm"] == "EAGLE3"
-    assert args["--speculative-draft-model-path"] == SETUPS["SGLang EAGLE3"].draft
+    assert args["--speculative-draft-model-path"] == SETUPS["SGLang EAGLE-3"].draft
     assert (args["--speculative-num-steps"], args["--speculative-eagle-topk"],
             args["--speculative-num-draft-tokens"]) == ("4", "1", "5")  # a chain of k, k + 1 verified
 
 
-@pytest.mark.parametrize("name, decoding", [("TensorRT-LLM Eagle", "Eagle"),
-                                            ("TensorRT-LLM DraftTarget", "DraftTarget")])
+@pytest.mark.parametrize("name, decoding", [("TensorRT-LLM EAGLE-3", "Eagle"),
+                                            ("TensorRT-LLM draft-target", "DraftTarget")])
 def test_trtllm_speculative_setups_pass_the_playbooks_options_file_mounted(name, decoding, tmp_path, monkeypatch):
     """trtllm-serve takes speculation from a YAML file only: the file is written, passed with an option its
     source has, and mounted read-only at the same path so the container can read it."""
@@ -263,3 +264,21 @@ def test_trtllm_speculative_setups_pass_the_playbooks_options_file_mounted(name,
     assert options.read_text().splitlines()[:4] == [
         "speculative_config:", f"  decoding_type: {decoding}", "  max_draft_len: 4",
         f"  speculative_model_dir: {SETUPS[name].draft}"]
+
+
+def test_the_lab_prints_each_setup_as_its_container_runs_it(tmp_path, monkeypatch):
+    """Lab 04 §4 prints, on every profile, what each set-up's container runs: the same words the launcher
+    passes (the serving flags and the speculative ones), the options file by name with its text below."""
+    from spark_labs.speculative import SETUPS, spark_setups
+
+    monkeypatch.setenv("SPARK_LABS_CACHE", str(tmp_path))
+    printed = spark_setups(k=4)
+    assert list(printed) == list(SETUPS) == ["vLLM EAGLE-3", "vLLM draft-target", "SGLang EAGLE-3",
+                                             "TensorRT-LLM EAGLE-3", "TensorRT-LLM draft-target"]
+    for name, text in printed.items():
+        if not name.startswith("TensorRT-LLM"):
+            assert text == shlex.join(_speculative_command(name))
+    command, options = printed["TensorRT-LLM draft-target"].split("\n", 1)
+    file = command.split("--extra_llm_api_options ")[1]
+    assert str(tmp_path) not in command and file.startswith("drafttarget-k4-") and file.endswith(".yml")
+    assert options.startswith(f"# {file}:\nspeculative_config:\n  decoding_type: DraftTarget\n  max_draft_len: 4")

@@ -20,15 +20,18 @@ from ..bench.load import Load, run_load
 from ..bench.metrics import request_metrics
 from ..bench.prompts import synthetic_prompt
 from ..bench.server_metrics import Scrape
-from ..engines import resolve_engine
+from ..engines import ENGINES
 
 
 def prefix_counters(metrics_url: str, counters: Mapping[str, str] | None = None) -> dict[str, float]:
     """The engine's prefix-cache counters now, in tokens. ``counters``: the engine's series for "queries" and
-    "hits" (:attr:`~spark_labs.engines.EngineSpec.prefix_cache_counters`); vLLM's by default."""
-    names = counters or resolve_engine("vllm").prefix_cache_counters
+    "hits" (:attr:`~spark_labs.engines.EngineSpec.prefix_cache_counters`); by default those of the first
+    registered engine whose "queries" series is on the page. Zeros when none is (nothing counted yet)."""
     scrape = Scrape.parse(httpx.get(metrics_url, timeout=10).text)
-    return {key: scrape.counters.get(names[key], 0.0) for key in ("queries", "hits")}
+    if counters is None:
+        known = [spec.prefix_cache_counters for spec in ENGINES.values() if spec.prefix_cache_counters]
+        counters = next((names for names in known if names["queries"] in scrape.counters), known[0])
+    return {key: scrape.counters.get(counters[key], 0.0) for key in ("queries", "hits")}
 
 
 def shared_prefix_requests(tokenizer, shared_tokens: int, question_tokens: int, n: int, output_tokens: int,

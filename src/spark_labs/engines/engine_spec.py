@@ -107,6 +107,14 @@ class EngineSpec:
     # Its prefix-cache counters, in tokens, named without ``_total``: "queries" (prompt tokens looked up)
     # and "hits" (found in the cache); empty when it publishes none.
     prefix_cache_counters: dict[str, str] = field(default_factory=dict)
+    # What the engine calls its prefix cache ("prefix caching", "radix cache") and the flags that switch it
+    # off (it is on by default); empty where it has none the course can switch.
+    prefix_cache_name: str = ""
+    prefix_cache_off_args: tuple[str, ...] = ()
+    # The environment variable of its server that sets how many requests it decodes at once (read at start).
+    parallel_env: str | None = None
+    # The start-up log line that reports the GiB of KV cache it allocated (a regex with a ``gib`` group).
+    kv_memory_log: str | None = None
     # Flags that make the engine put its own per-request timings into each response (exact server-side
     # percentiles for ``spark-labs bench accuracy``); empty when it has none.
     per_request_metrics_args: tuple[str, ...] = ()
@@ -127,6 +135,11 @@ class EngineSpec:
     greedy_request_fields: dict[str, object] = field(default_factory=dict)
     # Serving one model across several machines (Ray head + workers); None: one machine only.
     multinode: MultiNodeRecipe | None = None
+
+    @property
+    def short_name(self) -> str:
+        """The display name without the role in brackets: "TensorRT-LLM" for "TensorRT-LLM (trtllm-serve)"."""
+        return self.display_name.split(" (")[0]
 
     def harness_args(self, max_model_len: int, device: str = "cpu") -> list[str]:
         """Flags for an engine the harness starts itself on a profile with ``max_model_len`` and ``device``."""

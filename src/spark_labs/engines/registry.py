@@ -376,6 +376,8 @@ VLLM = EngineSpec(
     counters={"requests": "vllm:request_success", "prompt_tokens": "vllm:prompt_tokens",
               "output_tokens": "vllm:generation_tokens"},
     prefix_cache_counters={"queries": "vllm:prefix_cache_queries", "hits": "vllm:prefix_cache_hits"},
+    prefix_cache_name="prefix caching", prefix_cache_off_args=("--no-enable-prefix-caching",),
+    kv_memory_log=r"Available KV cache memory: (?P<gib>[\d.]+) GiB",
     per_request_metrics_args=("--enable-per-request-metrics",),
     module_stars=(4, 4),
     speculative_methods=("ngram", "eagle3", "draft"), build_speculative=_vllm_speculative,
@@ -399,6 +401,7 @@ SGLANG = EngineSpec(
     counters={"prompt_tokens": "sglang:prompt_tokens", "output_tokens": "sglang:generation_tokens"},
     # every prompt token it prefilled, and those its radix cache supplied (docs: "Production Metrics")
     prefix_cache_counters={"queries": "sglang:prompt_tokens", "hits": "sglang:cached_tokens"},
+    prefix_cache_name="radix cache", prefix_cache_off_args=("--disable-radix-cache",),
     module_stars=(4, 4),
     speculative_methods=("eagle3",), build_speculative=_sglang_speculative,
 )
@@ -439,7 +442,7 @@ OLLAMA = EngineSpec(
         "ollama", "tiny and spark: install the Ollama binary with ollama.com's Linux install script "
         "(curl -fsSL https://ollama.com/install.sh | sh; it is not on PyPI or in Debian), or on a GPU host run "
         "the ollama/ollama container (spark-labs engine command ollama --docker)"),
-    native_on_spark=True,
+    native_on_spark=True, parallel_env="OLLAMA_NUM_PARALLEL",
     module_stars=(3, 4),
 )
 

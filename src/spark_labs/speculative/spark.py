@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from ..engines.registry import trtllm_yaml
+from ..engines import EngineSpec, resolve_engine
+from ..engines.profile_args import spark_command
+from ..profiles import get_profile
 
 EAGLE3_TARGET = "openai/gpt-oss-120b"
 EAGLE3_HEAD = "nvidia/gpt-oss-120b-Eagle3-long-context"
 DRAFT_TARGET = "nvidia/Llama-3.3-70B-Instruct-FP4"
 DRAFT_MODEL = "nvidia/Llama-3.1-8B-Instruct-FP4"
+# method (EngineSpec.speculative_args) -> its name in the lab, the target, and the draft trained for it
+METHODS = {"eagle3": ("EAGLE-3", EAGLE3_TARGET, EAGLE3_HEAD), "draft": ("draft-target", DRAFT_TARGET, DRAFT_MODEL)}
 
 
 @dataclass(frozen=True)
@@ -33,34 +38,40 @@ class SparkSetup:
     draft: str    # HF id of the EAGLE-3 head or draft model trained for that target
 
 
-SETUPS = {
-    "vLLM EAGLE-3": SparkSetup("vllm", "eagle3", EAGLE3_TARGET, EAGLE3_HEAD),
-    "vLLM draft-target": SparkSetup("vllm", "draft", DRAFT_TARGET, DRAFT_MODEL),
-    "TensorRT-LLM Eagle": SparkSetup("trtllm", "eagle3", EAGLE3_TARGET, EAGLE3_HEAD),
-    "TensorRT-LLM DraftTarget": SparkSetup("trtllm", "draft", DRAFT_TARGET, DRAFT_MODEL),
-    "SGLang EAGLE3": SparkSetup("sglang", "eagle3", EAGLE3_TARGET, EAGLE3_HEAD),
-}
+def setups_for(engines) -> dict[str, SparkSetup]:
+    """Every pairing of one of ``engines`` with a method of :data:`METHODS` it can start, engine by engine:
+    "vLLM EAGLE-3", "vLLM draft-target", ..."""
+    return {f"{spec.short_name} {label}": SparkSetup(spec.name, method, target, draft)
+            for spec in map(resolve_engine, engines) for method, (label, target, draft) in METHODS.items()
+            if method in spec.speculative_methods}
+
+
+SETUPS = setups_for(get_profile("spark").engines)
+
+
+def _in_container(spec: EngineSpec, argv: list[str]) -> str:
+    """What runs inside the engine's container (the words after its image), with any options file the
+    command reads shown by name and printed below it."""
+    words, files = [], []
+    for word in argv[argv.index(spec.docker_image) + 1:]:
+        path = Path(word)
+        if path.is_absolute() and path.is_file():
+            files.append(path)
+            word = path.name
+        words.append(word)
+    return shlex.join(words) + "".join(f"\n# {path.name}:\n{path.read_text()}" for path in files)
 
 
 def spark_setups(k: int = 4) -> dict[str, str]:
-    """Name → the shell command a learner would type on a Spark for each set-up, draft length ``k``: the
-    engine's own speculative flags (:meth:`~spark_labs.engines.EngineSpec.speculative_args`), or for
-    TensorRT-LLM the options file written out beside the command."""
-    from ..engines.registry import ENGINES, TRTLLM_DECODING
-
+    """Name → what the set-up's container runs on a Spark, draft length ``k``: the spark profile's serving
+    flags and the engine's own speculative flags (:meth:`~spark_labs.engines.EngineSpec.speculative_args`),
+    as :func:`run_spark_setup` starts it (there on a free port)."""
     commands = {}
     for name, setup in SETUPS.items():
-        if setup.engine == "trtllm":
-            file = f"{'eagle' if setup.method == 'eagle3' else 'draft'}.yml"
-            commands[name] = (f"trtllm-serve {setup.target} --backend pytorch --extra_llm_api_options {file}  "
-                              f"# {file}:\n{trtllm_yaml(TRTLLM_DECODING[setup.method], setup.draft, k)}")
-            continue
-        flags = shlex.join(ENGINES[setup.engine].speculative_args(setup.method, k, setup.draft))
-        serve = {"vllm": "vllm serve", "sglang": "python3 -m sglang.launch_server --model-path"}[setup.engine]
-        commands[name] = f"{serve} {setup.target} {flags}"
+        spec = resolve_engine(setup.engine)
+        argv = spark_command(spec, setup.target, extra_args=spec.speculative_args(setup.method, k, setup.draft))
+        commands[name] = _in_container(spec, argv)
     return commands
-
-
 
 
 def run_spark_setup(plan, name: str, k: int = 4, workloads=("code-edit", "open-chat"), concurrencies=(1, 4),

@@ -15,9 +15,12 @@ import pandas as pd
 
 from ..bench.clients import BenchRequest, Target
 from ..bench.load import Load, run_load
+from ..engines import ENGINES
 from ..engines import launch as launch_engine
 
-SETTING = "OLLAMA_NUM_PARALLEL"
+# the registered engine whose server takes its parallelism from the environment (Ollama)
+ENGINE = next(spec for spec in ENGINES.values() if spec.parallel_env)
+SETTING = ENGINE.parallel_env
 
 
 def num_parallel_compared(model: str, requests: list[BenchRequest], levels: Sequence[int] = (1, 4),
@@ -26,7 +29,7 @@ def num_parallel_compared(model: str, requests: list[BenchRequest], levels: Sequ
     starting together, to an Ollama started with that value (a warm-up request loads the model first)."""
     rows = []
     for level in levels:
-        with launch("ollama", model, port="auto", env={SETTING: str(level)}, progress=False) as engine:
+        with launch(ENGINE.name, model, port="auto", env={SETTING: str(level)}, progress=False) as engine:
             run = run_load(Target.from_engine(engine, protocol="ollama-chat"), requests,
                            Load("concurrent", concurrency, warmup=1, ramp_up=0), progress=False)
             summary = run.summary
