@@ -75,41 +75,90 @@ def _stop(process: subprocess.Popen) -> None:
         time.sleep(2)  # raylet and GCS leave after `ray start` itself: look once more, SIGKILL what stayed
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A head (1 CPU) and a second node (1 CPU) on this host; yields the head's address."""
-    folder = Path(tempfile.mkdtemp(prefix="slray-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
-    token = folder / "token"
-    token.write_text(os.urandom(32).hex())
-    token.chmod(0o600)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
-           "PATH": f"{RAY.parent}{os.pathsep}{os.environ['PATH']}"}
+def _tail(log: Path) -> str:
+    return f"--- {log.name}:\n" + (log.read_text()[-2000:] if log.exists() else "(no log)\n")
+
+
+def _wait_for_gcs(address: str, head: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    """Until the head's GCS port accepts connections: a second node started earlier fails to join."""
+    host, port = address.split(":")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise RuntimeError(f"the Ray head exited with code {head.returncode}\n" + _tail(log))
+        with contextlib.suppress(OSError), socket.create_connection((host, int(port)), timeout=1):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the Ray head's GCS did not listen on {address} within {timeout:.0f} s\n" + _tail(log))
+
+
+def _start_cluster(folder: Path, env: dict, nodes: list[subprocess.Popen]) -> str:
+    """Start a head and a second node into ``nodes`` (so the caller stops whatever started); their address
+    once Ray counts both alive, or RuntimeError with the logs."""
     address = f"127.0.0.1:{_free_port()}"
     common = ["--num-cpus", "1", "--object-store-memory", str(80 * 2**20), "--temp-dir", str(folder / "ray")]
     # Free ports of our own: another Ray cluster on this host (another user's) holds the defaults.
-    nodes = [_start(["--head", "--port", address.split(":")[1], "--include-dashboard", "false",
-                     "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port",
-                     str(_free_port()), *common], env, folder / "head.log")]
+    nodes.append(_start(["--head", "--port", address.split(":")[1], "--include-dashboard", "false",
+                         "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port",
+                         str(_free_port()), *common], env, folder / "head.log"))
+    _wait_for_gcs(address, nodes[0], folder / "head.log")
+    nodes.append(_start(["--address", address, "--dashboard-agent-listen-port", str(_free_port()), *common],
+                        env, folder / "node.log"))
+    logs = _tail(folder / "head.log") + _tail(folder / "node.log")
     try:
-        time.sleep(5)  # the second node joins a head whose GCS is up
-        nodes.append(_start(["--address", address, "--dashboard-agent-listen-port", str(_free_port()), *common],
-                            env, folder / "node.log"))
-        ready = subprocess.run([sys.executable, "-c", WAIT_FOR_NODES, address], env=env, timeout=180,
+        ready = subprocess.run([sys.executable, "-c", WAIT_FOR_NODES, address], env=env, timeout=150,
                                capture_output=True, text=True)
-        assert ready.returncode == 0, ready.stderr[-2000:] + (folder / "node.log").read_text()[-2000:]
-        yield address, env
-    finally:
-        family = []  # every process the nodes started (GCS, raylets, Ray workers), to check none outlives them
-        for process in nodes:
-            with contextlib.suppress(psutil.Error):
-                family += psutil.Process(process.pid).children(recursive=True)
-        for process in reversed(nodes):
-            _stop(process)
-        _, alive = psutil.wait_procs(family, timeout=5)
-        left = [p.pid for p in alive]
-        left += [p.pid for p in psutil.process_iter(["cmdline"]) if str(folder) in " ".join(p.info["cmdline"] or [])]
-        shutil.rmtree(folder, ignore_errors=True)
-        assert not left, f"Ray processes of the test cluster still running: {left}"
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"ray.init({address!r}) did not return within 150 s\n{logs}") from None
+    if ready.returncode:
+        raise RuntimeError(f"the second node did not join:\n{ready.stderr[-2000:]}\n{logs}")
+    return address
+
+
+def _stop_cluster(folder: Path, nodes: list[subprocess.Popen]) -> list[int]:
+    """Stop the nodes and everything they started; the pids of Ray processes that outlived them."""
+    family = []  # every process the nodes started (GCS, raylets, Ray workers), to check none outlives them
+    for process in nodes:
+        with contextlib.suppress(psutil.Error):
+            family += psutil.Process(process.pid).children(recursive=True)
+    for process in reversed(nodes):
+        _stop(process)
+    _, alive = psutil.wait_procs(family, timeout=5)
+    left = [p.pid for p in alive]
+    left += [p.pid for p in psutil.process_iter(["cmdline"]) if str(folder) in " ".join(p.info["cmdline"] or [])]
+    shutil.rmtree(folder, ignore_errors=True)
+    return left
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head (1 CPU) and a second node (1 CPU) on this host; yields the head's address and environment.
+
+    A cluster that does not come up is started once more from scratch (new ports, new folder) and the first
+    try's logs are kept for the failure message: on a loaded 2-core CI host a start has timed out once."""
+    failures = []
+    for _ in range(2):
+        folder = Path(tempfile.mkdtemp(prefix="slray-", dir="/tmp"))  # short: Ray's socket paths fit 107 bytes
+        token = folder / "token"
+        token.write_text(os.urandom(32).hex())
+        token.chmod(0o600)
+        env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+               "PATH": f"{RAY.parent}{os.pathsep}{os.environ['PATH']}"}
+        nodes: list[subprocess.Popen] = []
+        try:
+            address = _start_cluster(folder, env, nodes)
+        except RuntimeError as error:
+            failures.append(str(error))
+            left = _stop_cluster(folder, nodes)
+            assert not left, f"Ray processes of a failed test cluster still running: {left}"
+            continue
+        try:
+            yield address, env
+        finally:
+            left = _stop_cluster(folder, nodes)
+            assert not left, f"Ray processes of the test cluster still running: {left}"
+        return
+    pytest.fail("a two-node Ray cluster did not start twice:\n" + "\n".join(failures))
 
 
 def _grade(folder: Path, out: Path, *flags: str, env: dict | None = None) -> tuple[int, dict[str, dict]]:
