@@ -65,3 +65,18 @@ def test_the_quiz_names_the_slip_behind_a_wrong_number():
     assert quiz.wrong == ["kv_per_token (that is bytes: the question asks for KiB (÷ 1024))",
                           "kv_4x8k (one user's cache: 4 users each hold their own)"]
     assert "one user's cache" in str(quiz.answer("kv_4x8k", 1))
+
+
+def test_validate_compares_outputs_only_on_the_profile_they_were_recorded_on(tmp_path):
+    import json
+
+    from spark_labs.notebooks.cli import nbval_mode, recorded_profile
+
+    old = tmp_path / "old.ipynb"
+    old.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    new = tmp_path / "new.ipynb"
+    new.write_text(json.dumps({"cells": [], "metadata": {"spark_labs": {"recorded_profile": "spark"}},
+                               "nbformat": 4, "nbformat_minor": 5}))
+    assert recorded_profile(old) == "tiny" and recorded_profile(new) == "spark"
+    assert nbval_mode("tiny", "tiny") == "--nbval" and nbval_mode("tiny", "spark") == "--nbval-lax"
+    assert all(recorded_profile(path) == "tiny" for path in (ROOT / "solutions").glob("*.ipynb"))
