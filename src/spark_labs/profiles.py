@@ -64,9 +64,6 @@ class ModelRef:
 
     def hf_path(self) -> str:
         """What HF-format engines (vLLM, SGLang, TRT-LLM, transformers) load: a local dir or an HF id."""
-        from .progress import route_transformers_bars
-
-        route_transformers_bars()  # a notebook loads what this returns: transformers' bar ends as text too
         if not self.embedded:
             return self.hf_id
         from .models.embedded import prepare_embedded_model
