@@ -238,9 +238,9 @@ def likely_cause(log_tail: str, engine_hints: Sequence[tuple[str, str]] = ()) ->
 
 
 def _progress_bar(description: str, total: float):
-    from ..progress import progress_bar
+    from tqdm.auto import tqdm
 
-    return progress_bar(total=round(total), desc=description, unit="s", leave=False,
+    return tqdm(total=round(total), desc=description, unit="s", leave=False,
                 bar_format="{desc}: {n:.0f}/{total:.0f} s {bar}")
 
 
