@@ -28,8 +28,11 @@ def test_scheduler_gauges_and_prefix_counters_move_under_real_requests(vllm_engi
 
     tokenizer = load_tokenizer()
     target = Target.from_engine(vllm_engine, protocol="openai-completions")
-    levels, samples = kv_pressure_sweep(target, vllm_engine.metrics_url, tokenizer, 32, 24, [3], 2048)
-    assert levels.loc[0, "failed"] == 0 and levels.loc[0, "max_waiting"] == 0  # 1 GiB holds 3 × 56 tokens
+    # 96 tokens each, sampled every 50 ms: the level lasts a second or more, so several samples fall inside it
+    # (with 24 tokens it ended in under 0.4 s, and a 0.2 s sampler could miss every running request)
+    levels, samples = kv_pressure_sweep(target, vllm_engine.metrics_url, tokenizer, 32, 96, [3], 2048,
+                                        interval_s=0.05)
+    assert levels.loc[0, "failed"] == 0 and levels.loc[0, "max_waiting"] == 0  # 1 GiB holds 3 × 128 tokens
     assert samples["running"].max() >= 1 and samples["kv_usage"].max() > 0
 
     block = read_kv_capacity(vllm_engine).block_size
