@@ -70,7 +70,10 @@ def validate(notebooks: list[Path], out: Path, cell_timeout: int = 900) -> int:
         print(f"validating {notebook} …" if mode == "--nbval" else
               f"validating {notebook} (recorded on {recorded}, run on {profile}: every cell must run and every "
               "checkpoint pass; outputs are not compared) …", flush=True)
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", mode,
+        # nbval_iopub: nbval reads a cell's output only after it ends; without it a cell that prints often loses
+        # its end-of-cell message and fails as a timeout (the module says why)
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               "-p", "spark_labs.notebooks.nbval_iopub", mode,
                                notebook.name, "--nbval-sanitize-with", str(sanitize_file()),
                                f"--nbval-cell-timeout={cell_timeout}", f"--junitxml={report}"],
                               cwd=notebook.parent, capture_output=True, text=True, check=False)
