@@ -327,3 +327,17 @@ def test_doctor_lists_each_model_with_where_it_loads_from_or_the_fix(monkeypatch
     assert f"model {LLAMA}: ready, from the Hugging Face cache ({hf_env})" in text
     assert "model Qwen/Qwen3-8B (lab 04): not ready: Qwen/Qwen3-8B cannot be loaded here" in text
     assert problems[LLAMA] is None and "HF_HUB_OFFLINE=1" in problems["Qwen/Qwen3-8B"]
+
+
+def test_a_container_engine_without_docker_is_refused_before_the_model_is_looked_for(monkeypatch, tmp_path):
+    """On a GPU machine with no Docker (or the lab container without the host's socket) a spark section's engine
+    is refused at once, naming Docker and the fix, not after a model download or as a ``docker`` not found."""
+    from spark_labs.engines import launch, launcher
+    from spark_labs.errors import EngineNotInstalledError
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no docker on it
+    monkeypatch.setattr(launcher, "locate_model", lambda *a, **k: pytest.fail("the model was looked for"))
+    start = time.monotonic()
+    with pytest.raises(EngineNotInstalledError, match=r"(?s)vLLM runs as a container.*no Docker here.*docker\.sock"):
+        launch("vllm", "meta-llama/Llama-3.1-8B-Instruct", port="auto", docker=True, profile="spark")
+    assert time.monotonic() - start < 2

@@ -42,6 +42,21 @@ def docker_image_present(image: str) -> bool | None:
     return result.returncode == 0
 
 
+NO_DOCKER = ("there is no Docker here. On a DGX Spark install Docker with NVIDIA's container toolkit (the playbooks' "
+             "set-up); inside the course's lab container, mount the host's Docker socket "
+             "(-v /var/run/docker.sock:/var/run/docker.sock) or start the engine services of docker/compose.yaml")
+
+
+def docker_usable() -> bool:
+    """Whether ``docker`` is here and its daemon answers (the spark profile's engines run as its containers)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 @dataclass
 class ReadinessReaders:
     image_present: Callable[[str], bool | None] = docker_image_present
