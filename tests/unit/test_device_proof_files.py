@@ -17,7 +17,7 @@ def test_docs_source_holds_no_scripts():
 
 def test_every_proof_the_page_names_exists():
     page = (ROOT / "docs" / "device-proof.md").read_text()
-    named = set(re.findall(r"scripts/device_proof/[\w.]+\.(?:py|json)", page))
+    named = set(re.findall(r"scripts/device_proof/[\w.]+\.(?:py|json|sh)", page))
     assert {"scripts/device_proof/device_proof_foundation.py", "scripts/device_proof/device_proof_kv.json"} <= named
     assert [p for p in sorted(named) if not (ROOT / p).is_file()] == []
     assert "docs/device_proof" not in page
