@@ -5,7 +5,8 @@
 # packages its image lacks (site.tar.xz, cp312) travel in two calls; docs/device-proof.md records a run.
 #
 #   call 1: scripts/device_proof/device_proof_validate.sh unpack .devstage/a    (first half + packages)
-#   call 2: scripts/device_proof/device_proof_validate.sh start .devstage/b 540 (second half, model, validate)
+#   call 2: scripts/device_proof/device_proof_validate.sh start .devstage/b 540 [NOTEBOOK ...]
+#           (second half, model, validate: every lab, or the notebooks named)
 #   call 3: scripts/device_proof/device_proof_validate.sh wait 540              (until validate ends)
 # Each later call must come while the machine is still warm; results land in $OUT/validate.tar.gz.
 set -uo pipefail
@@ -44,7 +45,7 @@ start)
     export SPARK_LABS_PROFILE=spark SPARK_LABS_MODEL=$model
     python3 -m spark_labs.cli doctor 2>&1 | tail -25
     # what an instructor types (the Makefile's `validate` target, the compose service's command)
-    setsid nohup python3 -m spark_labs.cli labs validate --out "$RESULTS" > /tmp/validate.log 2>&1 &
+    setsid nohup python3 -m spark_labs.cli labs validate "${@:4}" --out "$RESULTS" > /tmp/validate.log 2>&1 &
     echo $! > /tmp/validate.pid
     wait_for_validate "$3"
     ;;

@@ -99,3 +99,49 @@ def test_the_lab_table_can_leave_the_formula_to_the_learner():
     full, lab = format_table(rows).splitlines(), format_table(rows, formula=False).splitlines()
     assert "formula" in full[0] and "2.94x" in full[3]
     assert "formula" not in lab[0] and "2.94x" not in lab[3] and "1.66x" in lab[3] and len(lab[0]) == len(full[0]) - 8
+
+
+def _parted_row(k, identical=True, parted_at=None, tie_gap=None):
+    from spark_labs.speculative.comparison import SpecRow
+
+    return SpecRow("open-chat", "prompt lookup", k, 48, .5, .4, 1.8, 1.9, 20.0, 12.0, 1.6, 1.7, 1e-4, 1.5, identical,
+                   parted_at, tie_gap)
+
+
+def test_identical_runs_pass_the_lossless_check_silently(capsys):
+    from spark_labs.speculative import check_parted_only_at_near_ties
+
+    check_parted_only_at_near_ties([_parted_row(0), _parted_row(4)])
+    assert capsys.readouterr().out == ""  # the tiny recording's cell prints nothing new
+
+
+def test_a_run_that_parted_at_a_near_tie_is_named_and_passes(capsys):
+    """bf16 on a GPU: open chat left the baseline where its two candidates were 0.06 logits apart."""
+    from spark_labs.speculative import check_parted_only_at_near_ties
+
+    check_parted_only_at_near_ties([_parted_row(4, False, 17, -0.0625)])
+    out = capsys.readouterr().out
+    assert "left the baseline at token 17, its two candidates 0.062 logits apart" in out and "near-tie" in out
+
+
+@pytest.mark.parametrize("gap", [1.5, None], ids=["far apart", "one output ended first"])
+def test_a_run_that_parted_elsewhere_fails_the_lossless_check(gap):
+    from spark_labs.speculative import check_parted_only_at_near_ties
+
+    with pytest.raises(AssertionError, match="must be lossless"):
+        check_parted_only_at_near_ties([_parted_row(2, False, 5, 0.01), _parted_row(4, False, 9, gap)])
+
+
+def test_parting_finds_the_first_difference_and_asks_the_model_there():
+    from spark_labs.speculative.comparison import parting
+
+    asked = []
+
+    class Model:
+        def logit_gap(self, prefix, kept, other):
+            asked.append((prefix, kept, other))
+            return 0.03
+
+    assert parting(Model(), [1, 2], [5, 6, 7, 8], [5, 6, 9]) == (2, 0.03)
+    assert asked == [([1, 2, 5, 6], 7, 9)]
+    assert parting(Model(), [1], [5, 6], [5, 6, 7]) == (2, None)  # no differing token: one ended first

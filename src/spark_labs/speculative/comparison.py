@@ -20,6 +20,10 @@ from .theory import expected_speedup, expected_tokens_per_step
 from .workloads import workload_prompt
 
 DEFAULT_KS = (1, 2, 4, 8)
+# Two candidates this close are a numerical tie: bf16 keeps 8 significant bits, so a logit near 20 is stored
+# to within 0.06, and a verify pass over k + 1 tokens sums in another order than a one-token step. On a GPU in
+# bf16 such a tie can fall either way; in float32 on a CPU the runs stay identical.
+NEAR_TIE_LOGITS = 0.25
 DEFAULT_WORKLOADS = ("code-edit", "extraction", "open-chat")
 
 
@@ -49,6 +53,8 @@ class SpecRow:
     draft_cost_c: float  # drafting one token, in baseline decode steps
     verify_cost: float  # one verification pass, in baseline decode steps (the formula assumes 1)
     identical: bool
+    parted_at: int | None = None  # the first token where the output left the baseline's (None: identical)
+    tie_gap: float | None = None  # there, the baseline token's logit minus this run's (None: one ended first)
 
 
 def _row(workload: str, draft: str, k: int, run: Generation, baseline: Generation, baseline_tok_s: float,
@@ -94,7 +100,39 @@ def measure_workload(model: SpecModel, workload: str, ks: Sequence[int] = DEFAUL
     rows = [_row(workload, "-", 0, first, first, base_tok_s, base_step_s)]
     rows[0].decode_tok_s, rows[0].speedup = base_tok_s, 1.0
     rows += [_row(workload, name, k, run, first, base_tok_s, base_step_s) for name, k, run in runs]
+    for row, (_, _, run) in zip(rows[1:], runs):
+        if not row.identical:
+            row.parted_at, row.tie_gap = parting(model, prompt, first.tokens, run.tokens)
     return rows
+
+
+def parting(model: SpecModel, prompt: Sequence[int], baseline: Sequence[int],
+            other: Sequence[int]) -> tuple[int, float | None]:
+    """Where ``other`` first leaves ``baseline``, and how far apart the two tokens' logits were there (None when
+    one output simply ended first)."""
+    shorter = min(len(baseline), len(other))
+    at = next((i for i in range(shorter) if baseline[i] != other[i]), shorter)
+    if at == shorter:
+        return at, None
+    return at, model.logit_gap(list(prompt) + list(baseline[:at]), baseline[at], other[at])
+
+
+def check_parted_only_at_near_ties(rows: Sequence[SpecRow]) -> None:
+    """Say which speculative runs left the baseline, where, and how close the two candidate tokens were; raise
+    unless each parted at a numerical near-tie (``NEAR_TIE_LOGITS``): anything else means the verification kept
+    a token the target would not have produced."""
+    parted = [r for r in rows if r.k and not r.identical]
+    for r in parted:
+        apart = ("one output ended first" if r.tie_gap is None
+                 else f"its two candidates {abs(r.tie_gap):.3f} logits apart")
+        print(f"{r.workload}, {r.draft}, k={r.k}: left the baseline at token {r.parted_at}, {apart}")
+    wrong = [r for r in parted if r.tie_gap is None or abs(r.tie_gap) > NEAR_TIE_LOGITS]
+    if wrong:
+        raise AssertionError(f"speculation changed the output of {len(wrong)} run(s) away from a near-tie: greedy "
+                             "verification must be lossless")
+    if parted:
+        print(f"each at a near-tie (≤ {NEAR_TIE_LOGITS} logits apart) that reduced precision rounds either way: the "
+              "verify pass over k + 1 tokens and the one-token step sum in another order")
 
 
 def measure(model: SpecModel, workloads: Sequence[str] = DEFAULT_WORKLOADS, ks: Sequence[int] = DEFAULT_KS,

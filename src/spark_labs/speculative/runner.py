@@ -96,6 +96,13 @@ class SpecModel:
         out = self.model(input_ids=inputs, past_key_values=cache, use_cache=True)
         return out.logits[0].argmax(dim=-1).tolist(), out.past_key_values
 
+    def logit_gap(self, prefix_ids: Sequence[int], kept: int, other: int) -> float:
+        """The logit of token ``kept`` minus that of ``other`` after ``prefix_ids``, from one full pass: how
+        close the two candidates for the next token were."""
+        with self.torch.inference_mode():
+            logits = self.model(input_ids=self.torch.tensor([list(prefix_ids)], device=self.device)).logits[0, -1]
+        return float(logits[kept].float() - logits[other].float())
+
     def _vocab_size(self) -> int | None:
         embeddings = getattr(self.model, "get_input_embeddings", lambda: None)()
         return getattr(embeddings, "num_embeddings", None)
