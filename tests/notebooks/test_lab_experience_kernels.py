@@ -70,8 +70,44 @@ def test_the_live_chart_is_one_output_updated_in_place():
 # ---------- the learner notebooks themselves ----------
 
 
+EXERCISE_CELL = re.compile(r"NotImplementedError|require\(|checkpoint\(")
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """(names a cell stores, names it loads); magics and shell lines left out."""
+    import ast
+
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    stored, loaded = set(), set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name):
+            (stored if isinstance(node.ctx, ast.Store) else loaded).add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            stored.add(node.name)
+    return stored, loaded
+
+
+def through_the_last_exercise(notebook) -> int:
+    """How many cells of the learner's ``notebook`` an untouched Run All needs to run here: through its last
+    code cell that holds or checks an exercise, when no later cell uses a name that an unfinished exercise
+    leaves unset (followed through the cells in between); else all of them. Those later cells then run exactly
+    as in the reference's full run — its rehearsal or nbval, which compares them with the recording — so lab
+    07's five minutes of split engines are not run a second time here."""
+    code = [(i, "".join(c.source)) for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    last = max(i for i, source in code if EXERCISE_CELL.search(source))
+    unset: set[str] = set()
+    for i, source in code:
+        stored, loaded = _names(source)
+        if EXERCISE_CELL.search(source) or loaded & unset:
+            if i > last:
+                return len(notebook.cells)
+            unset |= stored
+    return last + 1
+
+
 def _run_undone(name: str, folder: Path):
     notebook = build_notebook(ROOT / "solutions" / f"{name}.ipynb")
+    notebook.cells = notebook.cells[:through_the_last_exercise(notebook)]
     NotebookClient(notebook, timeout=600, allow_errors=True, kernel_name="python3",
                    resources={"metadata": {"path": str(folder)}}).execute()
     return notebook
@@ -97,14 +133,16 @@ def test_an_untouched_learner_notebook_fails_only_by_naming_an_exercise(name, tm
         assert ename not in ("NameError", "KeyError", "IndexError", "AttributeError"), (index, ename, evalue)
         assert NAMES_AN_EXERCISE.search(evalue), f"cell {index}: {ename}: {evalue}"
     assert not any("Traceback" in text for text in stderr), stderr
-    assert ran >= 4, "the cells that need no exercise should still run"
+    # a lab cut after its last exercise (lab 07: the calculators, then 07.1) has fewer cells left to run
+    assert ran >= (4 if len(notebook.cells) == len(build_notebook(ROOT / "solutions" / f"{name}.ipynb").cells)
+                   else 2), "the cells that need no exercise should still run"
     text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     independent = {"00_prerequisites": "Checkpoint 00.3 passed", "01_engine_benchmark": "TPOT ≥",
                    "02_vllm_serving": "vLLM allocated", "03_tensorrt_build": "Checkpoint 03.3 passed",
                    "04_speculative_decoding": "greedy output identical to the baseline on",
                    "05_production_api": "Checkpoint 05.5 passed",
                    "06_web_ui": "Checkpoint 06.4 passed",
-                   "07_two_sparks": "both answered every request: True"}[name]
+                   "07_two_sparks": "one Spark has 128 GB"}[name]
     assert independent in text, "an independent part was not reached by Run All"
 
 

@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -325,7 +326,9 @@ class RayNode:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, grace_s: float = 10.0) -> None:
+    def stop(self, grace_s: float = 2.0) -> None:
+        # Ray's node processes ignore SIGTERM (measured: all still there 12 s after it), so a long grace only
+        # delays the SIGKILL that stops them
         if self.process.poll() is None or _group_alive(self.process.pid):
             kill_group(self.process.pid, grace_s)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -419,8 +422,9 @@ class LocalRayCluster:
         return sum(1 for line in active.splitlines() if "node_" in line)
 
     def stop(self) -> None:
-        for node in reversed(self.started):
-            node.stop()
+        # every node at once: each takes seconds to wind down its raylet and workers
+        with ThreadPoolExecutor(max(1, len(self.started))) as pool:
+            list(pool.map(RayNode.stop, reversed(self.started)))
 
     def __enter__(self) -> LocalRayCluster:
         return self.start() if not self.started else self
