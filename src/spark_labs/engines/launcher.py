@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from ..profiles import LOCAL_MODEL_FIX, ModelRef, Profile, get_profile
 from .engine_spec import EngineSpec
 from .ports import free_port, group_members, listeners, port_holder, port_is_free
 from .profile_args import merge_args, serving_args
-from .readiness import NO_DOCKER
+from .readiness import NO_DOCKER, docker_installed
 from .reaper import kill_group
 from .registry import resolve_engine
 
@@ -286,7 +285,7 @@ def launch(
                 f"{spec.display_name} is not available here: {available.reason}\n"
                 f"How to get it on the '{prof().name}' profile: {available.install_hint}"
             )
-    elif shutil.which("docker") is None:  # before the model check: no download is worth it without Docker
+    elif not docker_installed():  # before the model check: no download is worth it without Docker
         raise EngineNotInstalledError(f"{spec.display_name} runs as a container on this profile, but {NO_DOCKER}")
     model_ref = model if model is not None else prof().model_for(lab)
     if spec.model_format == "hf" and not getattr(model_ref, "embedded", False):

@@ -29,9 +29,14 @@ from .registry import ENGINES
 GB = 1e9
 
 
+def docker_installed() -> bool:
+    """Whether the ``docker`` command is here (its daemon not asked: see :func:`docker_usable`)."""
+    return shutil.which("docker") is not None
+
+
 def docker_image_present(image: str) -> bool | None:
     """True/False from ``docker image inspect``; None when there is no usable Docker here."""
-    if shutil.which("docker") is None:
+    if not docker_installed():
         return None
     try:
         result = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=20, check=False)
@@ -49,7 +54,7 @@ NO_DOCKER = ("there is no Docker here. On a DGX Spark install Docker with NVIDIA
 
 def docker_usable() -> bool:
     """Whether ``docker`` is here and its daemon answers (the spark profile's engines run as its containers)."""
-    if shutil.which("docker") is None:
+    if not docker_installed():
         return False
     try:
         return subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False).returncode == 0
