@@ -198,9 +198,9 @@ def _stalled(step: int, rows: dict, tokens: list, lengths: list, waiting: list) 
 def _progress(label: str | None, total: int):
     if label is None:
         return None
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
-    return tqdm(total=total, desc=label, unit="tok", leave=False)
+    return progress_bar(total=total, desc=label, unit="tok", leave=False)
 
 
 # The small cases every checkpoint adds to the lab's workload: a request of one token (done at its prefill)

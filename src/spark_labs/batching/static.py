@@ -45,9 +45,9 @@ def run_static_batches(lm, prompts: Sequence[str], lengths, batch_size: int, pro
         tokenizer.pad_token = tokenizer.eos_token
     batches = range(0, len(prompts), batch_size)
     if progress:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
-        batches = tqdm(batches, desc=f"static batches of {batch_size}", unit="batch", leave=False)
+        batches = progress_bar(batches, desc=f"static batches of {batch_size}", unit="batch", leave=False)
     rows, t0 = [], time.perf_counter()
     with torch.inference_mode():
         for b in batches:

@@ -331,9 +331,9 @@ def run_load(target: Target, requests: Sequence[BenchRequest], load: Load = Load
     description = f"{target.name} · {requests[0].workload if requests else ''} · {load.label}"
     bar = None
     if progress is True:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
-        bar = tqdm(total=len(requests), desc=description, unit="req", leave=False)
+        bar = progress_bar(total=len(requests), desc=description, unit="req", leave=False)
         on_done = lambda record: bar.update(1)
     elif hasattr(progress, "add_task"):
         task = progress.add_task(description, total=len(requests))

@@ -239,9 +239,9 @@ def likely_cause(log_tail: str, engine_hints: Sequence[tuple[str, str]] = ()) ->
 
 
 def _progress_bar(description: str, total: float):
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
-    return tqdm(total=round(total), desc=description, unit="s", leave=False,
+    return progress_bar(total=round(total), desc=description, unit="s", leave=False,
                 bar_format="{desc}: {n:.0f}/{total:.0f} s {bar}")
 
 

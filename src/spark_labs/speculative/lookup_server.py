@@ -116,9 +116,9 @@ def run_lookup_sweep(plan, ks: Sequence[int] = LOOKUP_KS, workloads: Sequence[st
     settings = [0, *ks, 0]  # 0: plain
     bar = None
     if progress is True:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
-        bar = tqdm(total=len(settings) * len(workloads), desc=f"{spec.display_name}: plain / prompt lookup",
+        bar = progress_bar(total=len(settings) * len(workloads), desc=f"{spec.display_name}: plain / prompt lookup",
                    unit="run")
     plain: list[list[LevelRun]] = []
     speculative: dict[int, list[LevelRun]] = {}

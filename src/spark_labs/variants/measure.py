@@ -112,9 +112,9 @@ def decoder_table(model, prompt_tokens: int = 64, new_tokens: int = 32, compiled
 def _progress(items, description: str, show: bool):
     if not show:
         return items
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
-    return tqdm(items, desc=description, unit="variant", leave=False)
+    return progress_bar(items, desc=description, unit="variant", leave=False)
 
 
 def pick_variant(table: pd.DataFrame, reference: str, min_speedup: float, max_perplexity_rise: float) -> str | None:
