@@ -9,18 +9,22 @@ The bar here is tqdm's own text bar, drawn as one plain-text output under a disp
 When it closes it leaves nothing where it finished and was not asked to stay (``leave=False``), and its
 last line where it stopped early or was asked to stay. Outside a kernel it is tqdm's terminal bar.
 
-The course's model loaders route transformers' own bars ("Loading weights") through it as well
-(:func:`route_transformers_bars`).
+transformers' own bars ("Loading weights") go through it as well, the learner's own ``from_pretrained`` calls
+included: importing :mod:`spark_labs.notebooks` in a kernel (every lab's first cell does) routes them as soon as
+transformers is imported (:func:`route_transformers_bars_once_imported`), without importing it earlier.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import io
+import sys
 from functools import cache
 
 from tqdm.std import tqdm as _TextBar
 
-__all__ = ["NotebookBar", "progress_bar", "route_transformers_bars"]
+__all__ = ["NotebookBar", "progress_bar", "route_transformers_bars", "route_transformers_bars_once_imported"]
 
 
 @cache
@@ -42,6 +46,7 @@ class NotebookBar(_TextBar):
     def __init__(self, *args, **kwargs):
         self._handle = None
         kwargs.setdefault("ncols", 100)  # there is no terminal to measure
+        kwargs.setdefault("ascii", False)  # a notebook shows Unicode; tqdm would judge by the file below
         super().__init__(*args, file=io.StringIO(), **kwargs)  # tqdm's own cursor writes go nowhere
 
     def display(self, msg=None, pos=None):
@@ -74,9 +79,46 @@ def _route(factory, args, kwargs):
 
 def route_transformers_bars() -> None:
     """Make transformers draw its bars with :func:`progress_bar` (in a kernel; a no-op elsewhere)."""
-    if not in_kernel():
-        return
-    from transformers.utils import logging
+    if in_kernel():
+        from transformers.utils import logging
 
+        _hook(logging)
+
+
+def _hook(logging) -> None:
     if hasattr(logging, "set_tqdm_hook"):  # transformers >= 5
         logging.set_tqdm_hook(_route)
+
+
+_TRANSFORMERS_LOGGING = "transformers.utils.logging"
+
+
+class _RouteWhenImported(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: when transformers' logging module is about to load, it hands the import to the
+    usual finders and sets the hook on the module once it has run."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _TRANSFORMERS_LOGGING:
+            return None
+        sys.meta_path.remove(self)  # once only; also keeps the lookup below from coming back here
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        run_module = spec.loader.exec_module
+
+        def run_then_route(module):
+            run_module(module)
+            _hook(module)
+
+        spec.loader.exec_module = run_then_route
+        return spec
+
+
+def route_transformers_bars_once_imported() -> None:
+    """:func:`route_transformers_bars` now if transformers is loaded, else right after it is (in a kernel)."""
+    if not in_kernel():
+        return
+    if _TRANSFORMERS_LOGGING in sys.modules:
+        route_transformers_bars()
+    elif not any(isinstance(finder, _RouteWhenImported) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _RouteWhenImported())

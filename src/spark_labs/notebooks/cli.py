@@ -25,6 +25,7 @@ def record(solution: Path, timeout: int = 900) -> None:
     from ..profiles import get_profile
 
     notebook = nbformat.read(solution, as_version=4)
+    notebook.metadata.pop("widgets", None)  # the last run's widget state; this run stores its own, if any
     NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(solution.parent)}}).execute()
     notebook.metadata.setdefault("spark_labs", {})["recorded_profile"] = get_profile().name

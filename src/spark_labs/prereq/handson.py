@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..progress import route_transformers_bars
 from ..variants.weight_only import KNOWN_HARMLESS_WARNING, hide_known_bitsandbytes_warning, nf4_config
 
 __all__ = ["KNOWN_HARMLESS_WARNING", "QuantizedRun", "handson_problems", "hide_known_bitsandbytes_warning",
@@ -37,7 +36,6 @@ def load_4bit_and_generate(model_path: str, prompt: str = "What is the capital o
 
     config = nf4_config()
     device_map = "auto" if torch.cuda.is_available() else "cpu"
-    route_transformers_bars()  # its 'Loading weights' bar leaves no dead widget
     model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=config, device_map=device_map)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
@@ -83,7 +81,6 @@ def load_quantized_like(model_path: str, quantization_config: dict | None):
     kwargs = {"device_map": "auto" if torch.cuda.is_available() else "cpu"}
     if quantization_config:
         kwargs["quantization_config"] = BitsAndBytesConfig.from_dict(dict(quantization_config))
-    route_transformers_bars()  # its 'Loading weights' bar leaves no dead widget
     return AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
 
 

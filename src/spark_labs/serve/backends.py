@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..engines.registry import TRANSFORMERS
-from ..progress import route_transformers_bars
 from .errors import GatewayError
 
 if TYPE_CHECKING:
@@ -105,7 +104,6 @@ class TransformersBackend:
 
             self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
             tokenizer = AutoTokenizer.from_pretrained(model_path)
-            route_transformers_bars()  # its 'Loading weights' bar leaves no dead widget
             model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16).to(self.device)
         else:
             self.device = str(next(model.parameters()).device)

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..progress import route_transformers_bars
 from .accounting import Acceptance
 from .drafts import prompt_lookup_draft
 from .verify import StepError, Verifier, emitted_accepted, greedy_verify, token_ids
@@ -68,7 +67,6 @@ class SpecModel:
         self.threads = torch.get_num_threads()
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         # float32 on CPU: a CPU without bf16 instructions emulates bf16 matmuls and runs them slower.
-        route_transformers_bars()  # its 'Loading weights' bar leaves no dead widget
         self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype)).to(self.device)
         self.model.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import sizing
-from ..progress import route_transformers_bars
 from .room import ensure_memory
 
 # Variant -> sizing's weight-format key. bf16 is the unquantized baseline in the same engine.
@@ -59,7 +58,6 @@ def load_variant(path: str | Path, variant: str, free_memory: float | None = Non
         hide_known_bitsandbytes_warning()
         kwargs["quantization_config"] = nf4_config()
     start = time.perf_counter()
-    route_transformers_bars()  # its 'Loading weights' bar leaves no dead widget
     model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs).eval()
     return LoadedVariant(variant, model, time.perf_counter() - start, weight_bytes(model))
 
