@@ -46,6 +46,9 @@ class NotebookBar(_TextBar):
     def __init__(self, *args, **kwargs):
         self._handle = None
         kwargs.setdefault("ncols", 100)  # there is no terminal to measure
+        # a bar of fixed width: sized to fill ncols, its length would change with the rate's digits, and a
+        # finished bar kept in a recording would differ from run to run where nothing else did
+        kwargs.setdefault("bar_format", "{l_bar}{bar:30}{r_bar}")
         kwargs.setdefault("ascii", False)  # a notebook shows Unicode; tqdm would judge by the file below
         super().__init__(*args, file=io.StringIO(), **kwargs)  # tqdm's own cursor writes go nowhere
 
