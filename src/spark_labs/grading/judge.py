@@ -90,6 +90,7 @@ class LearnerLink:
                  log: str = os.devnull):
         self.cell_timeout, self.output_limit = cell_timeout, output_limit
         self.capped = False  # the last execute's output hit the cap
+        self.shown: dict[str, list[dict]] = {}  # outputs shown under a display id, kept in their last state
         with open(log, "ab") as errors:
             self.host = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
                                          env=env, cwd=cwd, start_new_session=True, text=True)
@@ -161,17 +162,27 @@ class LearnerLink:
             if kind == "status" and content.get("execution_state") == "idle":
                 break
             output = _output(kind, content)
-            if output is None or capped:
+            if capped:
                 continue
-            size += len(json.dumps(output))
-            if size > self.output_limit:
+            if kind == "update_display_data":  # counted as the bytes it adds to what is kept
+                added = redraw(self.shown, content, room=self.output_limit - size)
+                over = added is None
+                size += added or 0
+            elif output is not None:
+                size += len(json.dumps(output))
+                over = size > self.output_limit
+            else:
+                continue
+            if over:
                 capped = self.capped = True
                 self.interrupt()
                 outputs.append({"output_type": "stream", "name": "stderr",
                                 "text": f"\n[grader] output stopped after {self.output_limit:,} bytes; the cell "
                                         f"was interrupted\n"})
                 continue
-            outputs.append(output)
+            if output is not None:
+                outputs.append(output)
+                remember(self.shown, content, output)
         reply = self.client.get_shell_msg(timeout=GRACE_S)
         while reply.get("parent_header", {}).get("msg_id") != msg_id:
             reply = self.client.get_shell_msg(timeout=GRACE_S)
@@ -213,6 +224,27 @@ def _tail(path: str, chars: int = 600) -> str:
             return file.read()[-chars:].strip()
     except OSError:
         return ""
+
+
+def remember(shown: dict[str, list[dict]], content: dict, output: dict) -> None:
+    """Note an output shown under a display id, so that :func:`redraw` can keep it in its last state."""
+    display_id = (content.get("transient") or {}).get("display_id")
+    if display_id is not None and output.get("output_type") == "display_data":
+        shown.setdefault(display_id, []).append(output)
+
+
+def redraw(shown: dict[str, list[dict]], content: dict, room: int) -> int | None:
+    """Apply an ``update_display_data`` to the outputs shown under its display id, as nbclient and JupyterLab do
+    (the course's progress bars are redrawn in place). Returns the bytes this adds to what is kept (negative
+    when it shrinks), or None, changing nothing, when that is more than ``room``."""
+    targets = shown.get((content.get("transient") or {}).get("display_id"), [])
+    data = {k: v for k, v in content.get("data", {}).items() if k not in DROPPED_MIMETYPES}
+    added = sum(len(json.dumps(data)) - len(json.dumps(output["data"])) for output in targets)
+    if added > room:
+        return None
+    for output in targets:
+        output["data"] = data
+    return added
 
 
 def _output(kind: str, content: dict) -> dict | None:
