@@ -228,7 +228,17 @@ def test_upstream_killed_mid_stream_gives_a_clean_error_event_and_is_counted():
         engine.stop()
 
 
+def _first_line_s(llama) -> float:
+    """Seconds until llama.cpp's first streamed line for a 2-token answer (it serves one request at a time)."""
+    start = time.monotonic()
+    with httpx.stream("POST", llama.base_url + "/chat/completions", timeout=60, json={
+            "model": llama.served_name, "messages": HI, "max_tokens": 2, "stream": True}) as direct:
+        next(direct.iter_lines())
+    return time.monotonic() - start
+
+
 def test_client_disconnect_mid_stream_cancels_the_upstream_request(llama):
+    idle_s = _first_line_s(llama)  # on this machine, under its present load
     with start_gateway(upstreams=[llama.base_url], health_interval_s=0) as gateway:
         pool = gateway.gateway.backend.pool
         with httpx.stream("POST", gateway.base_url + "/chat/completions", timeout=60, json={
@@ -240,12 +250,10 @@ def test_client_disconnect_mid_stream_cancels_the_upstream_request(llama):
         # The client is gone: the gateway must close its upstream stream, not finish 1,000 tokens.
         assert wait_until(lambda: pool.upstreams[0].outstanding == 0, timeout=5)
         assert wait_until(lambda: scrape(gateway, "spark_labs_requests_in_flight") == 0, timeout=5)
-        # llama.cpp serves one request at a time: it answers at once only if the abandoned one stopped.
-        start = time.monotonic()
-        with httpx.stream("POST", llama.base_url + "/chat/completions", timeout=60, json={
-                "model": llama.served_name, "messages": HI, "max_tokens": 2, "stream": True}) as direct:
-            next(direct.iter_lines())
-            assert time.monotonic() - start < 3.0
+        # llama.cpp serves one request at a time: it answers as fast as when idle only if the abandoned one
+        # stopped (the ~990 tokens left of the story take seconds more); measured against the idle answer, not
+        # a fixed bound, so a busy machine slows both alike
+        assert _first_line_s(llama) < idle_s + 2.0
 
 
 def test_graceful_shutdown_drains_in_flight_streams_and_refuses_new_work(llama):
