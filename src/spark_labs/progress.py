@@ -24,7 +24,7 @@ from functools import cache
 
 from tqdm.std import tqdm as _TextBar
 
-__all__ = ["NotebookBar", "progress_bar", "route_transformers_bars", "route_transformers_bars_once_imported"]
+__all__ = ["NotebookBar", "progress_bar", "route_transformers_bars_once_imported"]
 
 
 @cache
@@ -80,15 +80,8 @@ def _route(factory, args, kwargs):
     return progress_bar(*args, **kwargs) if factory is tqdm else factory(*args, **kwargs)
 
 
-def route_transformers_bars() -> None:
-    """Make transformers draw its bars with :func:`progress_bar` (in a kernel; a no-op elsewhere)."""
-    if in_kernel():
-        from transformers.utils import logging
-
-        _hook(logging)
-
-
 def _hook(logging) -> None:
+    """Make transformers (its ``utils.logging`` module) draw its bars with :func:`progress_bar`."""
     if hasattr(logging, "set_tqdm_hook"):  # transformers >= 5
         logging.set_tqdm_hook(_route)
 
@@ -118,10 +111,11 @@ class _RouteWhenImported(importlib.abc.MetaPathFinder):
 
 
 def route_transformers_bars_once_imported() -> None:
-    """:func:`route_transformers_bars` now if transformers is loaded, else right after it is (in a kernel)."""
+    """In a kernel, make transformers draw its bars with :func:`progress_bar`: now if it is loaded, else right
+    after it is (without importing it earlier)."""
     if not in_kernel():
         return
     if _TRANSFORMERS_LOGGING in sys.modules:
-        route_transformers_bars()
+        _hook(sys.modules[_TRANSFORMERS_LOGGING])
     elif not any(isinstance(finder, _RouteWhenImported) for finder in sys.meta_path):
         sys.meta_path.insert(0, _RouteWhenImported())
