@@ -23,7 +23,8 @@ from . import logs
 from .backends import Backend
 from .errors import GatewayError, is_ollama_route
 from .generation import Gateway
-from .middleware import GatewayMiddleware
+from .hot_routes import hot_routes
+from .middleware import GENERATION_ROUTES, GatewayMiddleware
 from .ollama_api import router as ollama_router
 from .openai_api import router as openai_router
 from .settings import GatewaySettings
@@ -57,7 +58,7 @@ def create_app(backend: Backend, settings: GatewaySettings | None = None) -> Fas
     _add_operational_routes(app, gateway)
     _add_openapi_route(app, gateway)
     _add_error_handlers(app, gateway)
-    app.add_middleware(GatewayMiddleware, gateway=gateway)
+    app.add_middleware(GatewayMiddleware, gateway=gateway, hot_routes=hot_routes(app, GENERATION_ROUTES))
     if settings.cors_origins:  # outermost, so CORS preflights are answered before the API-key check
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],

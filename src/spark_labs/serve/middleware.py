@@ -11,7 +11,9 @@ cancellation of streams). In order, for every HTTP request:
    that is not on the gateway's public list (``gateway.public``), whatever the method, so routes added to
    the app later are protected by default (CORS preflights are answered before this, by the CORS
    middleware, when CORS is on);
-4. after the response: the request counter and one structured log line.
+4. the request itself: a ``POST`` to one of the four generation routes goes straight to its endpoint
+   (:mod:`spark_labs.serve.hot_routes`), everything else through the app's router;
+5. after the response: the request counter and one structured log line.
 
 WebSocket connections (and any other non-HTTP scope but the lifespan) go through the same key, throttle
 and rate limit before the app sees them; a refused handshake gets the HTTP error (401/429) as its answer.
@@ -49,9 +51,10 @@ class _ClientGone(Exception):
 
 
 class GatewayMiddleware:
-    def __init__(self, app, gateway: Gateway):
+    def __init__(self, app, gateway: Gateway, hot_routes: dict | None = None):
         self.app = app
         self.gateway = gateway
+        self.hot_routes = hot_routes or {}  # POST path -> HotRoute, called here instead of through the app
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -81,7 +84,8 @@ class GatewayMiddleware:
                 info.error = exc.message
                 await exc.response(ollama=is_ollama_route(path))(scope, receive, send_with_id)
                 return
-            await self.app(scope, receive, send_with_id)
+            hot = self.hot_routes.get(path) if scope["method"] == "POST" else None
+            await (hot or self.app)(scope, receive, send_with_id)
         finally:
             self._finish(scope, info)
             request_id_var.reset(token)
