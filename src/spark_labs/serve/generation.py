@@ -273,7 +273,11 @@ class _DisconnectWatch:
         self.task.cancel()
 
     def stop(self) -> None:
-        self.watcher.cancel()
+        # Dropped as well as cancelled: the cancelled task keeps its CancelledError, whose traceback holds this
+        # object, which would hold the task: a reference cycle per request, left to the garbage collector.
+        if self.watcher is not None:
+            self.watcher.cancel()
+            self.watcher = None
 
 
 async def client_disconnected(receive) -> None:
