@@ -44,6 +44,23 @@ CASES = {
     "unknown field": ("/v1/chat/completions", {"json": {**CHAT, "surprise": 1}}),
     "missing messages": ("/v1/chat/completions", {"json": {"model": "calibration"}}),
     "several problems": ("/v1/chat/completions", {"json": {"messages": 3, "temperature": "hot"}}),
+    # valid, or nearly, in ways where parsing the bytes in one step could differ from json.loads then validating
+    "a key twice": ("/v1/chat/completions", {"content": b'{"model": "x", "model": "calibration", "messages": '
+                                                         b'[{"role": "user", "content": "hi"}], "max_tokens": 2}',
+                                              "headers": JSON}),
+    "a lone surrogate": ("/v1/chat/completions", {"content": b'{"model": "calibration", "messages": [{"role": '
+                                                              b'"user", "content": "\\ud800"}], "max_tokens": 2}',
+                                                   "headers": JSON}),
+    "a byte-order mark": ("/v1/completions", {"content": b'\xef\xbb\xbf{"model": "calibration", "prompt": "x", '
+                                                          b'"max_tokens": 2}', "headers": JSON}),
+    "NaN temperature": ("/v1/completions", {"content": b'{"model": "calibration", "prompt": "x", "temperature": NaN}',
+                                            "headers": JSON}),
+    "an integer for a float": ("/v1/completions", {"json": {"model": "calibration", "prompt": "x", "top_p": 1}}),
+    "a float for an integer": ("/v1/completions", {"json": {"model": "calibration", "prompt": "x", "seed": 1.0}}),
+    "extra nested fields": ("/v1/chat/completions", {"json": {**CHAT, "chat_template_kwargs": {"a": 1, "b": True},
+                                                              "metadata": {"k": [1, 2.5, None, "é"]}}}),
+    "text parts": ("/v1/chat/completions", {"json": {**CHAT, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}}),
 }
 # What differs between any two answers: ids, clocks, durations, and the calibration upstream's text (its clock).
 _VARYING = re.compile(rb'("(?:id|created|created_at)": ?)(?:"[^"]*"|\d+)|("[a-z_]*duration": ?)\d+|()\d+:\d+:\d+')

@@ -9,10 +9,22 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
+import random
 import sys
 import time
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_IDS = random.Random()  # seeded from the OS; its own, so a learner's random.seed() cannot repeat our ids
+os.register_at_fork(after_in_child=_IDS.seed)  # a forked worker must not repeat its parent's ids
+
+
+def new_request_id() -> str:
+    """32 random hex characters. Not from uuid4, which asks the kernel for random bytes on every request: an
+    id must be unique and say nothing (not how many requests came before it), but it need not be a secret."""
+    return f"{_IDS.getrandbits(128):032x}"
+
+
 LOGGER_NAME = "spark_labs.gateway"
 
 

@@ -26,13 +26,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 from ..engines.registry import OLLAMA_API, OPENAI_API
 from .connections import head_error
 from .errors import GatewayError, is_ollama_route
 from .generation import Gateway, RequestInfo
-from .logs import log, logger_enabled, request_id_var
+from .logs import log, logger_enabled, new_request_id, request_id_var
 
 GENERATION_ROUTES = {"/v1/chat/completions", "/v1/completions", "/api/chat", "/api/generate"}
 KNOWN_ROUTES = GENERATION_ROUTES | {"/v1/models", "/api/tags", "/api/version", "/health", "/ready", "/metrics",
@@ -65,7 +64,7 @@ class GatewayMiddleware:
             return
         headers = _screened_headers(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _SANE_ID.match(given) else new_request_id()
         token = request_id_var.set(request_id)
         path = scope["path"]
         info = RequestInfo(request_id, path if path in KNOWN_ROUTES else "other", time.perf_counter())
@@ -79,19 +78,23 @@ class GatewayMiddleware:
 
         try:
             try:
-                receive = await self._screen(scope, receive, headers, info)
+                body = await self._screen(scope, receive, headers, info)
             except GatewayError as exc:
                 info.error = exc.message
                 await exc.response(ollama=is_ollama_route(path))(scope, receive, send_with_id)
                 return
             hot = self.hot_routes.get(path) if scope["method"] == "POST" else None
-            await (hot or self.app)(scope, receive, send_with_id)
+            if hot is not None:
+                await hot(scope, receive, send_with_id, body)  # the body read above, handed over as it is
+            else:
+                await self.app(scope, receive if body is None else _replay(body, receive), send_with_id)
         finally:
             self._finish(scope, info)
             request_id_var.reset(token)
 
-    async def _screen(self, scope, receive, headers: dict[bytes, bytes], info: RequestInfo):
-        """Refuse what must not reach the app; return the ``receive`` the app should read the body from."""
+    async def _screen(self, scope, receive, headers: dict[bytes, bytes], info: RequestInfo) -> bytes | None:
+        """Refuse what must not reach the app; return the request body, read here to bound its size (None for
+        a method without one)."""
         gw, path = self.gateway, scope["path"]
         if len(scope["headers"]) > gw.settings.max_header_count:
             gw.metrics.rejected.labels("header_too_large").inc()
@@ -104,16 +107,15 @@ class GatewayMiddleware:
         if path not in gw.public:
             info.key_id = _authorize(gw, scope, _text(headers.get(b"authorization")))
         if scope["method"] not in ("POST", "PUT", "PATCH"):
-            return receive
+            return None
         # A body dripping in byte by byte is cut off by the server's read deadline (serve.connections).
         try:
-            body = await _read_body(receive, limit)
+            return await _read_body(receive, limit)
         except _BodyTooLarge:
             raise self._too_large(limit) from None
         except _ClientGone:
             raise GatewayError(499, "the client closed the connection before its request body was complete",
                                code="client_closed_request") from None
-        return _replay(body, receive)
 
     async def _other(self, scope, receive, send) -> None:
         """A WebSocket (or another non-HTTP scope) on a protected path: key, throttle and rate limit first."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -12,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from .errors import GatewayError
 from .generation import Generation, GenerationStream, LastChunk, answer
+from .logs import new_request_id
 from .schemas import ChatCompletionRequest, CompletionRequest
 
 router = APIRouter()
@@ -36,7 +36,7 @@ async def models(request: Request) -> dict:
 
 async def _respond(request: Request, body: ChatCompletionRequest | CompletionRequest, chat: bool):
     generation, text = await answer(request, body.to_generation(request.app.state.gateway.settings), body.stream)
-    frame = _Framer(f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}", body.model, chat)
+    frame = _Framer(f"{'chatcmpl' if chat else 'cmpl'}-{new_request_id()}", body.model, chat)
     if text is None:
         return GenerationStream(_sse(generation, frame, body.include_usage()), generation, "text/event-stream")
     return JSONResponse(frame.whole(text, generation))
