@@ -125,16 +125,22 @@ def test_an_endpoint_with_more_than_a_body_and_the_request_cannot_be_a_hot_route
             hot_routes(app, {path})
 
 
-def test_an_exception_handler_added_after_create_app_also_answers_for_hot_routes():
-    """The hot route looks handlers up in the app's own table when an error happens, not at create_app."""
+@pytest.mark.parametrize("plain", [False, True], ids=["async handler", "plain function"])
+def test_an_exception_handler_added_after_create_app_also_answers_for_hot_routes(plain):
+    """The hot route looks handlers up in the app's own table when an error happens, not at create_app, and
+    calls a plain function as Starlette does (in the thread pool)."""
+    from fastapi.responses import JSONResponse
+
     settings = GatewaySettings(api_keys=[], health_interval_s=0, log_level="warning")
     app = create_app(ProxyBackend(["http://127.0.0.1:9/v1"], settings), settings)
 
-    @app.exception_handler(GatewayError)
-    async def teapot(request, exc):
-        from fastapi.responses import JSONResponse
-
+    def teapot(request, exc):
         return JSONResponse({"mine": exc.message}, status_code=418)
+
+    async def async_teapot(request, exc):
+        return teapot(request, exc)
+
+    app.add_exception_handler(GatewayError, teapot if plain else async_teapot)
 
     with start_gateway(app=app) as gw:
         response = httpx.post(gw.url + "/v1/chat/completions", json=CHAT, timeout=30)

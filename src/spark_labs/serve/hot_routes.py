@@ -23,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette._utils import is_async_callable
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -57,7 +59,9 @@ class HotRoute:
             handler = self._handler(exc)
             if handler is None:
                 raise  # as before: Starlette's outermost middleware answers 500 and the server logs it
-            response = await handler(request, exc)
+            # As Starlette calls them: a plain function runs in the thread pool.
+            response = await (handler(request, exc) if is_async_callable(handler)
+                              else run_in_threadpool(handler, request, exc))
         await response(scope, receive, send)
 
     def _validated(self, body: bytes, content_type: str | None):
