@@ -19,6 +19,12 @@ response. Two rules keep that from becoming a failed request: a connection idle 
 (4 s, under those timeouts) is closed instead of reused, and a *reused* connection that fails before a
 single byte of the answer arrived is replaced by a new one and the request sent again, once (the server
 never read it: it closed the connection as idle). A new connection that fails is an error as before.
+
+Expiring idle connections means a burst that follows a few quiet seconds pays a TCP handshake per request
+before its first upstream write. A pool made with ``keep_warm_s`` (the gateway's) re-dials instead: a
+connection nearing ``idle_expiry_s`` is replaced by a fresh one, as long as the pool served a request in the
+last ``keep_warm_s`` seconds, so it keeps as many connections ready as the last busy moment used. Never while
+requests are in flight: a connect then would only delay them (the connection expires instead, as before).
 """
 
 from __future__ import annotations
@@ -105,7 +111,7 @@ class Pool:
     for how idle ones are expired and stale ones replaced)."""
 
     def __init__(self, url: str, size: int, connect_timeout_s: float | None = None,
-                 idle_expiry_s: float = IDLE_EXPIRY_S):
+                 idle_expiry_s: float = IDLE_EXPIRY_S, keep_warm_s: float = 0.0):
         parts = urlsplit(url)
         if parts.scheme != "http":
             raise ValueError(f"{url}: the benchmark client speaks plain http:// only")
@@ -117,6 +123,10 @@ class Pool:
         self.connections_opened = 0  # how many TCP handshakes this pool paid for
         self.connect_timeout_s = connect_timeout_s
         self.idle_expiry_s = idle_expiry_s
+        self.keep_warm_s = keep_warm_s
+        self.last_request = 0.0  # monotonic time of the last request sent
+        self.in_use = 0  # requests holding a slot
+        self._warmer: asyncio.Task | None = None
 
     async def _open(self):
         self.connections_opened += 1
@@ -140,6 +150,34 @@ class Pool:
 
     def _keep(self, conn) -> None:
         self._idle.append((*conn, time.monotonic()))
+        if self.keep_warm_s and self._warmer is None:
+            self._warmer = asyncio.get_running_loop().create_task(self._keep_warm())
+
+    async def _keep_warm(self) -> None:
+        """Replace the oldest idle connection shortly before it expires, while the pool is in use."""
+        try:
+            while self._idle:
+                since, now = self._idle[0][2], time.monotonic()
+                if now - since >= self.idle_expiry_s:  # not replaced in time: expired, as without warming
+                    self._idle.popleft()[1].close()
+                    continue
+                if (wait := since + 0.9 * self.idle_expiry_s - now) > 0:
+                    await asyncio.sleep(wait)
+                    continue  # a request may have taken it meanwhile
+                if now - self.last_request >= self.keep_warm_s:
+                    return  # quiet for long enough: let the rest expire
+                if self.in_use:  # a connect now would delay requests being served: look again shortly
+                    await asyncio.sleep(0.05)
+                    continue
+                _, old, _ = self._idle.popleft()
+                try:
+                    self._keep(await self._open())
+                finally:
+                    old.close()
+        except (OSError, HTTPError):
+            pass  # the upstream is gone: the next request meets (and reports) that itself
+        finally:
+            self._warmer = None
 
     async def preconnect(self, n: int) -> None:
         """Open ``n`` idle connections now, so a burst of requests does not pay for TCP handshakes."""
@@ -153,6 +191,8 @@ class Pool:
         return _Exchange(self, method, path, body, headers or {})
 
     async def close(self) -> None:
+        if self._warmer is not None:
+            self._warmer.cancel()
         for _, writer, _ in self._idle:
             writer.close()
         self._idle.clear()
@@ -177,6 +217,8 @@ class _Exchange:
         """Send the request and read the status line and headers (for callers that cannot use ``async with``)."""
         pool = self.pool
         await pool._slots.acquire()
+        pool.in_use += 1
+        pool.last_request = time.monotonic()
         try:
             payload = json.dumps(self.body).encode() if self.body is not None else b""
             head = [f"{self.method} {pool.prefix}{self.path} HTTP/1.1", f"Host: {pool.host}:{pool.port}",
@@ -231,4 +273,5 @@ class _Exchange:
             else:
                 self.conn[1].close()
             self.conn = None
+        self.pool.in_use -= 1
         self.pool._slots.release()

@@ -140,3 +140,101 @@ def test_connections_idle_longer_than_the_expiry_are_not_reused():
         return pool.connections_opened
 
     assert asyncio.run(go()) == 2
+
+
+async def _counting_server():
+    """A keep-alive server answering OK to every request; it records when each connection was accepted and,
+    per request, which connection carried it."""
+    accepted: list[float] = []
+    requests: list[int] = []
+
+    async def handle(reader, writer):
+        accepted.append(asyncio.get_running_loop().time())
+        number = len(accepted) - 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                requests.append(number)
+                if head.startswith(b"GET /slow "):
+                    await asyncio.sleep(0.6)
+                writer.write(OK)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", accepted, requests
+
+
+async def _burst(pool: Pool, n: int, path: str = "/") -> None:
+    async def one():
+        async with pool.request("GET", path) as response:
+            await response.read()
+    await asyncio.gather(*(one() for _ in range(n)))
+
+
+def test_a_warm_pool_redials_idle_connections_so_a_burst_after_a_pause_needs_no_handshake():
+    async def go():
+        server, url, accepted, requests = await _counting_server()
+        pool = Pool(url, 4, idle_expiry_s=0.2, keep_warm_s=5)
+        try:
+            await _burst(pool, 3)
+            await asyncio.sleep(0.5)  # longer than the expiry: the first three connections are gone
+            second_burst = asyncio.get_running_loop().time()
+            await _burst(pool, 3)
+        finally:
+            await pool.close()
+            server.close()
+        carriers = requests[3:]
+        return carriers, [accepted[c] < second_burst for c in carriers], set(carriers) & set(requests[:3])
+
+    carriers, opened_before, reused_stale = asyncio.run(go())
+    assert len(carriers) == 3
+    assert all(opened_before), "the second burst opened connections of its own"
+    assert not reused_stale, "an expired connection was handed out"
+
+
+def test_a_warm_pool_stops_redialling_after_keep_warm_s_of_quiet_and_when_the_upstream_goes_away():
+    async def go():
+        server, url, accepted, _ = await _counting_server()
+        pool = Pool(url, 2, idle_expiry_s=0.1, keep_warm_s=0.3)
+        try:
+            await _burst(pool, 2)
+            await asyncio.sleep(0.8)
+            quiet = len(accepted)
+            await asyncio.sleep(0.4)
+            still_quiet = len(accepted) == quiet and pool._warmer is None
+
+            await _burst(pool, 1)  # busy again, then the upstream stops listening
+            server.close()  # the listening socket: re-dials are refused from now on
+            await asyncio.sleep(0.3)
+            stopped = pool._warmer is None
+        finally:
+            await pool.close()
+        return quiet, still_quiet, stopped
+
+    quiet, still_quiet, stopped = asyncio.run(go())
+    assert 2 < quiet <= 2 + 2 * 4, "re-dialled while in use, a bounded number of times"
+    assert still_quiet
+    assert stopped
+
+
+def test_a_warm_pool_does_not_redial_while_requests_are_in_flight():
+    """A connect competes with the requests being served; an idle connection expires instead, as without warming."""
+    async def go():
+        server, url, accepted, _ = await _counting_server()
+        pool = Pool(url, 4, idle_expiry_s=0.2, keep_warm_s=5)
+        try:
+            await _burst(pool, 2)  # two idle connections
+            await _burst(pool, 1, "/slow")  # one of them busy for 0.6 s, while the other ages past the expiry
+            during = len(accepted)
+            await asyncio.sleep(0.3)  # quiet again: the one left idle is re-dialled before it expires
+            after = len(accepted)
+        finally:
+            await pool.close()
+            server.close()
+        return during, after
+
+    during, after = asyncio.run(go())
+    assert during == 2, "re-dialled while a request was in flight"
+    assert after > during

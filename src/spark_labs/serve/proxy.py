@@ -132,8 +132,9 @@ class ProxyBackend:
 
     def _pool(self, upstream: Upstream) -> Pool:
         if upstream.name not in self.pools:
-            self.pools[upstream.name] = Pool(upstream.base_url, self.settings.max_in_flight,
-                                             self.settings.upstream_connect_timeout_s)
+            s = self.settings
+            self.pools[upstream.name] = Pool(upstream.base_url, s.max_in_flight, s.upstream_connect_timeout_s,
+                                             keep_warm_s=s.upstream_keep_warm_s)
         return self.pools[upstream.name]
 
     async def _open(self, request: GenerationRequest, outcome: Outcome):

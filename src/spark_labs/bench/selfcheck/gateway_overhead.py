@@ -62,9 +62,10 @@ def _pin(pid: int, cores: set[int]) -> None:
 
 
 @contextlib.contextmanager
-def own_core(gateway_pid: int, upstream_pids: tuple[int, ...] = ()):
-    """Pin the gateway to the last core and this process and the upstream (with its children) to the rest;
-    put every affinity back afterwards."""
+def own_core(gateway_pid: int | tuple[int, ...], upstream_pids: tuple[int, ...] = ()):
+    """Pin the gateway (or several, taking turns) to the last core and this process and the upstream (with its
+    children) to the rest; put every affinity back afterwards."""
+    gateways = (gateway_pid,) if isinstance(gateway_pid, int) else gateway_pid
     cores = sorted(os.sched_getaffinity(0))
     pids = [os.getpid()]
     for pid in upstream_pids:
@@ -72,10 +73,10 @@ def own_core(gateway_pid: int, upstream_pids: tuple[int, ...] = ()):
             pids += [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
     before: dict[int, set[int]] = {}
     try:
-        for pid in [*pids, gateway_pid]:
+        for pid in [*pids, *gateways]:
             with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
                 before[pid] = os.sched_getaffinity(pid)
-                _pin(pid, {cores[-1]} if pid == gateway_pid else set(cores[:-1]))
+                _pin(pid, {cores[-1]} if pid in gateways else set(cores[:-1]))
         yield
     finally:
         for pid, cores_before in before.items():
