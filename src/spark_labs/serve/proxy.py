@@ -194,7 +194,8 @@ class ProxyBackend:
                            code="no_healthy_upstream", retry_after=self.settings.breaker_cooldown_s)
 
     async def _lines(self, response) -> AsyncIterator[str]:
-        """The response's lines, each awaited at most ``upstream_first_byte_timeout_s`` (TimeoutError)."""
+        """The response's non-blank lines (SSE's blank line after each event carries nothing the stream needs),
+        each awaited at most ``upstream_first_byte_timeout_s`` (TimeoutError)."""
         lines = response.lines()
         with _ReadWatchdog(self.settings.upstream_first_byte_timeout_s) as watchdog:
             while True:
@@ -206,7 +207,8 @@ class ProxyBackend:
                     return
                 finally:
                     watchdog.idle()
-                yield raw.decode()
+                if raw:
+                    yield raw.decode()
 
     async def stream(self, request: GenerationRequest, outcome: Outcome) -> AsyncIterator[Piece]:
         upstream, exchange, response = await self._open(request, outcome)
