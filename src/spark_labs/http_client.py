@@ -30,6 +30,7 @@ requests are in flight: a connect then would only delay them (the connection exp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -191,8 +192,10 @@ class Pool:
         return _Exchange(self, method, path, body, headers or {})
 
     async def close(self) -> None:
-        if self._warmer is not None:
-            self._warmer.cancel()
+        if (warmer := self._warmer) is not None:
+            warmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warmer  # a connect it had under way is closed, not left to the loop's shutdown
         for _, writer, _ in self._idle:
             writer.close()
         self._idle.clear()

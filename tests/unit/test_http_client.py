@@ -238,3 +238,15 @@ def test_a_warm_pool_does_not_redial_while_requests_are_in_flight():
     during, after = asyncio.run(go())
     assert during == 2, "re-dialled while a request was in flight"
     assert after > during
+
+
+def test_the_gateway_keeps_upstream_connections_warm_only_when_told():
+    from spark_labs.serve.proxy import ProxyBackend
+    from spark_labs.serve.settings import GatewaySettings
+
+    def pool(**settings):
+        backend = ProxyBackend(["http://127.0.0.1:9/v1"], GatewaySettings(**settings))
+        return backend._pool(backend.pool.upstreams[0])
+
+    assert pool().keep_warm_s == 0
+    assert pool(upstream_keep_warm_s=60).keep_warm_s == 60

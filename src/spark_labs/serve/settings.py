@@ -61,8 +61,10 @@ class GatewaySettings(BaseSettings):
     max_messages: int = Field(256, ge=1, description="most messages in one chat request")
     # --- upstream behaviour
     upstream_connect_timeout_s: float = Field(5.0, gt=0, description="TCP connect timeout per upstream try")
-    upstream_keep_warm_s: float = Field(60.0, ge=0, description="re-dial idle upstream connections before they "
-                                        "expire, for this long after the last request; 0 = let them expire")
+    upstream_keep_warm_s: float = Field(0.0, ge=0, description="re-dial idle upstream connections before they "
+                                        "expire, for this long after the last request; 0 = let them expire "
+                                        "(off by default: a thread-per-connection upstream holds a thread for "
+                                        "each idle connection)")
     upstream_first_byte_timeout_s: float = Field(60.0, gt=0,
                                                  description="wait for the first byte / between bytes (504)")
     upstream_total_timeout_s: float = Field(600.0, gt=0, description="longest whole upstream request (504)")
