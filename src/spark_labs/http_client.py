@@ -192,6 +192,7 @@ class Pool:
         return _Exchange(self, method, path, body, headers or {})
 
     async def close(self) -> None:
+        self.keep_warm_s = 0.0  # an exchange that ends after this must not start a warmer again
         if (warmer := self._warmer) is not None:
             warmer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
